@@ -1,0 +1,448 @@
+//! The [`Store`] port on SQLite. Row mapping lives here and nowhere else.
+
+use super::db::Db;
+use crate::auth::SecretHash;
+use crate::domain::rules;
+use crate::domain::{
+    Admin, AdminId, AdminLoad, Delivery, Domain, Email, Org, OrgId, PagePosition, PageRequest,
+    Response, ResponseId, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+};
+use crate::error::StoreError;
+use crate::ports::{Store, StoreResult};
+use async_trait::async_trait;
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+use std::str::FromStr;
+use std::sync::Arc;
+
+pub struct SqliteStore {
+    db: Arc<Db>,
+}
+
+impl SqliteStore {
+    pub fn new(db: Arc<Db>) -> Self {
+        Self { db }
+    }
+}
+
+fn parse<T: FromStr>(s: String, idx: usize) -> rusqlite::Result<T> {
+    s.parse().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            format!("bad value {s:?}").into(),
+        )
+    })
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+const ORG_COLS: &str = "id, name, domain, created_at";
+
+fn org_from_row(r: &Row) -> rusqlite::Result<Org> {
+    Ok(Org {
+        id: parse(r.get(0)?, 0)?,
+        name: r.get(1)?,
+        domain: Domain::from_trusted(r.get(2)?),
+        created_at: ts(r.get(3)?),
+    })
+}
+
+const ADMIN_COLS: &str = "id, org_id, first_name, last_name, email, available, created_at";
+
+fn admin_from_row(r: &Row) -> rusqlite::Result<Admin> {
+    Ok(Admin {
+        id: parse(r.get(0)?, 0)?,
+        org_id: parse(r.get(1)?, 1)?,
+        first_name: r.get(2)?,
+        last_name: r.get(3)?,
+        email: Email::from_trusted(r.get(4)?),
+        available: r.get(5)?,
+        created_at: ts(r.get(6)?),
+    })
+}
+
+pub(super) const TICKET_COLS: &str = "id, org_id, title, description, added_by, admin_id, status, created_at, \
+     updated_at, responded_at, closed_at, auto_close_at, version";
+
+fn ticket_from_row(r: &Row) -> rusqlite::Result<Ticket> {
+    Ok(Ticket {
+        id: parse(r.get(0)?, 0)?,
+        org_id: parse(r.get(1)?, 1)?,
+        title: r.get(2)?,
+        description: r.get(3)?,
+        added_by: Email::from_trusted(r.get(4)?),
+        admin_id: r
+            .get::<_, Option<String>>(5)?
+            .map(|s| parse(s, 5))
+            .transpose()?,
+        status: parse(r.get(6)?, 6)?,
+        created_at: ts(r.get(7)?),
+        updated_at: ts(r.get(8)?),
+        responded_at: r.get::<_, Option<i64>>(9)?.map(ts),
+        closed_at: r.get::<_, Option<i64>>(10)?.map(ts),
+        auto_close_at: r.get::<_, Option<i64>>(11)?.map(ts),
+        version: r.get(12)?,
+    })
+}
+
+const RESPONSE_COLS: &str =
+    "id, ticket_id, admin_id, message, created_at, delivery_state, delivery_detail, delivery_at";
+
+fn response_from_row(r: &Row) -> rusqlite::Result<Response> {
+    let state: String = r.get(5)?;
+    let detail: Option<String> = r.get(6)?;
+    let at = ts(r.get::<_, Option<i64>>(7)?.unwrap_or_default());
+    let delivery = match state.as_str() {
+        "sent" => Delivery::Sent {
+            message_id: detail.unwrap_or_default(),
+            at,
+        },
+        "failed" => Delivery::Failed {
+            reason: detail.unwrap_or_default(),
+            at,
+        },
+        _ => Delivery::Pending,
+    };
+    Ok(Response {
+        id: parse(r.get(0)?, 0)?,
+        ticket_id: parse(r.get(1)?, 1)?,
+        admin_id: parse(r.get(2)?, 2)?,
+        message: r.get(3)?,
+        created_at: ts(r.get(4)?),
+        delivery,
+    })
+}
+
+fn delivery_columns(d: &Delivery) -> (&'static str, Option<&str>, Option<i64>) {
+    match d {
+        Delivery::Pending => ("pending", None, None),
+        Delivery::Sent { message_id, at } => ("sent", Some(message_id), Some(at.millis())),
+        Delivery::Failed { reason, at } => ("failed", Some(reason), Some(at.millis())),
+    }
+}
+
+fn ticket_params(t: &Ticket) -> [Value; 13] {
+    [
+        t.id.to_string().into(),
+        t.org_id.to_string().into(),
+        t.title.clone().into(),
+        t.description.clone().into(),
+        t.added_by.as_str().to_owned().into(),
+        t.admin_id.map(|a| a.to_string()).into(),
+        t.status.as_str().to_owned().into(),
+        t.created_at.millis().into(),
+        t.updated_at.millis().into(),
+        t.responded_at.map(|x| x.millis()).into(),
+        t.closed_at.map(|x| x.millis()).into(),
+        t.auto_close_at.map(|x| x.millis()).into(),
+        t.version.into(),
+    ]
+}
+
+fn apply_load_changes(
+    tx: &Transaction,
+    before: Option<&Ticket>,
+    after: &Ticket,
+) -> rusqlite::Result<()> {
+    for (admin, delta) in rules::load_changes(before, after) {
+        tx.execute(
+            "UPDATE admins SET open_tickets = open_tickets + ?1 WHERE id = ?2",
+            params![delta, admin.to_string()],
+        )?;
+    }
+    Ok(())
+}
+
+/// The version-checked ticket write shared by updates, responses and the close job.
+fn write_ticket(tx: &Transaction, before: &Ticket, after: &Ticket) -> Result<(), StoreError> {
+    let set: Vec<String> = TICKET_COLS
+        .split(", ")
+        .enumerate()
+        .skip(1)
+        .map(|(i, col)| format!("{col} = ?{}", i + 1))
+        .collect();
+    let sql = format!(
+        "UPDATE tickets SET {} WHERE id = ?1 AND version = ?14",
+        set.join(", ")
+    );
+    let mut values = ticket_params(after).to_vec();
+    values.push(before.version.into());
+    let changed = tx.execute(&sql, rusqlite::params_from_iter(values))?;
+    if changed == 0 {
+        return Err(StoreError::Conflict("ticket version changed".into()));
+    }
+    apply_load_changes(tx, Some(before), after)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_org(&self, org: &Org, secret: &SecretHash) -> StoreResult<()> {
+        let (org, secret) = (org.clone(), secret.0.clone());
+        self.db
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO orgs (id, name, domain, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![org.id.to_string(), org.name, org.domain.as_str(), secret, org.created_at.millis()],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn org_by_secret(&self, secret: &SecretHash) -> StoreResult<Option<Org>> {
+        let secret = secret.0.clone();
+        self.db
+            .read(move |c| {
+                Ok(c.query_row(
+                    &format!("SELECT {ORG_COLS} FROM orgs WHERE secret_hash = ?1"),
+                    [secret],
+                    org_from_row,
+                )
+                .optional()?)
+            })
+            .await
+    }
+
+    async fn create_admin(&self, admin: &Admin, password_hash: &str) -> StoreResult<()> {
+        let (a, hash) = (admin.clone(), password_hash.to_owned());
+        self.db
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO admins (id, org_id, first_name, last_name, email, password_hash, available, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        a.id.to_string(),
+                        a.org_id.to_string(),
+                        a.first_name,
+                        a.last_name,
+                        a.email.as_str(),
+                        hash,
+                        a.available,
+                        a.created_at.millis()
+                    ],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn admin_credentials(&self, email: &Email) -> StoreResult<Option<(Admin, String)>> {
+        let email = email.as_str().to_owned();
+        self.db
+            .read(move |c| {
+                Ok(c.query_row(
+                    &format!("SELECT {ADMIN_COLS}, password_hash FROM admins WHERE email = ?1"),
+                    [email],
+                    |r| Ok((admin_from_row(r)?, r.get(7)?)),
+                )
+                .optional()?)
+            })
+            .await
+    }
+
+    async fn admin(&self, id: AdminId) -> StoreResult<Option<Admin>> {
+        self.db
+            .read(move |c| {
+                Ok(c.query_row(
+                    &format!("SELECT {ADMIN_COLS} FROM admins WHERE id = ?1"),
+                    [id.to_string()],
+                    admin_from_row,
+                )
+                .optional()?)
+            })
+            .await
+    }
+
+    async fn admin_by_email(&self, email: &Email) -> StoreResult<Option<Admin>> {
+        let email = email.as_str().to_owned();
+        self.db
+            .read(move |c| {
+                Ok(c.query_row(
+                    &format!("SELECT {ADMIN_COLS} FROM admins WHERE email = ?1"),
+                    [email],
+                    admin_from_row,
+                )
+                .optional()?)
+            })
+            .await
+    }
+
+    async fn create_ticket(&self, ticket: &Ticket) -> StoreResult<Ticket> {
+        let mut ticket = ticket.clone();
+        self.db
+            .write(move |tx| {
+                let loads = {
+                    let mut stmt = tx.prepare_cached(
+                        "SELECT id, available, open_tickets, last_assigned_at FROM admins WHERE org_id = ?1",
+                    )?;
+                    stmt.query_map([ticket.org_id.to_string()], |r| {
+                        Ok(AdminLoad {
+                            admin_id: parse(r.get(0)?, 0)?,
+                            available: r.get(1)?,
+                            open_tickets: r.get(2)?,
+                            last_assigned_at: r.get::<_, Option<i64>>(3)?.map(ts),
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+                };
+                ticket.admin_id = rules::choose_assignee(&loads);
+                tx.prepare_cached(&format!(
+                    "INSERT INTO tickets ({TICKET_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                ))?
+                .execute(rusqlite::params_from_iter(ticket_params(&ticket)))?;
+                apply_load_changes(tx, None, &ticket)?;
+                if let Some(admin) = ticket.admin_id {
+                    tx.execute(
+                        "UPDATE admins SET last_assigned_at = ?1 WHERE id = ?2",
+                        params![ticket.created_at.millis(), admin.to_string()],
+                    )?;
+                }
+                Ok(ticket)
+            })
+            .await
+    }
+
+    async fn ticket(&self, id: TicketId) -> StoreResult<Option<Ticket>> {
+        self.db
+            .read(move |c| {
+                Ok(
+                    c.prepare_cached(&format!("SELECT {TICKET_COLS} FROM tickets WHERE id = ?1"))?
+                        .query_row([id.to_string()], ticket_from_row)
+                        .optional()?,
+                )
+            })
+            .await
+    }
+
+    async fn update_ticket(&self, before: &Ticket, after: &Ticket) -> StoreResult<()> {
+        let (before, after) = (before.clone(), after.clone());
+        self.db
+            .write(move |tx| write_ticket(tx, &before, &after))
+            .await
+    }
+
+    async fn add_response(
+        &self,
+        before: &Ticket,
+        after: &Ticket,
+        response: &Response,
+    ) -> StoreResult<()> {
+        let (before, after, r) = (before.clone(), after.clone(), response.clone());
+        self.db
+            .write(move |tx| {
+                write_ticket(tx, &before, &after)?;
+                let (state, detail, at) = delivery_columns(&r.delivery);
+                tx.execute(
+                    &format!("INSERT INTO responses ({RESPONSE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                    params![
+                        r.id.to_string(),
+                        r.ticket_id.to_string(),
+                        r.admin_id.to_string(),
+                        r.message,
+                        r.created_at.millis(),
+                        state,
+                        detail,
+                        at
+                    ],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn set_delivery(
+        &self,
+        ticket: TicketId,
+        response: ResponseId,
+        delivery: &Delivery,
+    ) -> StoreResult<()> {
+        let delivery = delivery.clone();
+        self.db
+            .write(move |tx| {
+                let (state, detail, at) = delivery_columns(&delivery);
+                tx.execute(
+                    "UPDATE responses SET delivery_state = ?1, delivery_detail = ?2, delivery_at = ?3
+                     WHERE id = ?4 AND ticket_id = ?5",
+                    params![state, detail, at, response.to_string(), ticket.to_string()],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn responses(&self, ticket: TicketId) -> StoreResult<Vec<Response>> {
+        self.db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {RESPONSE_COLS} FROM responses WHERE ticket_id = ?1 ORDER BY created_at, id"
+                ))?;
+                let rows = stmt.query_map([ticket.to_string()], response_from_row)?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await
+    }
+
+    async fn list_tickets(
+        &self,
+        org: OrgId,
+        filter: &TicketFilter,
+        page: PageRequest,
+    ) -> StoreResult<TicketPage> {
+        let (sql, values) = list_query(org, filter, page);
+        let limit = page.limit;
+        self.db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(&sql)?;
+                let mut tickets = stmt
+                    .query_map(rusqlite::params_from_iter(values), ticket_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                // One extra row was read to learn whether another page exists.
+                let more = tickets.len() > limit;
+                tickets.truncate(limit);
+                let next = if more {
+                    tickets.last().map(|t| PagePosition {
+                        created_at: t.created_at,
+                        id: t.id,
+                    })
+                } else {
+                    None
+                };
+                Ok(TicketPage { tickets, next })
+            })
+            .await
+    }
+}
+
+/// The list SQL for a filter; each combination matches one `tickets_by_*` index.
+pub(super) fn list_query(
+    org: OrgId,
+    filter: &TicketFilter,
+    page: PageRequest,
+) -> (String, Vec<Value>) {
+    let mut sql = format!("SELECT {TICKET_COLS} FROM tickets WHERE org_id = ?");
+    let mut values: Vec<Value> = vec![org.to_string().into()];
+    if let Some(admin) = filter.admin_id {
+        sql.push_str(" AND admin_id = ?");
+        values.push(admin.to_string().into());
+    }
+    if let Some(customer) = &filter.customer {
+        sql.push_str(" AND added_by = ?");
+        values.push(customer.as_str().to_owned().into());
+    }
+    if let Some(status) = filter.status {
+        sql.push_str(" AND status = ?");
+        values.push(status.as_str().to_owned().into());
+    }
+    if let Some(after) = page.after {
+        sql.push_str(" AND (created_at, id) < (?, ?)");
+        values.push(after.created_at.millis().into());
+        values.push(after.id.to_string().into());
+    }
+    sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
+    values.push(i64::try_from(page.limit + 1).unwrap_or(i64::MAX).into());
+    (sql, values)
+}

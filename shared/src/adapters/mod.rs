@@ -1,0 +1,4 @@
+//! Implementations of the ports.
+
+#[cfg(feature = "embedded")]
+pub mod embedded;

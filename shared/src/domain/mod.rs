@@ -1,0 +1,13 @@
+//! The domain: entities, values and rules. No I/O here.
+
+pub mod duration;
+mod ids;
+mod model;
+pub mod rules;
+mod time;
+mod values;
+
+pub use ids::{AdminId, OrgId, ResponseId, TicketId};
+pub use model::*;
+pub use time::Timestamp;
+pub use values::{Domain, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_NAME, MAX_TITLE, text};

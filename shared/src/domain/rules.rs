@@ -1,0 +1,302 @@
+//! The rules of the ticket lifecycle, as plain functions over plain values.
+
+use super::ids::{AdminId, TicketId};
+use super::model::{AdminLoad, CloseJob, Status, Ticket};
+use super::time::Timestamp;
+use std::time::Duration;
+
+/// What a change does to the ticket's pending auto-close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoClose {
+    Unchanged,
+    Schedule(CloseJob),
+    Cancel(TicketId),
+}
+
+/// Moves `ticket` to `to`, keeping the timestamps honest:
+/// entering CLOSED sets `closedAt`, leaving it clears it; entering RESPONDED
+/// (or responding again) stamps `respondedAt` and (re)schedules the auto-close,
+/// leaving RESPONDED cancels it.
+pub fn set_status(
+    ticket: &mut Ticket,
+    to: Status,
+    now: Timestamp,
+    auto_close_after: Duration,
+) -> AutoClose {
+    let from = ticket.status;
+    if from == to {
+        return AutoClose::Unchanged;
+    }
+    enter(ticket, to, now, auto_close_after)
+}
+
+/// A response always restamps `respondedAt`: the customer gets the full delay
+/// to answer the newest message.
+pub fn record_response(
+    ticket: &mut Ticket,
+    now: Timestamp,
+    auto_close_after: Duration,
+) -> AutoClose {
+    enter(ticket, Status::Responded, now, auto_close_after)
+}
+
+fn enter(ticket: &mut Ticket, to: Status, now: Timestamp, auto_close_after: Duration) -> AutoClose {
+    let from = ticket.status;
+    ticket.status = to;
+    ticket.updated_at = now;
+    if to == Status::Closed && from != Status::Closed {
+        ticket.closed_at = Some(now);
+    }
+    if to != Status::Closed {
+        ticket.closed_at = None;
+    }
+    if to == Status::Responded {
+        let due_at = now.plus(auto_close_after);
+        ticket.responded_at = Some(now);
+        ticket.auto_close_at = Some(due_at);
+        return AutoClose::Schedule(CloseJob {
+            ticket_id: ticket.id,
+            responded_at: now,
+            due_at,
+        });
+    }
+    ticket.auto_close_at = None;
+    if from == Status::Responded {
+        AutoClose::Cancel(ticket.id)
+    } else {
+        AutoClose::Unchanged
+    }
+}
+
+/// Whether a close job may still close `ticket`: only the RESPONDED ticket of
+/// the response it was scheduled for. Anything else means the ticket moved on.
+pub fn close_job_applies(ticket: &Ticket, job: &CloseJob) -> bool {
+    ticket.status == Status::Responded && ticket.responded_at == Some(job.responded_at)
+}
+
+/// The admin a new ticket goes to: among available admins, the fewest
+/// non-closed tickets; ties go to the one assigned least recently (never
+/// assigned counts as longest ago), then to the lower id for determinism.
+pub fn choose_assignee(admins: &[AdminLoad]) -> Option<AdminId> {
+    admins
+        .iter()
+        .filter(|a| a.available)
+        .min_by_key(|a| (a.open_tickets, a.last_assigned_at, a.admin_id))
+        .map(|a| a.admin_id)
+}
+
+/// How a write changes each admin's count of non-closed tickets. Both stores
+/// apply these in the same transaction as the ticket write.
+pub fn load_changes(before: Option<&Ticket>, after: &Ticket) -> Vec<(AdminId, i64)> {
+    let counted = |t: &Ticket| t.admin_id.filter(|_| t.status != Status::Closed);
+    let old = before.and_then(counted);
+    let new = counted(after);
+    match (old, new) {
+        (a, b) if a == b => vec![],
+        (Some(a), Some(b)) => vec![(a, -1), (b, 1)],
+        (Some(a), None) => vec![(a, -1)],
+        (None, Some(b)) => vec![(b, 1)],
+        (None, None) => vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Email, OrgId};
+
+    const DELAY: Duration = Duration::from_secs(30 * 86_400);
+
+    fn ticket(status: Status) -> Ticket {
+        let t0 = Timestamp::from_millis(1_000);
+        Ticket {
+            id: TicketId::new(),
+            org_id: OrgId::new(),
+            title: "t".into(),
+            description: "d".into(),
+            added_by: Email::from_trusted("c@x.io".into()),
+            admin_id: Some(AdminId::new()),
+            status,
+            created_at: t0,
+            updated_at: t0,
+            responded_at: None,
+            closed_at: None,
+            auto_close_at: None,
+            version: 1,
+        }
+    }
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    #[test]
+    fn entering_responded_stamps_and_schedules_auto_close() {
+        let mut t = ticket(Status::Open);
+        let effect = set_status(&mut t, Status::Responded, at(5_000), DELAY);
+        assert_eq!(t.responded_at, Some(at(5_000)));
+        assert_eq!(t.auto_close_at, Some(at(5_000).plus(DELAY)));
+        assert_eq!(t.updated_at, at(5_000));
+        assert_eq!(
+            effect,
+            AutoClose::Schedule(CloseJob {
+                ticket_id: t.id,
+                responded_at: at(5_000),
+                due_at: at(5_000).plus(DELAY)
+            })
+        );
+    }
+
+    #[test]
+    fn leaving_responded_cancels_auto_close_but_keeps_responded_at() {
+        let mut t = ticket(Status::Open);
+        set_status(&mut t, Status::Responded, at(5_000), DELAY);
+        assert_eq!(
+            set_status(&mut t, Status::Open, at(6_000), DELAY),
+            AutoClose::Cancel(t.id)
+        );
+        assert_eq!(t.auto_close_at, None);
+        assert_eq!(t.responded_at, Some(at(5_000)));
+    }
+
+    #[test]
+    fn entering_closed_sets_closed_at_and_leaving_clears_it() {
+        let mut t = ticket(Status::Open);
+        assert_eq!(
+            set_status(&mut t, Status::Closed, at(7_000), DELAY),
+            AutoClose::Unchanged
+        );
+        assert_eq!(t.closed_at, Some(at(7_000)));
+        set_status(&mut t, Status::Open, at(8_000), DELAY);
+        assert_eq!(t.closed_at, None);
+    }
+
+    #[test]
+    fn closing_a_responded_ticket_cancels_its_auto_close() {
+        let mut t = ticket(Status::Open);
+        set_status(&mut t, Status::Responded, at(5_000), DELAY);
+        assert_eq!(
+            set_status(&mut t, Status::Closed, at(9_000), DELAY),
+            AutoClose::Cancel(t.id)
+        );
+        assert_eq!((t.closed_at, t.auto_close_at), (Some(at(9_000)), None));
+    }
+
+    #[test]
+    fn reopening_to_responded_from_closed_clears_closed_at() {
+        let mut t = ticket(Status::Closed);
+        t.closed_at = Some(at(2_000));
+        set_status(&mut t, Status::Responded, at(3_000), DELAY);
+        assert_eq!(t.closed_at, None);
+        assert!(t.auto_close_at.is_some());
+    }
+
+    #[test]
+    fn setting_the_same_status_changes_nothing() {
+        let mut t = ticket(Status::Open);
+        set_status(&mut t, Status::Responded, at(5_000), DELAY);
+        let before = t.clone();
+        assert_eq!(
+            set_status(&mut t, Status::Responded, at(6_000), DELAY),
+            AutoClose::Unchanged
+        );
+        assert_eq!(t, before);
+    }
+
+    #[test]
+    fn responding_again_restamps_and_reschedules() {
+        let mut t = ticket(Status::Open);
+        record_response(&mut t, at(5_000), DELAY);
+        let effect = record_response(&mut t, at(6_000), DELAY);
+        assert_eq!(t.responded_at, Some(at(6_000)));
+        assert!(matches!(effect, AutoClose::Schedule(job) if job.responded_at == at(6_000)));
+    }
+
+    #[test]
+    fn close_job_applies_only_to_the_response_it_was_scheduled_for() {
+        let mut t = ticket(Status::Open);
+        let AutoClose::Schedule(first) = record_response(&mut t, at(5_000), DELAY) else {
+            panic!()
+        };
+        assert!(close_job_applies(&t, &first));
+        set_status(&mut t, Status::Open, at(6_000), DELAY);
+        assert!(!close_job_applies(&t, &first), "reopened ticket");
+        let AutoClose::Schedule(second) = record_response(&mut t, at(7_000), DELAY) else {
+            panic!()
+        };
+        assert!(
+            !close_job_applies(&t, &first),
+            "stale schedule after a new response"
+        );
+        assert!(close_job_applies(&t, &second));
+        set_status(&mut t, Status::Closed, at(8_000), DELAY);
+        assert!(!close_job_applies(&t, &second), "already closed");
+    }
+
+    fn load(id: u128, open: i64, last: Option<i64>, available: bool) -> AdminLoad {
+        AdminLoad {
+            admin_id: AdminId(uuid::Uuid::from_u128(id)),
+            available,
+            open_tickets: open,
+            last_assigned_at: last.map(at),
+        }
+    }
+
+    #[test]
+    fn assignment_picks_the_fewest_open_tickets() {
+        let admins = [
+            load(1, 3, Some(1), true),
+            load(2, 1, Some(9), true),
+            load(3, 2, None, true),
+        ];
+        assert_eq!(choose_assignee(&admins), Some(admins[1].admin_id));
+    }
+
+    #[test]
+    fn assignment_counts_admins_with_no_tickets() {
+        let admins = [load(1, 1, Some(1), true), load(2, 0, None, true)];
+        assert_eq!(choose_assignee(&admins), Some(admins[1].admin_id));
+    }
+
+    #[test]
+    fn assignment_ties_go_to_least_recently_assigned_never_assigned_first() {
+        let admins = [
+            load(1, 1, Some(50), true),
+            load(2, 1, Some(10), true),
+            load(3, 1, None, true),
+        ];
+        assert_eq!(choose_assignee(&admins), Some(admins[2].admin_id));
+        let admins = [load(1, 1, Some(50), true), load(2, 1, Some(10), true)];
+        assert_eq!(choose_assignee(&admins), Some(admins[1].admin_id));
+    }
+
+    #[test]
+    fn assignment_skips_unavailable_admins_and_may_find_none() {
+        let admins = [load(1, 0, None, false), load(2, 5, Some(1), true)];
+        assert_eq!(choose_assignee(&admins), Some(admins[1].admin_id));
+        assert_eq!(choose_assignee(&[load(1, 0, None, false)]), None);
+        assert_eq!(choose_assignee(&[]), None);
+    }
+
+    #[test]
+    fn load_changes_follow_assignee_and_closing() {
+        let open = ticket(Status::Open);
+        let a = open.admin_id.unwrap();
+        assert_eq!(load_changes(None, &open), vec![(a, 1)]);
+        let mut closed = open.clone();
+        closed.status = Status::Closed;
+        assert_eq!(load_changes(Some(&open), &closed), vec![(a, -1)]);
+        assert_eq!(load_changes(Some(&closed), &open), vec![(a, 1)]);
+        let mut moved = open.clone();
+        let b = AdminId::new();
+        moved.admin_id = Some(b);
+        assert_eq!(load_changes(Some(&open), &moved), vec![(a, -1), (b, 1)]);
+        let mut responded = open.clone();
+        responded.status = Status::Responded;
+        assert_eq!(load_changes(Some(&open), &responded), vec![]);
+        let mut unassigned = open.clone();
+        unassigned.admin_id = None;
+        assert_eq!(load_changes(Some(&open), &unassigned), vec![(a, -1)]);
+        assert_eq!(load_changes(Some(&closed), &moved.clone()), vec![(b, 1)]);
+    }
+}

@@ -1,0 +1,90 @@
+//! What the service needs from the outside world, in domain terms. Each storage
+//! call is servable by one key lookup or one indexed range read (a DynamoDB
+//! `GetItem`/`Query`, an SQLite index search), never a scan.
+
+use crate::auth::SecretHash;
+use crate::domain::{
+    Admin, AdminId, CloseJob, Delivery, Email, Mail, Org, PageRequest, Response, ResponseId,
+    Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+};
+use crate::error::StoreError;
+use async_trait::async_trait;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Conflict if the domain is taken.
+    async fn create_org(&self, org: &Org, secret: &SecretHash) -> StoreResult<()>;
+    async fn org_by_secret(&self, secret: &SecretHash) -> StoreResult<Option<Org>>;
+
+    /// Conflict if the email is taken (emails are unique across orgs: sign-in is by email).
+    async fn create_admin(&self, admin: &Admin, password_hash: &str) -> StoreResult<()>;
+    /// The admin and its password hash, for sign-in only.
+    async fn admin_credentials(&self, email: &Email) -> StoreResult<Option<(Admin, String)>>;
+    async fn admin(&self, id: AdminId) -> StoreResult<Option<Admin>>;
+    async fn admin_by_email(&self, email: &Email) -> StoreResult<Option<Admin>>;
+
+    /// Stores `ticket` (whose `admin_id` is ignored), assigned to the org's
+    /// least-loaded available admin (`rules::choose_assignee`); the assignee's
+    /// counters change in the same transaction. Returns the stored ticket.
+    async fn create_ticket(&self, ticket: &Ticket) -> StoreResult<Ticket>;
+    async fn ticket(&self, id: TicketId) -> StoreResult<Option<Ticket>>;
+    /// Replaces `before` with `after` if the stored version is still
+    /// `before.version` (else Conflict), adjusting admin counters by
+    /// `rules::load_changes` in the same transaction.
+    async fn update_ticket(&self, before: &Ticket, after: &Ticket) -> StoreResult<()>;
+    /// `update_ticket` and the insert of `response`, atomically.
+    async fn add_response(
+        &self,
+        before: &Ticket,
+        after: &Ticket,
+        response: &Response,
+    ) -> StoreResult<()>;
+    async fn set_delivery(
+        &self,
+        ticket: TicketId,
+        response: ResponseId,
+        delivery: &Delivery,
+    ) -> StoreResult<()>;
+    /// A ticket's responses, oldest first.
+    async fn responses(&self, ticket: TicketId) -> StoreResult<Vec<Response>>;
+    /// One page of the org's tickets matching `filter`, newest first.
+    async fn list_tickets(
+        &self,
+        org: crate::domain::OrgId,
+        filter: &TicketFilter,
+        page: PageRequest,
+    ) -> StoreResult<TicketPage>;
+}
+
+/// Sends one email; returns the provider's message id.
+#[async_trait]
+pub trait Mailer: Send + Sync + 'static {
+    async fn send(&self, mail: &Mail) -> Result<String, MailError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct MailError(pub String);
+
+/// Runs `close` for a ticket at its due time. Scheduling is an upsert keyed by
+/// ticket id; cancelling a ticket with no pending job is not an error.
+#[async_trait]
+pub trait Scheduler: Send + Sync + 'static {
+    async fn schedule_close(&self, job: &CloseJob) -> anyhow::Result<()>;
+    async fn cancel_close(&self, ticket: TicketId) -> anyhow::Result<()>;
+}
+
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
