@@ -1,1 +1,205 @@
-pub fn x() {}
+//! `ticketd`: the whole ticketing API in one process on the embedded parts
+//! (SQLite, an outbox, a local close-job runner), plus a jobs dashboard.
+
+mod dashboard;
+
+use anyhow::Context;
+use axum::Json;
+use axum::routing::get;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use ticketing::adapters::embedded::Embedded;
+use ticketing::http::{self, Endpoint};
+use ticketing::ports::SystemClock;
+use ticketing::service::{self, Service};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub const DB_FILE: &str = "ticketing.db";
+pub const JWT_SECRET_FILE: &str = "jwt-secret";
+pub const DEFAULT_MAIL_FROM: &str = "Support <support@ticketing.localhost>";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub auto_close_after: Duration,
+    /// When absent, one is generated once and kept in the data dir.
+    pub jwt_secret: Option<String>,
+    pub mail_from: String,
+    pub dashboard_token: Option<String>,
+}
+
+impl Config {
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            data_dir,
+            auto_close_after: Duration::from_secs(30 * 86_400),
+            jwt_secret: None,
+            mail_from: DEFAULT_MAIL_FROM.into(),
+            dashboard_token: None,
+        }
+    }
+}
+
+/// A running `ticketd`.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub dashboard_enabled: bool,
+    shutdown: watch::Sender<bool>,
+    http: JoinHandle<std::io::Result<()>>,
+    runner: JoinHandle<()>,
+}
+
+impl Server {
+    /// Stops accepting, lets in-flight requests finish, stops the job runner.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.wait().await
+    }
+
+    /// Waits until the server stops (after [`Server::shutdown`] or a signal).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.http.await??;
+        self.runner.await?;
+        Ok(())
+    }
+
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Opens the data dir, binds, and serves until shut down.
+pub async fn start(config: Config) -> anyhow::Result<Server> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let jwt_secret = match &config.jwt_secret {
+        Some(s) => s.clone(),
+        None => load_or_create_jwt_secret(&config.data_dir)?,
+    };
+    if jwt_secret.len() < 32 {
+        anyhow::bail!("the JWT secret must be at least 32 characters");
+    }
+    let db_path = config.data_dir.join(DB_FILE);
+    let embedded = Embedded::open(&db_path, Arc::new(SystemClock))
+        .with_context(|| format!("cannot open database {}", db_path.display()))?;
+    let service = Service::new(
+        embedded.ports(),
+        service::Config::new(
+            jwt_secret.as_bytes(),
+            config.auto_close_after,
+            config.mail_from.clone(),
+        ),
+    );
+    // The fallback hash makes unknown-email sign-ins as slow as real ones; compute it now.
+    tokio::task::spawn_blocking(ticketing::auth::password::warm_up).await?;
+
+    let dashboard_enabled = config.listen.ip().is_loopback() || config.dashboard_token.is_some();
+    let mut routes = http::routes(&Endpoint::ALL).route("/health", get(health));
+    if dashboard_enabled {
+        routes = routes.merge(dashboard::routes(dashboard::Dashboard {
+            db: embedded.db.clone(),
+            token: config.dashboard_token.clone(),
+        }));
+    }
+    let app = http::finish(routes, service.clone());
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+
+    let runner = tokio::spawn(
+        embedded
+            .job_runner()
+            .run(service, wait_for(shutdown_rx.clone())),
+    );
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(wait_for(shutdown_rx))
+            .await
+    });
+
+    let dashboard = if dashboard_enabled {
+        format!("http://{addr}/dashboard")
+    } else {
+        "off (listening beyond loopback without --dashboard-token)".into()
+    };
+    tracing::info!(
+        "ticketd listening on http://{addr}; data in {}; dashboard {dashboard}; tickets auto-close {} after a response",
+        db_path.display(),
+        ticketing::domain::duration::format_duration(config.auto_close_after),
+    );
+    Ok(Server {
+        addr,
+        dashboard_enabled,
+        shutdown,
+        http,
+        runner,
+    })
+}
+
+async fn wait_for(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Reads the JWT secret kept in the data dir, or creates it (mode 0600).
+fn load_or_create_jwt_secret(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(JWT_SECRET_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_owned()),
+        Ok(_) => anyhow::bail!(
+            "{} is empty: delete it or set TICKETING_JWT_SECRET",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let secret = ticketing::auth::generate_secret() + &ticketing::auth::generate_secret();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    use std::io::Write;
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(secret.as_bytes())?;
+    file.sync_all()?;
+    tracing::warn!(
+        "no JWT secret configured: generated one and saved it to {} (mode 0600); set TICKETING_JWT_SECRET to choose your own",
+        path.display()
+    );
+    Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_jwt_secret_is_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create_jwt_secret(dir.path()).unwrap();
+        assert!(first.len() >= 64);
+        assert_eq!(load_or_create_jwt_secret(dir.path()).unwrap(), first);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(JWT_SECRET_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

@@ -229,7 +229,7 @@ impl Service {
             version: 1,
         };
         let ticket = self.ports.store.create_ticket(&draft).await?;
-        tracing::info!(org = %org.id, ticket = %ticket.id, admin = ?ticket.admin_id.map(|a| a.to_string()), "ticket created");
+        tracing::info!(org = %org.id, ticket = %ticket.id, admin = %ticket.admin_id.map_or_else(|| "none".to_owned(), |a| a.to_string()), "ticket created");
         Ok(ticket)
     }
 

@@ -1,0 +1,167 @@
+//! The jobs dashboard (the local stand-in for the Scheduler console): close
+//! jobs and outbox mail, as HTML and as JSON.
+
+use axum::extract::{Extension, Query};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::fmt::Write;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+use ticketing::adapters::embedded::{Db, JobView, MailView, recent_jobs, recent_mail};
+use ticketing::service::Service;
+
+const SHOWN: usize = 200;
+
+pub struct Dashboard {
+    pub db: Arc<Db>,
+    /// When set, every dashboard request must carry it.
+    pub token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+pub fn routes(dashboard: Dashboard) -> Router<Service> {
+    Router::new()
+        .route("/dashboard", get(page))
+        .route("/dashboard/api/jobs", get(jobs_json))
+        .route("/dashboard/api/mail", get(mail_json))
+        .layer(Extension(Arc::new(dashboard)))
+}
+
+fn authorize(d: &Dashboard, headers: &HeaderMap, query: &TokenQuery) -> Result<(), Response> {
+    let Some(expected) = &d.token else {
+        return Ok(());
+    };
+    let given = headers
+        .get("x-dashboard-token")
+        .and_then(|v| v.to_str().ok())
+        .or(query.token.as_deref())
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ticketing::Error::Unauthorized(
+            "dashboard token required (?token= or X-Dashboard-Token)",
+        )
+        .into_response())
+    }
+}
+
+fn internal(e: anyhow::Error) -> Response {
+    ticketing::Error::Internal(e).into_response()
+}
+
+async fn jobs_json(
+    Extension(d): Extension<Arc<Dashboard>>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+) -> Result<Json<serde_json::Value>, Response> {
+    authorize(&d, &headers, &q)?;
+    let jobs = recent_jobs(&d.db, SHOWN).await.map_err(internal)?;
+    Ok(Json(serde_json::json!({ "jobs": jobs })))
+}
+
+async fn mail_json(
+    Extension(d): Extension<Arc<Dashboard>>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+) -> Result<Json<serde_json::Value>, Response> {
+    authorize(&d, &headers, &q)?;
+    let mail = recent_mail(&d.db, SHOWN).await.map_err(internal)?;
+    Ok(Json(serde_json::json!({ "mail": mail })))
+}
+
+async fn page(
+    Extension(d): Extension<Arc<Dashboard>>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+) -> Result<Response, Response> {
+    authorize(&d, &headers, &q)?;
+    let jobs = recent_jobs(&d.db, SHOWN).await.map_err(internal)?;
+    let mail = recent_mail(&d.db, SHOWN).await.map_err(internal)?;
+    Ok((StatusCode::OK, Html(render(&jobs, &mail))).into_response())
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn render(jobs: &[JobView], mail: &[MailView]) -> String {
+    let mut h = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"5\"><title>ticketd dashboard</title><style>\
+         body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;width:100%;margin-bottom:2em}\
+         th,td{border-bottom:1px solid #ddd;padding:.35em .6em;text-align:left;vertical-align:top}th{background:#f4f4f4}\
+         .pending{color:#a60}.done{color:#080}.cancelled{color:#777}.failed{color:#c00;font-weight:bold}\
+         pre{white-space:pre-wrap;margin:0;font:12px ui-monospace,monospace}</style></head><body>\
+         <h1>ticketd dashboard</h1><p>Refreshes every 5 seconds. JSON: \
+         <a href=\"/dashboard/api/jobs\">/dashboard/api/jobs</a>, <a href=\"/dashboard/api/mail\">/dashboard/api/mail</a>.</p>",
+    );
+    let count = |state: &str| jobs.iter().filter(|j| j.state == state).count();
+    let _ = write!(
+        h,
+        "<h2>Auto-close jobs</h2><p>{} pending, {} done, {} cancelled, {} failed (latest {SHOWN} shown)</p>\
+         <table><tr><th>ticket</th><th>due</th><th>state</th><th>attempts</th><th>outcome</th><th>responded at</th><th>scheduled</th></tr>",
+        count("pending"),
+        count("done"),
+        count("cancelled"),
+        count("failed")
+    );
+    for j in jobs {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&j.ticket_id),
+            j.due_at,
+            esc(&j.state),
+            esc(&j.state),
+            j.attempts,
+            esc(j.outcome.as_deref().unwrap_or("")),
+            j.responded_at,
+            j.created_at
+        );
+    }
+    if jobs.is_empty() {
+        h.push_str("<tr><td colspan=\"7\">No jobs yet: respond to a ticket to schedule its auto-close.</td></tr>");
+    }
+    let _ = write!(
+        h,
+        "</table><h2>Outbox</h2><table><tr><th>sent</th><th>to</th><th>subject</th><th>ticket</th><th>body</th></tr>"
+    );
+    for m in mail {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
+            m.created_at,
+            esc(&m.to),
+            esc(&m.subject),
+            esc(&m.ticket_id),
+            esc(&m.text)
+        );
+    }
+    if mail.is_empty() {
+        h.push_str("<tr><td colspan=\"5\">No mail yet.</td></tr>");
+    }
+    h.push_str("</table></body></html>");
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(esc("<script>\"&'"), "&lt;script&gt;&quot;&amp;&#39;");
+    }
+}

@@ -1,0 +1,76 @@
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use ticketing::domain::duration::parse_duration;
+use tracing_subscriber::EnvFilter;
+
+/// The ticketing API in one process, on SQLite, a mail outbox and a local job runner.
+#[derive(Parser, Debug)]
+#[command(name = "ticketd", version)]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "TICKETD_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Where the database and the generated JWT secret live.
+    #[arg(long, env = "TICKETD_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// How long a RESPONDED ticket waits before it closes itself (e.g. 5s, 10m, 30d).
+    #[arg(long, env = "TICKETING_AUTO_CLOSE_AFTER", default_value = "30d", value_parser = parse_duration)]
+    auto_close_after: Duration,
+    /// HS256 signing key for admin tokens (at least 32 characters). Generated and kept in the data dir if absent.
+    #[arg(long, env = "TICKETING_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Sender of response emails.
+    #[arg(long, env = "TICKETING_MAIL_FROM", default_value = ticketd::DEFAULT_MAIL_FROM)]
+    mail_from: String,
+    /// Token required by /dashboard. Without one, the dashboard is served only on loopback addresses.
+    #[arg(long, env = "TICKETD_DASHBOARD_TOKEN", hide_env_values = true)]
+    dashboard_token: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let server = ticketd::start(ticketd::Config {
+        listen: cli.listen,
+        data_dir: cli.data_dir,
+        auto_close_after: cli.auto_close_after,
+        jwt_secret: cli.jwt_secret,
+        mail_from: cli.mail_from,
+        dashboard_token: cli.dashboard_token,
+    })
+    .await?;
+    let stop = server.shutdown_handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop.send(true);
+    });
+    server.wait().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
