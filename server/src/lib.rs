@@ -19,6 +19,13 @@ use tokio::task::JoinHandle;
 
 pub const DB_FILE: &str = "ticketing.db";
 pub const JWT_SECRET_FILE: &str = "jwt-secret";
+/// Routes `ticketd` serves beside the API endpoints (all GET).
+pub const EXTRA_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/dashboard"),
+    ("GET", "/dashboard/api/jobs"),
+    ("GET", "/dashboard/api/mail"),
+];
 pub const DEFAULT_MAIL_FROM: &str = "Support <support@ticketing.localhost>";
 
 #[derive(Debug, Clone)]

@@ -1,1 +1,58 @@
+//! Test harness: an "adapter set" starts the whole API over a real socket on
+//! some set of adapters; the contract cases run unchanged against each.
 
+pub mod client;
+mod embedded;
+
+pub use client::{Reply, TestApp};
+pub use embedded::EmbeddedSet;
+
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// Known to the tests so they can forge tokens (expired, tampered...).
+pub const JWT_SECRET: &str = "contract-tests-jwt-secret-0123456789abcdef";
+
+#[derive(Debug, Clone)]
+pub struct TestConfig {
+    pub auto_close_after: Duration,
+}
+
+impl Default for TestConfig {
+    fn default() -> Self {
+        Self {
+            auto_close_after: Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
+/// A mail as the customer would receive it.
+#[derive(Debug, Clone)]
+pub struct SentMail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+}
+
+#[async_trait]
+pub trait AdapterSet: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    async fn start(&self, config: TestConfig) -> anyhow::Result<Box<dyn Deployment>>;
+}
+
+/// One running deployment of the API.
+#[async_trait]
+pub trait Deployment: Send + Sync {
+    fn base_url(&self) -> String;
+    /// Mails delivered to `to`, oldest first.
+    async fn mails_to(&self, to: &str) -> anyhow::Result<Vec<SentMail>>;
+    /// Stops everything (as a crash or deploy would), waits `downtime`, starts
+    /// again on the same storage.
+    async fn restart(&mut self, downtime: Duration) -> anyhow::Result<()>;
+    async fn stop(self: Box<Self>) -> anyhow::Result<()>;
+}
+
+/// A name no other test (or earlier run against shared storage) has used.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}

@@ -130,9 +130,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                 let detail = text
                     .strip_prefix("Failed to deserialize query string: ")
                     .unwrap_or(&text);
-                match backticked(detail, "unknown field `") {
-                    Some(name) => Error::invalid(name, "is not a known query parameter"),
-                    None => Error::invalid("query", detail.to_owned()),
+                // axum reports "<parameter>: <problem>".
+                match detail.split_once(": ") {
+                    Some((_, problem)) if problem.starts_with("unknown field `") => {
+                        let name = backticked(problem, "unknown field `").unwrap_or("query");
+                        Error::invalid(name, "is not a known query parameter")
+                    }
+                    Some((name, problem)) if !name.contains(' ') => {
+                        Error::invalid(name, problem.to_owned())
+                    }
+                    _ => Error::invalid("query", detail.to_owned()),
                 }
             })
     }

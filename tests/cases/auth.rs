@@ -1,0 +1,257 @@
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jsonwebtoken::{EncodingKey, Header, encode};
+use reqwest::Method;
+use serde_json::{Value, json};
+use ticketing_tests::client::{PASSWORD, customer};
+use ticketing_tests::{AdapterSet, JWT_SECRET, TestApp, TestConfig, unique};
+
+/// Every endpoint that takes a JWT, with a valid body for it.
+pub fn jwt_endpoints(ticket: &str) -> Vec<(Method, String, Option<Value>)> {
+    vec![
+        (Method::GET, format!("/tickets/{ticket}"), None),
+        (Method::GET, "/tickets".into(), None),
+        (
+            Method::POST,
+            format!("/tickets/{ticket}"),
+            Some(json!({"title": "changed"})),
+        ),
+        (
+            Method::POST,
+            format!("/tickets/{ticket}/change_status"),
+            Some(json!({"status": "CLOSED"})),
+        ),
+        (
+            Method::POST,
+            format!("/tickets/{ticket}/respond"),
+            Some(json!({"message": "hello"})),
+        ),
+    ]
+}
+
+pub async fn call_with_token(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: &Option<Value>,
+    authorization: Option<&str>,
+) -> ticketing_tests::Reply {
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(a) = authorization {
+        headers.push(("authorization", a));
+    }
+    app.raw(
+        method,
+        path,
+        &headers,
+        body.as_ref().map(|b| b.to_string().into_bytes()),
+    )
+    .await
+}
+
+/// The org secret works in `X-Api-Key` or the body; missing or wrong, it is a 401.
+pub async fn org_secret_accepted_in_header_or_body_and_rejected_otherwise(set: &dyn AdapterSet) {
+    let app = TestApp::start(set, TestConfig::default()).await;
+    let org = app.new_org().await;
+    let ticket = json!({"title": "t", "description": "d", "addedBy": customer()});
+    let body = ticket.to_string().into_bytes();
+    let header_ok = app
+        .raw(
+            Method::POST,
+            "/tickets",
+            &[
+                ("content-type", "application/json"),
+                ("x-api-key", &org.secret),
+            ],
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(header_ok.status, 201, "{}", header_ok.body);
+    let mut with_secret = ticket.clone();
+    with_secret["secret"] = json!(org.secret);
+    app.post("/tickets", None, with_secret).await.expect(201);
+
+    app.post("/tickets", None, ticket.clone())
+        .await
+        .expect_error(401, "unauthorized", None);
+    let mut wrong = ticket.clone();
+    wrong["secret"] = json!("x".repeat(48));
+    app.post("/tickets", None, wrong)
+        .await
+        .expect_error(401, "unauthorized", None);
+    let wrong_header = app
+        .raw(
+            Method::POST,
+            "/tickets",
+            &[("content-type", "application/json"), ("x-api-key", "nope")],
+            Some(body),
+        )
+        .await;
+    wrong_header.expect_error(401, "unauthorized", None);
+    let admin = json!({"firstName": "A", "lastName": "B", "email": format!("{}@x.io", unique("a")), "password": PASSWORD});
+    app.post("/auth/admin/signup", None, admin.clone())
+        .await
+        .expect_error(401, "unauthorized", None);
+    let mut admin_wrong = admin;
+    admin_wrong["secret"] = json!("wrong");
+    app.post("/auth/admin/signup", None, admin_wrong)
+        .await
+        .expect_error(401, "unauthorized", None);
+    app.stop().await;
+}
+
+/// A taken domain or admin email is a 409, whatever its letter case.
+pub async fn duplicate_domain_and_email_are_conflicts(set: &dyn AdapterSet) {
+    let app = TestApp::start(set, TestConfig::default()).await;
+    let org = app.new_org().await;
+    app.post(
+        "/auth/org/signup",
+        None,
+        json!({"name": "Copycat", "domain": org.domain.to_uppercase()}),
+    )
+    .await
+    .expect_error(409, "conflict", None);
+    let admin = app.new_admin(&org).await;
+    let other = app.new_org().await;
+    app.post(
+        "/auth/admin/signup",
+        None,
+        json!({"firstName": "A", "lastName": "B", "email": admin.email.to_uppercase(), "password": PASSWORD, "secret": other.secret}),
+    )
+    .await
+    .expect_error(409, "conflict", None);
+    app.stop().await;
+}
+
+/// Wrong password and unknown email get the same 401; a password outside 8..128 is refused at signup.
+pub async fn signin_rejects_wrong_password_and_unknown_email_alike(set: &dyn AdapterSet) {
+    let app = TestApp::start(set, TestConfig::default()).await;
+    let org = app.new_org().await;
+    let admin = app.new_admin(&org).await;
+    let wrong = app.signin(&admin.email, "wrong password").await;
+    let unknown = app
+        .signin(&format!("{}@x.io", unique("ghost")), PASSWORD)
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.body, unknown.body, "no hint which part was wrong");
+    let ok = app
+        .signin(&admin.email.to_uppercase(), PASSWORD)
+        .await
+        .expect(200);
+    assert!(ok["jwt"].as_str().unwrap().split('.').count() == 3);
+    assert!(ok["expiresAt"].is_string());
+    app.signin(&admin.email, &"p".repeat(5000))
+        .await
+        .expect_error(401, "unauthorized", None);
+    for password in ["short", &"p".repeat(129)] {
+        app.post(
+            "/auth/admin/signup",
+            None,
+            json!({"firstName": "A", "lastName": "B", "email": format!("{}@x.io", unique("a")), "password": password, "secret": org.secret}),
+        )
+        .await
+        .expect_error(400, "invalid_request", Some("password"));
+    }
+    app.stop().await;
+}
+
+fn forge(claims: Value, key: &[u8]) -> String {
+    encode(&Header::default(), &claims, &EncodingKey::from_secret(key)).unwrap()
+}
+
+/// No token, garbage, `alg: none`, a wrong key, an expired token, a tampered
+/// payload or a wrong scheme: 401 on every JWT endpoint, and nothing changes.
+pub async fn bad_tokens_are_unauthorized_on_every_jwt_endpoint(set: &dyn AdapterSet) {
+    let app = TestApp::start(set, TestConfig::default()).await;
+    let org = app.new_org().await;
+    let admin = app.new_admin(&org).await;
+    let ticket = app.new_ticket(&org, &customer()).await;
+    let id = ticket["id"].as_str().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"sub": admin.id, "org": org.id, "iat": now, "exp": now + 3600});
+    let none_header = B64.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    let payload = B64.encode(claims.to_string());
+    let (h, _, s) = {
+        let parts: Vec<&str> = admin.jwt.split('.').collect();
+        (
+            parts[0].to_owned(),
+            parts[1].to_owned(),
+            parts[2].to_owned(),
+        )
+    };
+    let other_org = json!({"sub": admin.id, "org": unique(""), "iat": now, "exp": now + 3600});
+    let bad: Vec<Option<String>> = vec![
+        None,
+        Some("Bearer".into()),
+        Some("Bearer garbage".into()),
+        Some(format!("Basic {}", admin.jwt)),
+        Some(format!("Bearer {none_header}.{payload}.")),
+        Some(format!(
+            "Bearer {}",
+            forge(claims.clone(), b"not-the-server-key-not-the-server-key")
+        )),
+        Some(format!(
+            "Bearer {}",
+            forge(
+                json!({"sub": admin.id, "org": org.id, "iat": now - 80_000, "exp": now - 3600}),
+                JWT_SECRET.as_bytes()
+            )
+        )),
+        Some(format!(
+            "Bearer {h}.{}.{s}",
+            B64.encode(other_org.to_string())
+        )),
+        Some(format!("Bearer {}x", admin.jwt)),
+    ];
+    for (method, path, body) in jwt_endpoints(id) {
+        for auth in &bad {
+            let r = call_with_token(&app, method.clone(), &path, &body, auth.as_deref()).await;
+            assert_eq!(r.status, 401, "{method} {path} with {auth:?}: {}", r.body);
+            assert_eq!(r.body["error"]["code"], "unauthorized");
+            assert!(r.body.get("tickets").is_none() && r.body.get("id").is_none());
+        }
+    }
+    let unchanged = app.ticket(&admin.jwt, id).await;
+    assert_eq!(unchanged["version"], ticket["version"]);
+    assert_eq!(unchanged["title"], ticket["title"]);
+    app.stop().await;
+}
+
+/// No response anywhere carries a password, a hash, or (after signup) the org secret.
+pub async fn passwords_hashes_and_secrets_are_never_returned(set: &dyn AdapterSet) {
+    let app = TestApp::start(set, TestConfig::default()).await;
+    let org = app.new_org().await;
+    let email = format!("{}@{}", unique("admin"), org.domain);
+    let admin = app
+        .post(
+            "/auth/admin/signup",
+            None,
+            json!({"firstName": "A", "lastName": "B", "email": email, "password": PASSWORD, "secret": org.secret}),
+        )
+        .await
+        .expect(201);
+    let jwt = app.signin(&email, PASSWORD).await.expect(200)["jwt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t = app.new_ticket(&org, &customer()).await;
+    let id = t["id"].as_str().unwrap();
+    let r = app
+        .post(
+            &format!("/tickets/{id}/respond"),
+            Some(&jwt),
+            json!({"message": "m"}),
+        )
+        .await
+        .expect(201);
+    let list = app.get("/tickets", Some(&jwt)).await.expect(200);
+    let one = app.ticket(&jwt, id).await;
+    for body in [&admin, &t, &r, &list, &one] {
+        let text = body.to_string();
+        assert!(!text.contains(PASSWORD), "{text}");
+        assert!(!text.contains("$argon2"), "{text}");
+        assert!(!text.contains(&org.secret), "{text}");
+        assert!(!text.to_lowercase().contains("password"), "{text}");
+    }
+    app.stop().await;
+}

@@ -1,0 +1,15 @@
+//! The contract cases, each generic over the adapter set.
+
+mod auth;
+mod errors;
+mod lifecycle;
+mod lists;
+mod tenancy;
+mod walkthrough;
+
+pub use auth::*;
+pub use errors::*;
+pub use lifecycle::*;
+pub use lists::*;
+pub use tenancy::*;
+pub use walkthrough::*;

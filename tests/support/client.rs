@@ -1,0 +1,235 @@
+//! A small HTTP client for the contract, with the seed flow's steps as helpers.
+
+use super::{AdapterSet, Deployment, SentMail, TestConfig, unique};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+pub struct TestApp {
+    pub deployment: Box<dyn Deployment>,
+    http: reqwest::Client,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// Asserts the status, showing the body when it is wrong.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self.body
+    }
+
+    /// Asserts a JSON error with this status and code, naming `field` if given.
+    #[track_caller]
+    pub fn expect_error(self, status: u16, code: &str, field: Option<&str>) {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        assert_eq!(self.body["error"]["code"], code, "{}", self.body);
+        assert!(
+            self.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.body
+        );
+        if let Some(field) = field {
+            assert_eq!(self.body["error"]["field"], field, "{}", self.body);
+        }
+    }
+}
+
+/// An org with its secret, as a client product holds it.
+#[derive(Debug, Clone)]
+pub struct OrgHandle {
+    pub id: String,
+    pub domain: String,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminHandle {
+    pub id: String,
+    pub email: String,
+    pub jwt: String,
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+impl TestApp {
+    pub async fn start(set: &dyn AdapterSet, config: TestConfig) -> Self {
+        let deployment = set.start(config).await.expect("adapter set starts");
+        Self {
+            deployment,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn stop(self) {
+        self.deployment.stop().await.expect("clean stop");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.deployment.base_url())
+    }
+
+    /// Sends a raw request: any method, headers and body bytes.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let mut req = self.http.request(method, self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.expect("request reaches the server");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body is readable");
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "status {status}: body is not JSON: {:?}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, auth: Option<&str>, body: Value) -> Reply {
+        let bearer = auth.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(b) = &bearer {
+            headers.push(("authorization", b));
+        }
+        self.raw(
+            Method::POST,
+            path,
+            &headers,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str, auth: Option<&str>) -> Reply {
+        let bearer = auth.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .iter()
+            .map(|b| ("authorization", b.as_str()))
+            .collect();
+        self.raw(Method::GET, path, &headers, None).await
+    }
+
+    pub async fn mails_to(&self, to: &str) -> Vec<SentMail> {
+        self.deployment
+            .mails_to(to)
+            .await
+            .expect("mail is readable")
+    }
+
+    pub async fn new_org(&self) -> OrgHandle {
+        let domain = format!("{}.example.com", unique("org"));
+        let body = self
+            .post(
+                "/auth/org/signup",
+                None,
+                json!({"name": "Growfin", "domain": domain}),
+            )
+            .await
+            .expect(201);
+        OrgHandle {
+            id: body["id"].as_str().unwrap().into(),
+            domain,
+            secret: body["secret"].as_str().unwrap().into(),
+        }
+    }
+
+    /// Signs up an admin of `org` and signs it in.
+    pub async fn new_admin(&self, org: &OrgHandle) -> AdminHandle {
+        let email = format!("{}@{}", unique("admin"), org.domain);
+        let admin = self
+            .post(
+                "/auth/admin/signup",
+                None,
+                json!({"firstName": "Ada", "lastName": "Admin", "email": email, "password": PASSWORD, "secret": org.secret}),
+            )
+            .await
+            .expect(201);
+        let jwt = self.signin(&email, PASSWORD).await.expect(200)["jwt"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        AdminHandle {
+            id: admin["id"].as_str().unwrap().into(),
+            email,
+            jwt,
+        }
+    }
+
+    pub async fn signin(&self, email: &str, password: &str) -> Reply {
+        self.post(
+            "/auth/admin/signin",
+            None,
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn new_ticket(&self, org: &OrgHandle, customer: &str) -> Value {
+        self.post(
+            "/tickets",
+            None,
+            json!({"title": "Invoice total is wrong", "description": "The March invoice adds up to 0.", "addedBy": customer, "secret": org.secret}),
+        )
+        .await
+        .expect(201)
+    }
+
+    pub async fn ticket(&self, jwt: &str, id: &str) -> Value {
+        self.get(&format!("/tickets/{id}"), Some(jwt))
+            .await
+            .expect(200)
+    }
+
+    /// Polls `id` until `done` holds, for at most `timeout`.
+    pub async fn wait_for_ticket(
+        &self,
+        jwt: &str,
+        id: &str,
+        timeout: std::time::Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let t = self.ticket(jwt, id).await;
+            if done(&t) || tokio::time::Instant::now() >= deadline {
+                return t;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+pub fn customer() -> String {
+    format!("{}@customer.example.org", unique("cust"))
+}

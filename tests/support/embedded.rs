@@ -1,0 +1,88 @@
+//! The embedded adapter set: `ticketd` in-process on a fresh data dir.
+
+use super::{AdapterSet, Deployment, JWT_SECRET, SentMail, TestConfig};
+use async_trait::async_trait;
+use std::time::Duration;
+use tempfile::TempDir;
+
+pub struct EmbeddedSet;
+
+struct Running {
+    _dir: TempDir,
+    config: ticketd::Config,
+    server: Option<ticketd::Server>,
+    base_url: String,
+    http: reqwest::Client,
+}
+
+#[async_trait]
+impl AdapterSet for EmbeddedSet {
+    fn name(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn start(&self, test: TestConfig) -> anyhow::Result<Box<dyn Deployment>> {
+        let dir = tempfile::tempdir()?;
+        let mut config = ticketd::Config::new("127.0.0.1:0".parse()?, dir.path().join("data"));
+        config.auto_close_after = test.auto_close_after;
+        config.jwt_secret = Some(JWT_SECRET.into());
+        let server = ticketd::start(config.clone()).await?;
+        Ok(Box::new(Running {
+            base_url: format!("http://{}", server.addr),
+            server: Some(server),
+            _dir: dir,
+            config,
+            http: reqwest::Client::new(),
+        }))
+    }
+}
+
+#[async_trait]
+impl Deployment for Running {
+    fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    async fn mails_to(&self, to: &str) -> anyhow::Result<Vec<SentMail>> {
+        let body: serde_json::Value = self
+            .http
+            .get(format!("{}/dashboard/api/mail", self.base_url))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let mut mails: Vec<SentMail> = body["mail"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m["to"] == to)
+            .map(|m| SentMail {
+                to: m["to"].as_str().unwrap_or_default().into(),
+                subject: m["subject"].as_str().unwrap_or_default().into(),
+                text: m["text"].as_str().unwrap_or_default().into(),
+            })
+            .collect();
+        mails.reverse();
+        Ok(mails)
+    }
+
+    async fn restart(&mut self, downtime: Duration) -> anyhow::Result<()> {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await?;
+        }
+        tokio::time::sleep(downtime).await;
+        let server = ticketd::start(self.config.clone()).await?;
+        self.base_url = format!("http://{}", server.addr);
+        self.server = Some(server);
+        Ok(())
+    }
+
+    async fn stop(mut self: Box<Self>) -> anyhow::Result<()> {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await?;
+        }
+        Ok(())
+    }
+}
