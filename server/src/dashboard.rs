@@ -1,16 +1,18 @@
 //! The jobs dashboard (the local stand-in for the Scheduler console): close
 //! jobs and outbox mail, as HTML and as JSON.
 
-use axum::extract::{Extension, Query};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::extract::Extension;
+use axum::http::HeaderMap;
+use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use std::fmt::Write;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use ticketing::Error;
 use ticketing::adapters::embedded::{Db, JobView, MailView, recent_jobs, recent_mail};
+use ticketing::http::extract::ApiQuery;
 use ticketing::service::Service;
 
 const SHOWN: usize = 200;
@@ -22,6 +24,7 @@ pub struct Dashboard {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TokenQuery {
     token: Option<String>,
 }
@@ -34,7 +37,7 @@ pub fn routes(dashboard: Dashboard) -> Router<Service> {
         .layer(Extension(Arc::new(dashboard)))
 }
 
-fn authorize(d: &Dashboard, headers: &HeaderMap, query: &TokenQuery) -> Result<(), Response> {
+fn authorize(d: &Dashboard, headers: &HeaderMap, query: &TokenQuery) -> Result<(), Error> {
     let Some(expected) = &d.token else {
         return Ok(());
     };
@@ -46,46 +49,41 @@ fn authorize(d: &Dashboard, headers: &HeaderMap, query: &TokenQuery) -> Result<(
     if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
         Ok(())
     } else {
-        Err(ticketing::Error::Unauthorized(
+        Err(Error::Unauthorized(
             "dashboard token required (?token= or X-Dashboard-Token)",
-        )
-        .into_response())
+        ))
     }
-}
-
-fn internal(e: anyhow::Error) -> Response {
-    ticketing::Error::Internal(e).into_response()
 }
 
 async fn jobs_json(
     Extension(d): Extension<Arc<Dashboard>>,
     headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
-) -> Result<Json<serde_json::Value>, Response> {
+    ApiQuery(q): ApiQuery<TokenQuery>,
+) -> Result<Json<serde_json::Value>, Error> {
     authorize(&d, &headers, &q)?;
-    let jobs = recent_jobs(&d.db, SHOWN).await.map_err(internal)?;
+    let jobs = recent_jobs(&d.db, SHOWN).await.map_err(Error::Internal)?;
     Ok(Json(serde_json::json!({ "jobs": jobs })))
 }
 
 async fn mail_json(
     Extension(d): Extension<Arc<Dashboard>>,
     headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
-) -> Result<Json<serde_json::Value>, Response> {
+    ApiQuery(q): ApiQuery<TokenQuery>,
+) -> Result<Json<serde_json::Value>, Error> {
     authorize(&d, &headers, &q)?;
-    let mail = recent_mail(&d.db, SHOWN).await.map_err(internal)?;
+    let mail = recent_mail(&d.db, SHOWN).await.map_err(Error::Internal)?;
     Ok(Json(serde_json::json!({ "mail": mail })))
 }
 
 async fn page(
     Extension(d): Extension<Arc<Dashboard>>,
     headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
-) -> Result<Response, Response> {
+    ApiQuery(q): ApiQuery<TokenQuery>,
+) -> Result<Html<String>, Error> {
     authorize(&d, &headers, &q)?;
-    let jobs = recent_jobs(&d.db, SHOWN).await.map_err(internal)?;
-    let mail = recent_mail(&d.db, SHOWN).await.map_err(internal)?;
-    Ok((StatusCode::OK, Html(render(&jobs, &mail))).into_response())
+    let jobs = recent_jobs(&d.db, SHOWN).await.map_err(Error::Internal)?;
+    let mail = recent_mail(&d.db, SHOWN).await.map_err(Error::Internal)?;
+    Ok(Html(render(&jobs, &mail)))
 }
 
 fn esc(s: &str) -> String {

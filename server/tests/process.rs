@@ -1,0 +1,314 @@
+//! `ticketd` as users run it: a real process, real signals, `kill -9`.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Ticketd {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Ticketd {
+    fn spawn(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn_on("127.0.0.1:0", data_dir, extra)
+    }
+
+    fn spawn_on(listen: &str, data_dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ticketd"))
+            .args(["--listen", listen, "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "debug")
+            .env("NO_COLOR", "1")
+            .env_remove("TICKETING_JWT_SECRET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ticketd starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let (log, tx) = (log.clone(), tx.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let _ = tx.send(rest.split(';').next().unwrap().to_owned());
+                    }
+                    log.lock().unwrap().push_str(&line);
+                    log.lock().unwrap().push('\n');
+                }
+            });
+        }
+        drop(tx);
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no start-up line; log:\n{}", log.lock().unwrap()));
+        Self {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "ticketd did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Ticketd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn call(
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(method, format!("{base}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request reaches ticketd");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+const PASSWORD: &str = "a long admin password";
+
+/// The seed flow, returning (secret, jwt, ticket ids).
+async fn walkthrough(base: &str, tickets: usize) -> (String, String, Vec<String>) {
+    use reqwest::Method;
+    let (s, org) = call(
+        base,
+        Method::POST,
+        "/auth/org/signup",
+        &[],
+        Some(json!({"name": "Growfin", "domain": "growfin.ai"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{org}");
+    let secret = org["secret"].as_str().unwrap().to_owned();
+    let (s, _) = call(
+        base,
+        Method::POST,
+        "/auth/admin/signup",
+        &[("x-api-key", &secret)],
+        Some(json!({"firstName": "Ana", "lastName": "Lee", "email": "ana@growfin.ai", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, signin) = call(
+        base,
+        Method::POST,
+        "/auth/admin/signin",
+        &[],
+        Some(json!({"email": "ana@growfin.ai", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let jwt = signin["jwt"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for i in 0..tickets {
+        let (s, t) = call(
+            base,
+            Method::POST,
+            "/tickets",
+            &[],
+            Some(json!({"title": format!("ticket {i}"), "description": "d", "addedBy": "cust@example.org", "secret": secret})),
+        )
+        .await;
+        assert_eq!(s, 201);
+        ids.push(t["id"].as_str().unwrap().to_owned());
+    }
+    let bearer = format!("Bearer {jwt}");
+    let (s, _) = call(
+        base,
+        Method::POST,
+        &format!("/tickets/{}/respond", ids[0]),
+        &[("authorization", &bearer)],
+        Some(json!({"message": "answer"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    (secret, jwt, ids)
+}
+
+/// Acknowledged writes survive `kill -9`, and a close job that fell due while
+/// the process was dead runs after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9_and_due_jobs_run_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Ticketd::spawn(dir.path(), &["--auto-close-after", "1s"]);
+    let (_, jwt, ids) = walkthrough(&first.base, 5).await;
+    first.signal("-KILL");
+    first.wait_exit(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1200));
+
+    let second = Ticketd::spawn(dir.path(), &["--auto-close-after", "1s"]);
+    let bearer = format!("Bearer {jwt}");
+    for id in &ids {
+        let (s, t) = call(
+            &second.base,
+            reqwest::Method::GET,
+            &format!("/tickets/{id}"),
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "ticket {id} lost: {t}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let closed = loop {
+        let (_, t) = call(
+            &second.base,
+            reqwest::Method::GET,
+            &format!("/tickets/{}", ids[0]),
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await;
+        if t["status"] == "CLOSED" || Instant::now() > deadline {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(closed["status"], "CLOSED", "{closed}");
+    assert_eq!(closed["responses"][0]["message"], "answer");
+}
+
+/// SIGTERM and SIGINT stop the server cleanly with exit code 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_and_sigint_shut_down_gracefully() {
+    for sig in ["-TERM", "-INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Ticketd::spawn(dir.path(), &[]);
+        let (s, body) = call(&d.base, reqwest::Method::GET, "/health", &[], None).await;
+        assert_eq!((s, body), (200, json!({"status": "ok"})));
+        d.signal(sig);
+        let status = d.wait_exit(Duration::from_secs(10));
+        assert!(status.success(), "{sig}: {status:?}\n{}", d.log());
+        assert!(d.log().contains("stopped"), "{}", d.log());
+    }
+}
+
+/// Logs of a full walkthrough, at debug level, hold no secret, password, hash or JWT,
+/// and every request line carries a request id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_never_contain_secrets_passwords_hashes_or_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Ticketd::spawn(dir.path(), &[]);
+    let (secret, jwt, _) = walkthrough(&d.base, 2).await;
+    // A failed sign-in too.
+    call(
+        &d.base,
+        reqwest::Method::POST,
+        "/auth/admin/signin",
+        &[],
+        Some(json!({"email": "ana@growfin.ai", "password": "wrong password"})),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = d.log();
+    let jwt_secret = std::fs::read_to_string(dir.path().join("jwt-secret")).unwrap();
+    for needle in [
+        secret.as_str(),
+        jwt.as_str(),
+        PASSWORD,
+        "wrong password",
+        "$argon2",
+        jwt_secret.trim(),
+    ] {
+        assert!(!log.contains(needle), "log leaks {needle:?}:\n{log}");
+    }
+    assert!(log.contains("request{id="), "{log}");
+    assert!(log.contains("generated one and saved it to"), "{log}");
+}
+
+/// On a non-loopback address the dashboard needs a token, or is off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_needs_a_token_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Ticketd::spawn(dir.path(), &[]);
+    let (s, page) = call(&local.base, reqwest::Method::GET, "/dashboard", &[], None).await;
+    assert_eq!(s, 200);
+    assert!(page.as_str().unwrap().contains("Auto-close jobs"));
+    drop(local);
+
+    for (extra, without, with) in [
+        (vec![], 404, 404),
+        (vec!["--dashboard-token", "let-me-in"], 401, 200),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        // Bound on all interfaces, but only ever called over loopback.
+        let d = Ticketd::spawn_on("0.0.0.0:0", dir.path(), &extra);
+        let port = d.base.rsplit(':').next().unwrap().to_owned();
+        let base = format!("http://127.0.0.1:{port}");
+        let (s, _) = call(
+            &base,
+            reqwest::Method::GET,
+            "/dashboard/api/jobs",
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(s, without);
+        let (s, _) = call(
+            &base,
+            reqwest::Method::GET,
+            "/dashboard/api/jobs?token=let-me-in",
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(s, with);
+        let (s, _) = call(
+            &base,
+            reqwest::Method::GET,
+            "/dashboard",
+            &[("x-dashboard-token", "let-me-in")],
+            None,
+        )
+        .await;
+        assert_eq!(s, with);
+    }
+}
