@@ -312,3 +312,41 @@ async fn dashboard_needs_a_token_beyond_loopback() {
         assert_eq!(s, with);
     }
 }
+
+/// The README's curl walkthrough, pasted into bash against a fresh `ticketd`, works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_walkthrough_runs_as_pasted() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = readme
+        .split("## Walkthrough")
+        .nth(1)
+        .expect("a Walkthrough section");
+    let script = section
+        .split("```bash\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("a bash block");
+    let dir = tempfile::tempdir().unwrap();
+    let d = Ticketd::spawn(dir.path(), &[]);
+    let base = d.base.clone();
+    let script = script.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .env("BASE", base)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "walkthrough failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"status\":\"CLOSED\""), "{stdout}");
+    assert!(stdout.contains("Re: Invoice 3 is wrong"), "{stdout}");
+}
