@@ -34,6 +34,9 @@ macro_rules! contract_suite {
             case!(only_the_latest_response_schedule_closes_the_ticket);
             case!(data_and_due_jobs_survive_a_restart);
             case!(passwords_hashes_and_secrets_are_never_returned);
+            case!(concurrent_creates_are_assigned_evenly_with_exact_counts);
+            case!(concurrent_updates_are_applied_or_conflict_never_lost);
+            case!(concurrent_signups_with_one_domain_or_email_create_exactly_one);
         }
     };
 }

@@ -1,6 +1,7 @@
 //! The contract cases, each generic over the adapter set.
 
 mod auth;
+mod concurrency;
 mod errors;
 mod lifecycle;
 mod lists;
@@ -8,6 +9,7 @@ mod tenancy;
 mod walkthrough;
 
 pub use auth::*;
+pub use concurrency::*;
 pub use errors::*;
 pub use lifecycle::*;
 pub use lists::*;

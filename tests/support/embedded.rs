@@ -68,6 +68,19 @@ impl Deployment for Running {
         Ok(mails)
     }
 
+    async fn open_ticket_counts(
+        &self,
+        org_id: &str,
+    ) -> anyhow::Result<std::collections::HashMap<String, i64>> {
+        let conn = rusqlite::Connection::open_with_flags(
+            self.config.data_dir.join(ticketd::DB_FILE),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        let mut stmt = conn.prepare("SELECT id, open_tickets FROM admins WHERE org_id = ?1")?;
+        let rows = stmt.query_map([org_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     async fn restart(&mut self, downtime: Duration) -> anyhow::Result<()> {
         if let Some(server) = self.server.take() {
             server.shutdown().await?;

@@ -46,6 +46,11 @@ pub trait Deployment: Send + Sync {
     fn base_url(&self) -> String;
     /// Mails delivered to `to`, oldest first.
     async fn mails_to(&self, to: &str) -> anyhow::Result<Vec<SentMail>>;
+    /// Each admin's stored count of non-closed tickets, as assignment sees it.
+    async fn open_ticket_counts(
+        &self,
+        org_id: &str,
+    ) -> anyhow::Result<std::collections::HashMap<String, i64>>;
     /// Stops everything (as a crash or deploy would), waits `downtime`, starts
     /// again on the same storage.
     async fn restart(&mut self, downtime: Duration) -> anyhow::Result<()>;
