@@ -22,7 +22,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_admin(&self, admin: &Admin, password_hash: &str) -> StoreResult<()>;
     /// The admin and its password hash, for sign-in only.
     async fn admin_credentials(&self, email: &Email) -> StoreResult<Option<(Admin, String)>>;
-    async fn admin(&self, id: AdminId) -> StoreResult<Option<Admin>>;
+    /// The admin `id` if it belongs to `org`.
+    async fn admin(&self, org: crate::domain::OrgId, id: AdminId) -> StoreResult<Option<Admin>>;
     async fn admin_by_email(&self, email: &Email) -> StoreResult<Option<Admin>>;
 
     /// Stores `ticket` (whose `admin_id` is ignored), assigned to the org's

@@ -1,4 +1,6 @@
 //! Implementations of the ports.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(feature = "embedded")]
 pub mod embedded;

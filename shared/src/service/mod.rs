@@ -309,9 +309,14 @@ impl Service {
             ));
         }
         if let Some(Some(admin_id)) = patch.admin_id {
-            match self.ports.store.admin(admin_id).await? {
-                Some(a) if a.org_id == claims.org => {}
-                _ => return Err(Error::invalid("adminId", "is not an admin of your org")),
+            if self
+                .ports
+                .store
+                .admin(claims.org, admin_id)
+                .await?
+                .is_none()
+            {
+                return Err(Error::invalid("adminId", "is not an admin of your org"));
             }
         }
 

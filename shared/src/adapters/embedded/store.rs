@@ -244,12 +244,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn admin(&self, id: AdminId) -> StoreResult<Option<Admin>> {
+    async fn admin(&self, org: OrgId, id: AdminId) -> StoreResult<Option<Admin>> {
         self.db
             .read(move |c| {
                 Ok(c.query_row(
-                    &format!("SELECT {ADMIN_COLS} FROM admins WHERE id = ?1"),
-                    [id.to_string()],
+                    &format!("SELECT {ADMIN_COLS} FROM admins WHERE id = ?1 AND org_id = ?2"),
+                    [id.to_string(), org.to_string()],
                     admin_from_row,
                 )
                 .optional()?)

@@ -1,0 +1,127 @@
+//! Creates the table and schedule group when they are missing (and asks SES to
+//! verify the sender): what `ticketd --backend aws --create-aws-resources` and
+//! the tests do against a fresh moto. In a real account, template.yaml does this.
+
+use super::errors::is_code;
+use super::items::{GSK, LIST_INDEXES, PK, SK};
+use super::{AwsAdapters, AwsSettings};
+use anyhow::Context;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType,
+};
+
+pub async fn create_missing_resources(aws: &AwsAdapters, settings: &AwsSettings) -> anyhow::Result<()> {
+    create_table(&aws.dynamo, &settings.table).await?;
+    match aws.schedules.get_schedule_group().name(&settings.schedule_group).send().await {
+        Ok(_) => {}
+        Err(e) if is_code(&e, "ResourceNotFoundException") => {
+            aws.schedules
+                .create_schedule_group()
+                .name(&settings.schedule_group)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("CreateScheduleGroup: {}", DisplayErrorContext(&e)))?;
+            tracing::info!(group = %settings.schedule_group, "created schedule group");
+        }
+        Err(e) => anyhow::bail!("GetScheduleGroup: {}", DisplayErrorContext(&e)),
+    }
+    let sender = sender_address(&settings.mail_from);
+    let attrs = aws
+        .ses
+        .get_identity_verification_attributes()
+        .identities(sender)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("GetIdentityVerificationAttributes: {}", DisplayErrorContext(&e)))?;
+    let verified = attrs
+        .verification_attributes()
+        .get(sender)
+        .is_some_and(|a| a.verification_status().as_str() == "Success");
+    if !verified {
+        aws.ses
+            .verify_email_identity()
+            .email_address(sender)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("VerifyEmailIdentity: {}", DisplayErrorContext(&e)))?;
+        tracing::warn!(sender, "asked SES to verify the sender; mail fails until the address is confirmed");
+    }
+    Ok(())
+}
+
+/// `support@x.io` from `Support <support@x.io>`.
+pub fn sender_address(from: &str) -> &str {
+    match (from.find('<'), from.rfind('>')) {
+        (Some(a), Some(b)) if a < b => from[a + 1..b].trim(),
+        _ => from.trim(),
+    }
+}
+
+async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<()> {
+    match client.describe_table().table_name(table).send().await {
+        Ok(_) => return Ok(()),
+        Err(e) if is_code(&e, "ResourceNotFoundException") => {}
+        Err(e) => anyhow::bail!("DescribeTable {table}: {}", DisplayErrorContext(&e)),
+    }
+    let string_attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("complete attribute")
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("complete key")
+    };
+    let mut create = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(string_attr(PK))
+        .attribute_definitions(string_attr(SK))
+        .attribute_definitions(string_attr(GSK))
+        .key_schema(key(PK, KeyType::Hash))
+        .key_schema(key(SK, KeyType::Range));
+    for index in LIST_INDEXES {
+        create = create.attribute_definitions(string_attr(index.pk_attr)).global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index.name)
+                .key_schema(key(index.pk_attr, KeyType::Hash))
+                .key_schema(key(GSK, KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .context("index definition")?,
+        );
+    }
+    match create.send().await {
+        Ok(_) => {}
+        // Created meanwhile by someone else: fine.
+        Err(e) if is_code(&e, "ResourceInUseException") => {}
+        Err(e) => anyhow::bail!("CreateTable {table}: {}", DisplayErrorContext(&e)),
+    }
+    for _ in 0..120 {
+        let out = client.describe_table().table_name(table).send().await;
+        if out
+            .ok()
+            .and_then(|o| o.table)
+            .and_then(|t| t.table_status)
+            .is_some_and(|s| s.as_str() == "ACTIVE")
+        {
+            tracing::info!(table, "created table");
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    anyhow::bail!("table {table} did not become ACTIVE")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sender_address_strips_the_display_name() {
+        assert_eq!(super::sender_address("Support <support@x.io>"), "support@x.io");
+        assert_eq!(super::sender_address("support@x.io"), "support@x.io");
+    }
+}

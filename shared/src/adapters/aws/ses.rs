@@ -1,0 +1,63 @@
+//! The [`Mailer`] port on Amazon SES (`SendEmail`).
+
+use super::errors::is_code;
+use crate::domain::Mail;
+use crate::ports::{MailError, Mailer};
+use async_trait::async_trait;
+use aws_sdk_ses::Client;
+use aws_sdk_ses::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ses::types::{Body, Content, Destination, Message};
+
+pub struct SesMailer {
+    client: Client,
+}
+
+impl SesMailer {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn content(text: &str) -> Result<Content, MailError> {
+    Content::builder()
+        .data(text)
+        .charset("UTF-8")
+        .build()
+        .map_err(|e| MailError(format!("could not build the mail: {e}")))
+}
+
+#[async_trait]
+impl Mailer for SesMailer {
+    async fn send(&self, mail: &Mail) -> Result<String, MailError> {
+        let message = Message::builder()
+            .subject(content(&mail.subject)?)
+            .body(Body::builder().text(content(&mail.text)?).build())
+            .build();
+        let out = self
+            .client
+            .send_email()
+            .source(&mail.from)
+            .destination(Destination::builder().to_addresses(mail.to.as_str()).build())
+            .message(message)
+            .send()
+            .await
+            .map_err(|e| {
+                // The reason is shown on the ticket: SES's own words, or that it was unreachable.
+                let reason = match &e {
+                    SdkError::ServiceError(s) => format!(
+                        "{}: {}",
+                        s.err().code().unwrap_or("SesError"),
+                        s.err().message().unwrap_or("rejected")
+                    ),
+                    SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => "mail service unreachable".to_owned(),
+                    _ => "mail service error".to_owned(),
+                };
+                if !is_code(&e, "MessageRejected") {
+                    tracing::warn!(error = %aws_sdk_ses::error::DisplayErrorContext(&e), "SES send failed");
+                }
+                MailError(reason)
+            })?;
+        tracing::info!(message_id = out.message_id(), to = %mail.to, subject = %mail.subject, "mail sent with SES");
+        Ok(out.message_id().to_owned())
+    }
+}
