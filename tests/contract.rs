@@ -42,3 +42,4 @@ macro_rules! contract_suite {
 }
 
 contract_suite!(embedded, ticketing_tests::EmbeddedSet);
+contract_suite!(aws, ticketing_tests::AwsSet);

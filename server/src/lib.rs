@@ -28,8 +28,23 @@ pub const EXTRA_ROUTES: &[(&str, &str)] = &[
 ];
 pub const DEFAULT_MAIL_FROM: &str = "Support <support@ticketing.localhost>";
 
+/// Which adapter set serves the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, outbox, local job runner: the default.
+    Embedded,
+    /// DynamoDB, SES, EventBridge Scheduler (built with feature `aws`).
+    #[cfg(feature = "aws")]
+    Aws {
+        settings: ticketing::adapters::aws::AwsSettings,
+        /// Create the table and schedule group when missing (e.g. on a fresh moto).
+        create_resources: bool,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub backend: Backend,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub auto_close_after: Duration,
@@ -42,6 +57,7 @@ pub struct Config {
 impl Config {
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
         Self {
+            backend: Backend::Embedded,
             listen,
             data_dir,
             auto_close_after: Duration::from_secs(30 * 86_400),
@@ -56,6 +72,11 @@ impl Config {
 pub struct Server {
     pub addr: SocketAddr,
     pub dashboard_enabled: bool,
+    /// The service behind the routes (tests drive close jobs through it).
+    pub service: Service,
+    /// The AWS adapters, when serving on them.
+    #[cfg(feature = "aws")]
+    pub aws: Option<ticketing::adapters::aws::AwsAdapters>,
     shutdown: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     runner: JoinHandle<()>,
@@ -80,17 +101,33 @@ impl Server {
     }
 }
 
-/// Opens the data dir, binds, and serves until shut down.
+/// Opens the storage, binds, and serves until shut down.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
+    match &config.backend {
+        Backend::Embedded => start_embedded(config).await,
+        #[cfg(feature = "aws")]
+        Backend::Aws {
+            settings,
+            create_resources,
+        } => start_aws(config.clone(), settings.clone(), *create_resources).await,
+    }
+}
+
+fn check_jwt_secret(secret: &str) -> anyhow::Result<()> {
+    if secret.len() < 32 {
+        anyhow::bail!("the JWT secret must be at least 32 characters");
+    }
+    Ok(())
+}
+
+async fn start_embedded(config: Config) -> anyhow::Result<Server> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let jwt_secret = match &config.jwt_secret {
         Some(s) => s.clone(),
         None => load_or_create_jwt_secret(&config.data_dir)?,
     };
-    if jwt_secret.len() < 32 {
-        anyhow::bail!("the JWT secret must be at least 32 characters");
-    }
+    check_jwt_secret(&jwt_secret)?;
     let db_path = config.data_dir.join(DB_FILE);
     let embedded = Embedded::open(&db_path, Arc::new(SystemClock))
         .with_context(|| format!("cannot open database {}", db_path.display()))?;
@@ -102,9 +139,6 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             config.mail_from.clone(),
         ),
     );
-    // The fallback hash makes unknown-email sign-ins as slow as real ones; compute it now.
-    tokio::task::spawn_blocking(ticketing::auth::password::warm_up).await?;
-
     let dashboard_enabled = config.listen.ip().is_loopback() || config.dashboard_token.is_some();
     let mut routes = http::routes(&Endpoint::ALL).route("/health", get(health));
     if dashboard_enabled {
@@ -113,38 +147,103 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             token: config.dashboard_token.clone(),
         }));
     }
-    let app = http::finish(routes, service.clone());
+    let dashboard = if dashboard_enabled {
+        "dashboard at http://{addr}/dashboard".to_owned()
+    } else {
+        "dashboard off (listening beyond loopback without --dashboard-token)".into()
+    };
+    let runner = embedded.job_runner();
+    let storage = format!("data in {}", db_path.display());
+    serve(
+        config,
+        service,
+        routes,
+        storage,
+        dashboard,
+        move |service, stop| tokio::spawn(runner.run(service, stop)),
+    )
+    .await
+}
 
+#[cfg(feature = "aws")]
+async fn start_aws(
+    config: Config,
+    settings: ticketing::adapters::aws::AwsSettings,
+    create_resources: bool,
+) -> anyhow::Result<Server> {
+    use ticketing::adapters::aws;
+    let jwt_secret = config
+        .jwt_secret
+        .clone()
+        .context("--backend aws needs a JWT secret (--jwt-secret or TICKETING_JWT_SECRET)")?;
+    check_jwt_secret(&jwt_secret)?;
+    let adapters = aws::AwsAdapters::new(&aws::sdk_config().await, &settings);
+    if create_resources {
+        aws::create_missing_resources(&adapters, &settings).await?;
+    }
+    let service = Service::new(
+        adapters.ports(),
+        service::Config::new(
+            jwt_secret.as_bytes(),
+            config.auto_close_after,
+            settings.mail_from.clone(),
+        ),
+    );
+    let routes = http::routes(&Endpoint::ALL).route("/health", get(health));
+    let storage = format!(
+        "DynamoDB table {}, schedule group {} (schedules invoke {})",
+        settings.table, settings.schedule_group, settings.close_function_arn
+    );
+    let mut server = serve(
+        config,
+        service,
+        routes,
+        storage,
+        "no dashboard on AWS: see the Scheduler console".into(),
+        |_, stop| tokio::spawn(stop),
+    )
+    .await?;
+    server.aws = Some(adapters);
+    Ok(server)
+}
+
+/// Binds and serves `routes`, with `background` running beside the server until shutdown.
+async fn serve(
+    config: Config,
+    service: Service,
+    routes: axum::Router<Service>,
+    storage: String,
+    dashboard: String,
+    background: impl FnOnce(
+        Service,
+        std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    ) -> JoinHandle<()>,
+) -> anyhow::Result<Server> {
+    // The fallback hash makes unknown-email sign-ins as slow as real ones; compute it now.
+    tokio::task::spawn_blocking(ticketing::auth::password::warm_up).await?;
+    let app = http::finish(routes, service.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (shutdown, shutdown_rx) = watch::channel(false);
-
-    let runner = tokio::spawn(
-        embedded
-            .job_runner()
-            .run(service, wait_for(shutdown_rx.clone())),
-    );
+    let runner = background(service.clone(), Box::pin(wait_for(shutdown_rx.clone())));
     let http = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(wait_for(shutdown_rx))
             .await
     });
-
-    let dashboard = if dashboard_enabled {
-        format!("http://{addr}/dashboard")
-    } else {
-        "off (listening beyond loopback without --dashboard-token)".into()
-    };
+    let dashboard = dashboard.replace("{addr}", &addr.to_string());
     tracing::info!(
-        "ticketd listening on http://{addr}; data in {}; dashboard {dashboard}; tickets auto-close {} after a response",
-        db_path.display(),
+        "ticketd listening on http://{addr}; {storage}; {dashboard}; tickets auto-close {} after a response",
         ticketing::domain::duration::format_duration(config.auto_close_after),
     );
     Ok(Server {
         addr,
-        dashboard_enabled,
+        dashboard_enabled: dashboard.starts_with("dashboard at"),
+        service,
+        #[cfg(feature = "aws")]
+        aws: None,
         shutdown,
         http,
         runner,

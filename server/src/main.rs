@@ -9,6 +9,13 @@ use tracing_subscriber::EnvFilter;
 #[derive(Parser, Debug)]
 #[command(name = "ticketd", version)]
 struct Cli {
+    /// Adapter set: `embedded` (SQLite, outbox, local jobs) or `aws` (DynamoDB, SES,
+    /// EventBridge Scheduler; needs a build with `--features aws` and the TICKETING_* variables of template.yaml).
+    #[arg(long, env = "TICKETD_BACKEND", value_enum, default_value_t = BackendArg::Embedded)]
+    backend: BackendArg,
+    /// With `--backend aws`: create the table and schedule group when missing (e.g. on a fresh moto).
+    #[arg(long)]
+    create_aws_resources: bool,
     /// Address to listen on.
     #[arg(long, env = "TICKETD_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -29,6 +36,39 @@ struct Cli {
     dashboard_token: Option<String>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum BackendArg {
+    Embedded,
+    Aws,
+}
+
+fn backend(cli: &Cli) -> anyhow::Result<ticketd::Backend> {
+    match cli.backend {
+        BackendArg::Embedded => Ok(ticketd::Backend::Embedded),
+        #[cfg(feature = "aws")]
+        BackendArg::Aws => {
+            use ticketing::adapters::aws::AwsSettings;
+            // The sender comes from --mail-from like on the embedded backend.
+            let mail_from = cli.mail_from.clone();
+            let settings = AwsSettings::from_lookup(|k| {
+                if k == ticketing::adapters::aws::ENV_MAIL_FROM {
+                    Some(mail_from.clone())
+                } else {
+                    std::env::var(k).ok()
+                }
+            })?;
+            Ok(ticketd::Backend::Aws {
+                settings,
+                create_resources: cli.create_aws_resources,
+            })
+        }
+        #[cfg(not(feature = "aws"))]
+        BackendArg::Aws => anyhow::bail!(
+            "this ticketd was built without AWS support: run `cargo run -p ticketd --features aws -- --backend aws`"
+        ),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -38,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let server = ticketd::start(ticketd::Config {
+        backend: backend(&cli)?,
         listen: cli.listen,
         data_dir: cli.data_dir,
         auto_close_after: cli.auto_close_after,

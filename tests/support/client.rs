@@ -69,7 +69,23 @@ pub const PASSWORD: &str = "correct horse battery";
 
 impl TestApp {
     pub async fn start(set: &dyn AdapterSet, config: TestConfig) -> Self {
+        // TEST_LOG=debug shows the server's logs beside a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("TEST_LOG")
+                    .unwrap_or_else(|_| "off".into()),
+            )
+            .try_init();
         let deployment = set.start(config).await.expect("adapter set starts");
+        Self {
+            deployment,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A client for an already started deployment.
+    pub fn on(deployment: Box<dyn Deployment>) -> Self {
         Self {
             deployment,
             http: reqwest::Client::new(),

@@ -1,9 +1,11 @@
 //! Test harness: an "adapter set" starts the whole API over a real socket on
 //! some set of adapters; the contract cases run unchanged against each.
 
+mod aws;
 pub mod client;
 mod embedded;
 
+pub use aws::{AwsHandle, AwsSet, MotoSchedule, moto_endpoint};
 pub use client::{Reply, TestApp};
 pub use embedded::EmbeddedSet;
 

@@ -78,11 +78,20 @@ pub fn close_job_applies(ticket: &Ticket, job: &CloseJob) -> bool {
 /// non-closed tickets; ties go to the one assigned least recently (never
 /// assigned counts as longest ago), then to the lower id for determinism.
 pub fn choose_assignee(admins: &[AdminLoad]) -> Option<AdminId> {
-    admins
-        .iter()
-        .filter(|a| a.available)
-        .min_by_key(|a| (a.open_tickets, a.last_assigned_at, a.admin_id))
-        .map(|a| a.admin_id)
+    least_loaded(admins).first().copied()
+}
+
+/// The available admins tied for the fewest non-closed tickets, in the order
+/// [`choose_assignee`] prefers them. A store that lost a race for the first
+/// may spread concurrent creates over the others: all are equally right.
+pub fn least_loaded(admins: &[AdminLoad]) -> Vec<AdminId> {
+    let available = admins.iter().filter(|a| a.available);
+    let Some(min) = available.clone().map(|a| a.open_tickets).min() else {
+        return vec![];
+    };
+    let mut tied: Vec<&AdminLoad> = available.filter(|a| a.open_tickets == min).collect();
+    tied.sort_by_key(|a| (a.last_assigned_at, a.admin_id));
+    tied.into_iter().map(|a| a.admin_id).collect()
 }
 
 /// How a write changes each admin's count of non-closed tickets. Both stores
@@ -276,6 +285,20 @@ mod tests {
         assert_eq!(choose_assignee(&admins), Some(admins[1].admin_id));
         assert_eq!(choose_assignee(&[load(1, 0, None, false)]), None);
         assert_eq!(choose_assignee(&[]), None);
+    }
+
+    #[test]
+    fn least_loaded_lists_every_tied_admin_in_preference_order() {
+        let admins = [
+            load(1, 2, Some(5), true),
+            load(2, 1, Some(9), true),
+            load(3, 1, None, true),
+            load(4, 1, None, false),
+        ];
+        assert_eq!(
+            least_loaded(&admins),
+            vec![admins[2].admin_id, admins[1].admin_id]
+        );
     }
 
     #[test]

@@ -28,23 +28,21 @@ impl Intercept for DynamoCalls {
         "DynamoCalls"
     }
 
-    fn read_before_execution(
+    fn read_before_serialization(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        // Once per operation (retries re-enter later phases, not this one).
         if let Some(meta) = cfg.load::<Metadata>() {
-            *self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(meta.name().to_owned()).or_default() += 1;
+            *self
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(meta.name().to_owned())
+                .or_default() += 1;
         }
-        Ok(())
-    }
-
-    fn read_after_execution(
-        &self,
-        _context: &aws_sdk_dynamodb::config::interceptors::FinalizerInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
         Ok(())
     }
 }

@@ -6,8 +6,8 @@ use super::items::{self, Item, n, s};
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, Delivery, Email, Org, OrgId, PagePosition, PageRequest, Response, ResponseId, Ticket,
-    TicketFilter, TicketId, TicketPage,
+    Admin, AdminId, Delivery, Email, Org, OrgId, PagePosition, PageRequest, Response, ResponseId,
+    Ticket, TicketFilter, TicketId, TicketPage,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -20,11 +20,17 @@ use std::time::Duration;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// Creates for one org take turns within this process, so a burst does not
+    /// become a herd of conflicting transactions; across processes (Lambda
+    /// instances) the conditional counter update keeps assignment right.
+    assign_turns: Vec<tokio::sync::Mutex<()>>,
 }
 
-/// How often a ticket create retries when another create took the same
-/// admin's counter first.
-const ASSIGN_ATTEMPTS: usize = 25;
+const ASSIGN_STRIPES: usize = 64;
+
+/// How long a ticket create keeps retrying when other creates keep taking the
+/// chosen admin's counter first (a burst on one org); then it is a 503.
+const ASSIGN_BUDGET: Duration = Duration::from_secs(20);
 
 fn malformed(e: items::Malformed) -> StoreError {
     StoreError::Internal(e.into())
@@ -32,7 +38,13 @@ fn malformed(e: items::Malformed) -> StoreError {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+            assign_turns: (0..ASSIGN_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
     }
 
     fn put(&self, item: Item, condition: &str) -> Put {
@@ -60,9 +72,17 @@ impl DynamoStore {
     /// The version-checked ticket write, with the assignee counters it moves,
     /// plus any `extra` writes, all in one transaction (or one conditional put
     /// when nothing else changes).
-    async fn write_ticket(&self, before: &Ticket, after: &Ticket, extra: Vec<TransactWriteItem>) -> StoreResult<()> {
+    async fn write_ticket(
+        &self,
+        before: &Ticket,
+        after: &Ticket,
+        extra: Vec<TransactWriteItem>,
+    ) -> StoreResult<()> {
         let (condition, values) = ticket_guard(before);
-        let names = HashMap::from([("#v".to_owned(), "version".to_owned()), ("#st".to_owned(), "status".to_owned())]);
+        let names = HashMap::from([
+            ("#v".to_owned(), "version".to_owned()),
+            ("#st".to_owned(), "status".to_owned()),
+        ]);
         let changes = rules::load_changes(Some(before), after);
         if changes.is_empty() && extra.is_empty() {
             self.client
@@ -86,7 +106,11 @@ impl DynamoStore {
             .build()
             .expect("complete put");
         let mut writes = vec![TransactWriteItem::builder().put(put).build()];
-        writes.extend(changes.into_iter().map(|(admin, delta)| self.counter_update(after.org_id, admin, delta, None)));
+        writes.extend(
+            changes
+                .into_iter()
+                .map(|(admin, delta)| self.counter_update(after.org_id, admin, delta, None)),
+        );
         writes.extend(extra);
         self.client
             .transact_write_items()
@@ -120,7 +144,9 @@ impl DynamoStore {
                 .update_expression("SET openTickets = openTickets + :d")
                 .condition_expression("attribute_exists(pk)"),
         };
-        TransactWriteItem::builder().update(update.build().expect("complete update")).build()
+        TransactWriteItem::builder()
+            .update(update.build().expect("complete update"))
+            .build()
     }
 }
 
@@ -162,7 +188,12 @@ impl Store for DynamoStore {
         .into_iter()
         .map(|p| TransactWriteItem::builder().put(p).build())
         .collect();
-        self.client.transact_write_items().set_transact_items(Some(writes)).send().await.classify()?;
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+            .classify()?;
         Ok(())
     }
 
@@ -186,14 +217,23 @@ impl Store for DynamoStore {
             .into_iter()
             .map(|p| TransactWriteItem::builder().put(p).build())
             .collect();
-        self.client.transact_write_items().set_transact_items(Some(writes)).send().await.classify()?;
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+            .classify()?;
         Ok(())
     }
 
     async fn admin_credentials(&self, email: &Email) -> StoreResult<Option<(Admin, String)>> {
-        let Some(item) = self.get(items::email_key(email)).await? else { return Ok(None) };
+        let Some(item) = self.get(items::email_key(email)).await? else {
+            return Ok(None);
+        };
         let admin = items::admin_from(&item).map_err(malformed)?;
-        let hash = items::get_s(&item, "passwordHash").map_err(malformed)?.to_owned();
+        let hash = items::get_s(&item, "passwordHash")
+            .map_err(malformed)?
+            .to_owned();
         Ok(Some((admin, hash)))
     }
 
@@ -213,7 +253,13 @@ impl Store for DynamoStore {
 
     async fn create_ticket(&self, ticket: &Ticket) -> StoreResult<Ticket> {
         let mut ticket = ticket.clone();
-        for attempt in 0..ASSIGN_ATTEMPTS {
+        let stripe = (ticket.org_id.0.as_u128() % ASSIGN_STRIPES as u128) as usize;
+        let _turn = self.assign_turns[stripe].lock().await;
+        let deadline = tokio::time::Instant::now() + ASSIGN_BUDGET;
+        for attempt in 0usize.. {
+            if tokio::time::Instant::now() > deadline {
+                break;
+            }
             let admins = self
                 .client
                 .query()
@@ -231,7 +277,14 @@ impl Store for DynamoStore {
                 .map(items::load_from)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(malformed)?;
-            ticket.admin_id = rules::choose_assignee(&loads);
+            // First try the rule's choice; after losing a race, spread over the
+            // equally right choices so concurrent creates stop colliding.
+            let candidates = rules::least_loaded(&loads);
+            ticket.admin_id = match attempt {
+                0 => candidates.first().copied(),
+                _ if candidates.is_empty() => None,
+                _ => Some(candidates[rand::random_range(0..candidates.len())]),
+            };
             let Some(admin) = ticket.admin_id else {
                 self.client
                     .put_item()
@@ -244,22 +297,35 @@ impl Store for DynamoStore {
                 return Ok(ticket);
             };
             let put = self.put(items::ticket_item(&ticket), "attribute_not_exists(pk)");
-            let observed = loads.iter().find(|l| l.admin_id == admin).map_or(0, |l| l.open_tickets);
+            let observed = loads
+                .iter()
+                .find(|l| l.admin_id == admin)
+                .map_or(0, |l| l.open_tickets);
             let writes = vec![
                 TransactWriteItem::builder().put(put).build(),
                 self.counter_update(ticket.org_id, admin, 1, Some((ticket.created_at, observed))),
             ];
-            match self.client.transact_write_items().set_transact_items(Some(writes)).send().await.classify() {
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes))
+                .send()
+                .await
+                .classify()
+            {
                 Ok(_) => return Ok(ticket),
                 // Another create moved this admin's count first: look again.
                 Err(StoreError::Conflict(_)) => {
-                    let jitter = rand::random::<u64>() % (5 + 5 * attempt as u64);
-                    tokio::time::sleep(Duration::from_millis(jitter)).await;
+                    // Full jitter, capped: losers spread out instead of colliding again.
+                    let cap = 2u64.saturating_pow(attempt.min(7) as u32).max(2);
+                    tokio::time::sleep(Duration::from_millis(rand::random_range(0..cap))).await;
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(StoreError::Unavailable(anyhow::anyhow!("assignment kept conflicting; too many concurrent creates")))
+        Err(StoreError::Unavailable(anyhow::anyhow!(
+            "assignment kept conflicting; too many concurrent creates"
+        )))
     }
 
     async fn ticket(&self, id: TicketId) -> StoreResult<Option<Ticket>> {
@@ -273,13 +339,27 @@ impl Store for DynamoStore {
         self.write_ticket(before, after, vec![]).await
     }
 
-    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response) -> StoreResult<()> {
+    async fn add_response(
+        &self,
+        before: &Ticket,
+        after: &Ticket,
+        response: &Response,
+    ) -> StoreResult<()> {
         let put = self.put(items::response_item(response), "attribute_not_exists(pk)");
-        self.write_ticket(before, after, vec![TransactWriteItem::builder().put(put).build()])
-            .await
+        self.write_ticket(
+            before,
+            after,
+            vec![TransactWriteItem::builder().put(put).build()],
+        )
+        .await
     }
 
-    async fn set_delivery(&self, ticket: TicketId, response: ResponseId, delivery: &Delivery) -> StoreResult<()> {
+    async fn set_delivery(
+        &self,
+        ticket: TicketId,
+        response: ResponseId,
+        delivery: &Delivery,
+    ) -> StoreResult<()> {
         let fields = items::delivery_fields(delivery);
         let set: Vec<String> = fields.iter().map(|(k, _)| format!("{k} = :{k}")).collect();
         let mut update = self
@@ -323,7 +403,12 @@ impl Store for DynamoStore {
         Ok(responses)
     }
 
-    async fn list_tickets(&self, org: OrgId, filter: &TicketFilter, page: PageRequest) -> StoreResult<TicketPage> {
+    async fn list_tickets(
+        &self,
+        org: OrgId,
+        filter: &TicketFilter,
+        page: PageRequest,
+    ) -> StoreResult<TicketPage> {
         let (index, partition) = items::list_index(org, filter);
         let mut query = self
             .client
@@ -337,7 +422,10 @@ impl Store for DynamoStore {
         query = match page.after {
             Some(after) => query
                 .key_condition_expression("#p = :p AND gsk < :after")
-                .expression_attribute_values(":after", s(items::sort_key(after.created_at, after.id))),
+                .expression_attribute_values(
+                    ":after",
+                    s(items::sort_key(after.created_at, after.id)),
+                ),
             None => query.key_condition_expression("#p = :p"),
         };
         let out = query.send().await.classify()?;
@@ -351,7 +439,10 @@ impl Store for DynamoStore {
         let more = tickets.len() > page.limit;
         tickets.truncate(page.limit);
         let next = if more {
-            tickets.last().map(|t| PagePosition { created_at: t.created_at, id: t.id })
+            tickets.last().map(|t| PagePosition {
+                created_at: t.created_at,
+                id: t.id,
+            })
         } else {
             None
         };
@@ -375,7 +466,11 @@ impl DynamoStore {
             .classify()?;
         out.items()
             .iter()
-            .map(|i| items::load_from(i).map(|l| (l.admin_id, l.open_tickets)).map_err(malformed))
+            .map(|i| {
+                items::load_from(i)
+                    .map(|l| (l.admin_id, l.open_tickets))
+                    .map_err(malformed)
+            })
             .collect()
     }
 }

@@ -16,7 +16,8 @@
 //! filter values, sort key `gsk` = `<createdAt ms, 13 digits>#<ticket id>`.
 
 use crate::domain::{
-    Admin, AdminLoad, Delivery, Domain, Email, Org, OrgId, Response, Ticket, TicketFilter, TicketId, Timestamp,
+    Admin, AdminLoad, Delivery, Domain, Email, Org, OrgId, Response, Ticket, TicketFilter,
+    TicketId, Timestamp,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
@@ -77,14 +78,38 @@ pub struct ListIndex {
 
 /// Every list index, for table creation and the template.
 pub const LIST_INDEXES: [ListIndex; 8] = [
-    ListIndex { name: "by_org", pk_attr: "g_org" },
-    ListIndex { name: "by_status", pk_attr: "g_status" },
-    ListIndex { name: "by_admin", pk_attr: "g_admin" },
-    ListIndex { name: "by_customer", pk_attr: "g_customer" },
-    ListIndex { name: "by_admin_status", pk_attr: "g_admin_status" },
-    ListIndex { name: "by_customer_status", pk_attr: "g_customer_status" },
-    ListIndex { name: "by_admin_customer", pk_attr: "g_admin_customer" },
-    ListIndex { name: "by_admin_customer_status", pk_attr: "g_admin_customer_status" },
+    ListIndex {
+        name: "by_org",
+        pk_attr: "g_org",
+    },
+    ListIndex {
+        name: "by_status",
+        pk_attr: "g_status",
+    },
+    ListIndex {
+        name: "by_admin",
+        pk_attr: "g_admin",
+    },
+    ListIndex {
+        name: "by_customer",
+        pk_attr: "g_customer",
+    },
+    ListIndex {
+        name: "by_admin_status",
+        pk_attr: "g_admin_status",
+    },
+    ListIndex {
+        name: "by_customer_status",
+        pk_attr: "g_customer_status",
+    },
+    ListIndex {
+        name: "by_admin_customer",
+        pk_attr: "g_admin_customer",
+    },
+    ListIndex {
+        name: "by_admin_customer_status",
+        pk_attr: "g_admin_customer_status",
+    },
 ];
 
 /// The index serving `filter`, and its partition-key value for `org`.
@@ -92,10 +117,16 @@ pub fn list_index(org: OrgId, f: &TicketFilter) -> (ListIndex, String) {
     let admin = f.admin_id.map(|a| a.to_string());
     let customer = f.customer.as_ref().map(|c| c.as_str().to_owned());
     let status = f.status.map(|s| s.as_str().to_owned());
-    let idx = usize::from(admin.is_some()) * 4 + usize::from(customer.is_some()) * 2 + usize::from(status.is_some());
+    let idx = usize::from(admin.is_some()) * 4
+        + usize::from(customer.is_some()) * 2
+        + usize::from(status.is_some());
     // (admin, customer, status) bits → index
     const BY_BITS: [usize; 8] = [0, 1, 3, 5, 2, 4, 6, 7];
-    let parts: Vec<String> = std::iter::once(org.to_string()).chain(admin).chain(customer).chain(status).collect();
+    let parts: Vec<String> = std::iter::once(org.to_string())
+        .chain(admin)
+        .chain(customer)
+        .chain(status)
+        .collect();
     (LIST_INDEXES[BY_BITS[idx]], parts.join("#"))
 }
 
@@ -105,7 +136,11 @@ fn list_keys(t: &Ticket) -> Vec<(&'static str, String)> {
     for admin in [None, t.admin_id] {
         for customer in [None, Some(t.added_by.clone())] {
             for status in [None, Some(t.status)] {
-                let f = TicketFilter { admin_id: admin, status, customer: customer.clone() };
+                let f = TicketFilter {
+                    admin_id: admin,
+                    status,
+                    customer: customer.clone(),
+                };
                 let (index, value) = list_index(t.org_id, &f);
                 if !keys.iter().any(|(attr, _)| *attr == index.pk_attr) {
                     keys.push((index.pk_attr, value));
@@ -152,7 +187,9 @@ fn opt_n(item: &Item, k: &str) -> Option<i64> {
 }
 
 fn parse<T: FromStr>(item: &Item, k: &str) -> Result<T, Malformed> {
-    get_s(item, k)?.parse().map_err(|_| Malformed(format!("bad {k}")))
+    get_s(item, k)?
+        .parse()
+        .map_err(|_| Malformed(format!("bad {k}")))
 }
 
 fn ts(item: &Item, k: &str) -> Result<Timestamp, Malformed> {
@@ -236,7 +273,11 @@ pub fn ticket_item(t: &Ticket) -> Item {
     put("status", s(t.status.as_str()));
     put("createdAt", n(t.created_at.millis()));
     put("updatedAt", n(t.updated_at.millis()));
-    for (k, v) in [("respondedAt", t.responded_at), ("closedAt", t.closed_at), ("autoCloseAt", t.auto_close_at)] {
+    for (k, v) in [
+        ("respondedAt", t.responded_at),
+        ("closedAt", t.closed_at),
+        ("autoCloseAt", t.auto_close_at),
+    ] {
         if let Some(v) = v {
             put(k, n(v.millis()));
         }
@@ -256,7 +297,9 @@ pub fn ticket_from(item: &Item) -> Result<Ticket, Malformed> {
         title: get_s(item, "title")?.to_owned(),
         description: get_s(item, "description")?.to_owned(),
         added_by: Email::from_trusted(get_s(item, "addedBy")?.to_owned()),
-        admin_id: opt_s(item, "adminId").map(|a| a.parse().map_err(|_| Malformed("bad adminId".into()))).transpose()?,
+        admin_id: opt_s(item, "adminId")
+            .map(|a| a.parse().map_err(|_| Malformed("bad adminId".into())))
+            .transpose()?,
         status: parse(item, "status")?,
         created_at: ts(item, "createdAt")?,
         updated_at: ts(item, "updatedAt")?,
@@ -302,7 +345,10 @@ pub fn response_from(item: &Item) -> Result<Response, Malformed> {
     let detail = opt_s(item, "deliveryDetail").unwrap_or_default().to_owned();
     let at = opt_ts(item, "deliveryAt").unwrap_or(Timestamp::from_millis(0));
     let delivery = match opt_s(item, "deliveryState") {
-        Some("sent") => Delivery::Sent { message_id: detail, at },
+        Some("sent") => Delivery::Sent {
+            message_id: detail,
+            at,
+        },
         Some("failed") => Delivery::Failed { reason: detail, at },
         _ => Delivery::Pending,
     };
@@ -364,7 +410,12 @@ mod tests {
         let mut unassigned = t.clone();
         unassigned.admin_id = None;
         let item = ticket_item(&unassigned);
-        assert!(LIST_INDEXES.iter().filter(|i| i.pk_attr.contains("admin")).all(|i| !item.contains_key(i.pk_attr)));
+        assert!(
+            LIST_INDEXES
+                .iter()
+                .filter(|i| i.pk_attr.contains("admin"))
+                .all(|i| !item.contains_key(i.pk_attr))
+        );
     }
 
     #[test]

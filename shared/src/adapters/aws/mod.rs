@@ -69,7 +69,11 @@ impl AwsSettings {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let need = |k: &'static str| get(k).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(k));
+        let need = |k: &'static str| {
+            get(k)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing(k))
+        };
         Ok(Self {
             table: need(ENV_TABLE)?,
             mail_from: need(ENV_MAIL_FROM)?,
@@ -88,13 +92,23 @@ impl AwsConfig {
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let settings = AwsSettings::from_lookup(&get)?;
-        let jwt_secret = get(ENV_JWT_SECRET).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(ENV_JWT_SECRET))?;
+        let jwt_secret = get(ENV_JWT_SECRET)
+            .filter(|v| !v.is_empty())
+            .ok_or(ConfigError::Missing(ENV_JWT_SECRET))?;
         if jwt_secret.len() < 32 {
-            return Err(ConfigError::Invalid(ENV_JWT_SECRET, "must be at least 32 characters".into()));
+            return Err(ConfigError::Invalid(
+                ENV_JWT_SECRET,
+                "must be at least 32 characters".into(),
+            ));
         }
         let delay = get(ENV_AUTO_CLOSE_AFTER).ok_or(ConfigError::Missing(ENV_AUTO_CLOSE_AFTER))?;
-        let auto_close_after = parse_duration(&delay).map_err(|e| ConfigError::Invalid(ENV_AUTO_CLOSE_AFTER, e))?;
-        Ok(Self { settings, jwt_secret, auto_close_after })
+        let auto_close_after =
+            parse_duration(&delay).map_err(|e| ConfigError::Invalid(ENV_AUTO_CLOSE_AFTER, e))?;
+        Ok(Self {
+            settings,
+            jwt_secret,
+            auto_close_after,
+        })
     }
 }
 
@@ -132,7 +146,9 @@ impl AwsAdapters {
     pub fn new(sdk: &SdkConfig, settings: &AwsSettings) -> Self {
         let dynamo_calls = DynamoCalls::default();
         let dynamo = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(dynamo_calls.clone()).build(),
+            aws_sdk_dynamodb::config::Builder::from(sdk)
+                .interceptor(dynamo_calls.clone())
+                .build(),
         );
         let ses = aws_sdk_ses::Client::new(sdk);
         let schedules = aws_sdk_scheduler::Client::new(sdk);
@@ -170,8 +186,26 @@ pub async fn service_from_env() -> anyhow::Result<Service> {
     let adapters = AwsAdapters::new(&sdk_config().await, &config.settings);
     Ok(Service::new(
         adapters.ports(),
-        service::Config::new(config.jwt_secret.as_bytes(), config.auto_close_after, config.settings.mail_from),
+        service::Config::new(
+            config.jwt_secret.as_bytes(),
+            config.auto_close_after,
+            config.settings.mail_from,
+        ),
     ))
+}
+
+/// What the close function does with a schedule's input: close the ticket if
+/// it is still RESPONDED for that response. Safe to repeat.
+pub async fn handle_close_event(
+    service: &Service,
+    event: CloseEvent,
+) -> crate::Result<crate::service::CloseOutcome> {
+    let job = crate::domain::CloseJob {
+        ticket_id: event.ticket_id,
+        responded_at: event.responded_at,
+        due_at: event.responded_at.plus(service.config().auto_close_after),
+    };
+    service.run_close_job(&job).await
 }
 
 #[cfg(test)]
@@ -184,7 +218,10 @@ mod tests {
             (ENV_TABLE, "tickets"),
             (ENV_MAIL_FROM, "support@example.com"),
             (ENV_SCHEDULE_GROUP, "ticketing"),
-            (ENV_CLOSE_FUNCTION_ARN, "arn:aws:lambda:eu-west-1:1:function:close"),
+            (
+                ENV_CLOSE_FUNCTION_ARN,
+                "arn:aws:lambda:eu-west-1:1:function:close",
+            ),
             (ENV_SCHEDULER_ROLE_ARN, "arn:aws:iam::1:role/scheduler"),
             (ENV_DEAD_LETTER_ARN, "arn:aws:sqs:eu-west-1:1:dlq"),
             (ENV_JWT_SECRET, "0123456789abcdef0123456789abcdef"),
@@ -205,7 +242,9 @@ mod tests {
         for missing in env().keys() {
             let mut env = env();
             env.remove(missing);
-            let err = AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).err().expect("fails");
+            let err = AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string()))
+                .err()
+                .expect("fails");
             assert!(err.to_string().contains(missing), "{err}");
         }
     }

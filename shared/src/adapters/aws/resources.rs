@@ -8,13 +8,22 @@ use super::{AwsAdapters, AwsSettings};
 use anyhow::Context;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 
-pub async fn create_missing_resources(aws: &AwsAdapters, settings: &AwsSettings) -> anyhow::Result<()> {
+pub async fn create_missing_resources(
+    aws: &AwsAdapters,
+    settings: &AwsSettings,
+) -> anyhow::Result<()> {
     create_table(&aws.dynamo, &settings.table).await?;
-    match aws.schedules.get_schedule_group().name(&settings.schedule_group).send().await {
+    match aws
+        .schedules
+        .get_schedule_group()
+        .name(&settings.schedule_group)
+        .send()
+        .await
+    {
         Ok(_) => {}
         Err(e) if is_code(&e, "ResourceNotFoundException") => {
             aws.schedules
@@ -34,7 +43,12 @@ pub async fn create_missing_resources(aws: &AwsAdapters, settings: &AwsSettings)
         .identities(sender)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("GetIdentityVerificationAttributes: {}", DisplayErrorContext(&e)))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "GetIdentityVerificationAttributes: {}",
+                DisplayErrorContext(&e)
+            )
+        })?;
     let verified = attrs
         .verification_attributes()
         .get(sender)
@@ -46,7 +60,10 @@ pub async fn create_missing_resources(aws: &AwsAdapters, settings: &AwsSettings)
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("VerifyEmailIdentity: {}", DisplayErrorContext(&e)))?;
-        tracing::warn!(sender, "asked SES to verify the sender; mail fails until the address is confirmed");
+        tracing::warn!(
+            sender,
+            "asked SES to verify the sender; mail fails until the address is confirmed"
+        );
     }
     Ok(())
 }
@@ -73,7 +90,11 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow:
             .expect("complete attribute")
     };
     let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("complete key")
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("complete key")
     };
     let mut create = client
         .create_table()
@@ -85,15 +106,21 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow:
         .key_schema(key(PK, KeyType::Hash))
         .key_schema(key(SK, KeyType::Range));
     for index in LIST_INDEXES {
-        create = create.attribute_definitions(string_attr(index.pk_attr)).global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(index.name)
-                .key_schema(key(index.pk_attr, KeyType::Hash))
-                .key_schema(key(GSK, KeyType::Range))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                .build()
-                .context("index definition")?,
-        );
+        create = create
+            .attribute_definitions(string_attr(index.pk_attr))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(index.name)
+                    .key_schema(key(index.pk_attr, KeyType::Hash))
+                    .key_schema(key(GSK, KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .context("index definition")?,
+            );
     }
     match create.send().await {
         Ok(_) => {}
@@ -121,7 +148,10 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow:
 mod tests {
     #[test]
     fn sender_address_strips_the_display_name() {
-        assert_eq!(super::sender_address("Support <support@x.io>"), "support@x.io");
+        assert_eq!(
+            super::sender_address("Support <support@x.io>"),
+            "support@x.io"
+        );
         assert_eq!(super::sender_address("support@x.io"), "support@x.io");
     }
 }

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use aws_sdk_scheduler::Client;
 use aws_sdk_scheduler::error::DisplayErrorContext;
 use aws_sdk_scheduler::types::{
-    ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target,
+    ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode,
+    RetryPolicy, Target,
 };
 use serde::{Deserialize, Serialize};
 
@@ -42,18 +43,42 @@ pub fn schedule_name(ticket: TicketId) -> String {
 }
 
 impl EventBridgeScheduler {
-    pub fn new(client: Client, group: String, target_arn: String, role_arn: String, dead_letter_arn: String) -> Self {
-        Self { client, group, target_arn, role_arn, dead_letter_arn }
+    pub fn new(
+        client: Client,
+        group: String,
+        target_arn: String,
+        role_arn: String,
+        dead_letter_arn: String,
+    ) -> Self {
+        Self {
+            client,
+            group,
+            target_arn,
+            role_arn,
+            dead_letter_arn,
+        }
     }
 
     fn target(&self, job: &CloseJob) -> anyhow::Result<Target> {
-        let input = serde_json::to_string(&CloseEvent { ticket_id: job.ticket_id, responded_at: job.responded_at })?;
+        let input = serde_json::to_string(&CloseEvent {
+            ticket_id: job.ticket_id,
+            responded_at: job.responded_at,
+        })?;
         Target::builder()
             .arn(&self.target_arn)
             .role_arn(&self.role_arn)
             .input(input)
-            .retry_policy(RetryPolicy::builder().maximum_retry_attempts(20).maximum_event_age_in_seconds(86_400).build())
-            .dead_letter_config(DeadLetterConfig::builder().arn(&self.dead_letter_arn).build())
+            .retry_policy(
+                RetryPolicy::builder()
+                    .maximum_retry_attempts(20)
+                    .maximum_event_age_in_seconds(86_400)
+                    .build(),
+            )
+            .dead_letter_config(
+                DeadLetterConfig::builder()
+                    .arn(&self.dead_letter_arn)
+                    .build(),
+            )
             .build()
             .context("building the schedule target")
     }
@@ -64,7 +89,9 @@ impl Scheduler for EventBridgeScheduler {
     async fn schedule_close(&self, job: &CloseJob) -> anyhow::Result<()> {
         let name = schedule_name(job.ticket_id);
         let expression = at_expression(job.due_at);
-        let window = FlexibleTimeWindow::builder().mode(FlexibleTimeWindowMode::Off).build()?;
+        let window = FlexibleTimeWindow::builder()
+            .mode(FlexibleTimeWindowMode::Off)
+            .build()?;
         let created = self
             .client
             .create_schedule()
@@ -94,7 +121,9 @@ impl Scheduler for EventBridgeScheduler {
                     .description("auto-close of a RESPONDED ticket")
                     .send()
                     .await
-                    .map_err(|e| anyhow::anyhow!("UpdateSchedule {name}: {}", DisplayErrorContext(&e)))?;
+                    .map_err(|e| {
+                        anyhow::anyhow!("UpdateSchedule {name}: {}", DisplayErrorContext(&e))
+                    })?;
             }
             Err(e) => anyhow::bail!("CreateSchedule {name}: {}", DisplayErrorContext(&e)),
         }
@@ -103,7 +132,14 @@ impl Scheduler for EventBridgeScheduler {
     }
 
     async fn cancel_close(&self, ticket: TicketId) -> anyhow::Result<()> {
-        match self.client.delete_schedule().name(schedule_name(ticket)).group_name(&self.group).send().await {
+        match self
+            .client
+            .delete_schedule()
+            .name(schedule_name(ticket))
+            .group_name(&self.group)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             // Already gone: it ran, or was never made.
             Err(e) if is_code(&e, "ResourceNotFoundException") => Ok(()),

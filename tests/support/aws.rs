@@ -1,0 +1,284 @@
+//! The AWS adapter set: `ticketd --backend aws` in-process against moto, each
+//! test on its own table and schedule group. moto never fires schedules, so a
+//! small pump plays EventBridge Scheduler: it reads the stored schedules back
+//! and, when one is due, hands its Input to the close function's handler and
+//! deletes it (`ActionAfterCompletion: DELETE`).
+
+use super::{AdapterSet, Deployment, JWT_SECRET, SentMail, TestConfig, unique};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::time::Duration;
+use ticketing::adapters::aws::{AwsSettings, CloseEvent};
+use ticketing::domain::Timestamp;
+use ticketing::service::Service;
+use tokio::task::JoinHandle;
+
+pub const SENDER: &str = "support@ticketing.example.com";
+
+/// moto's address; `./scripts/test` starts moto and sets it.
+pub fn moto_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").expect(
+        "the AWS adapter tests need moto: run ./scripts/test, which starts moto_server and sets AWS_ENDPOINT_URL",
+    )
+}
+
+/// The moto serving SES. `./scripts/test` gives SES (and Scheduler) a moto of
+/// their own: moto keeps a copy of every DynamoDB item it ever touched, which
+/// would make reading mail back (`/moto-api/data.json`) slower by the test.
+pub fn moto_mail_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL_SES").unwrap_or_else(|_| moto_endpoint())
+}
+
+pub struct AwsSet;
+
+struct Running {
+    config: ticketd::Config,
+    server: Option<ticketd::Server>,
+    pump: Option<JoinHandle<()>>,
+    base_url: String,
+    http: reqwest::Client,
+}
+
+fn settings() -> AwsSettings {
+    AwsSettings {
+        table: unique("tickets-"),
+        mail_from: SENDER.into(),
+        schedule_group: unique("group-"),
+        close_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:ticketing-close-ticket"
+            .into(),
+        scheduler_role_arn: "arn:aws:iam::123456789012:role/ticketing-scheduler".into(),
+        dead_letter_arn: "arn:aws:sqs:us-east-1:123456789012:ticketing-close-dlq".into(),
+    }
+}
+
+/// A schedule as stored in (moto's) EventBridge Scheduler.
+#[derive(Debug, Clone)]
+pub struct MotoSchedule {
+    pub name: String,
+    pub expression: String,
+    pub timezone: Option<String>,
+    pub target_arn: String,
+    pub role_arn: String,
+    pub input: serde_json::Value,
+    pub action_after_completion: Option<String>,
+    pub flexible_window_off: bool,
+    pub dead_letter_arn: Option<String>,
+    pub max_retries: Option<i32>,
+}
+
+impl MotoSchedule {
+    pub async fn get(client: &aws_sdk_scheduler::Client, group: &str, name: &str) -> Option<Self> {
+        let s = client
+            .get_schedule()
+            .group_name(group)
+            .name(name)
+            .send()
+            .await
+            .ok()?;
+        let target = s.target()?;
+        Some(Self {
+            name: name.to_owned(),
+            expression: s.schedule_expression().unwrap_or_default().to_owned(),
+            timezone: s.schedule_expression_timezone().map(str::to_owned),
+            target_arn: target.arn().to_owned(),
+            role_arn: target.role_arn().to_owned(),
+            input: serde_json::from_str(target.input().unwrap_or("null")).unwrap_or_default(),
+            action_after_completion: s.action_after_completion().map(|a| a.as_str().to_owned()),
+            flexible_window_off: s
+                .flexible_time_window()
+                .is_some_and(|w| w.mode().as_str() == "OFF"),
+            dead_letter_arn: target
+                .dead_letter_config()
+                .and_then(|d| d.arn())
+                .map(str::to_owned),
+            max_retries: target
+                .retry_policy()
+                .and_then(|r| r.maximum_retry_attempts()),
+        })
+    }
+
+    /// When an `at(...)` schedule fires.
+    pub fn due(&self) -> Option<Timestamp> {
+        let inner = self.expression.strip_prefix("at(")?.strip_suffix(')')?;
+        Timestamp::parse_rfc3339(&format!("{inner}Z"))
+    }
+}
+
+/// Fires due schedules of `group` through the close handler, like Scheduler would.
+async fn pump(service: Service, client: aws_sdk_scheduler::Client, group: String) {
+    loop {
+        if let Ok(list) = client.list_schedules().group_name(&group).send().await {
+            for summary in list.schedules() {
+                let Some(name) = summary.name() else { continue };
+                let Some(schedule) = MotoSchedule::get(&client, &group, name).await else {
+                    continue;
+                };
+                if schedule.due().is_some_and(|due| due <= Timestamp::now())
+                    && let Ok(event) = serde_json::from_value::<CloseEvent>(schedule.input.clone())
+                    && ticketing::adapters::aws::handle_close_event(&service, event)
+                        .await
+                        .is_ok()
+                {
+                    let _ = client
+                        .delete_schedule()
+                        .group_name(&group)
+                        .name(name)
+                        .send()
+                        .await;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+impl Running {
+    async fn launch(&mut self) -> anyhow::Result<()> {
+        let server = ticketd::start(self.config.clone()).await?;
+        let ticketd::Backend::Aws { settings, .. } = &self.config.backend else {
+            unreachable!()
+        };
+        let schedules = server.aws.as_ref().expect("AWS adapters").schedules.clone();
+        self.pump = Some(tokio::spawn(pump(
+            server.service.clone(),
+            schedules,
+            settings.schedule_group.clone(),
+        )));
+        self.base_url = format!("http://{}", server.addr);
+        self.server = Some(server);
+        Ok(())
+    }
+
+    async fn halt(&mut self) -> anyhow::Result<()> {
+        if let Some(p) = self.pump.take() {
+            p.abort();
+        }
+        if let Some(s) = self.server.take() {
+            s.shutdown().await?;
+        }
+        Ok(())
+    }
+}
+
+/// What AWS-specific tests reach beside the HTTP API.
+#[derive(Clone)]
+pub struct AwsHandle {
+    pub settings: AwsSettings,
+    pub service: Service,
+    pub adapters: ticketing::adapters::aws::AwsAdapters,
+}
+
+impl AwsSet {
+    /// A deployment on fresh resources, and a handle on its AWS side.
+    pub async fn start_with_handle(
+        &self,
+        test: TestConfig,
+    ) -> anyhow::Result<(Box<dyn Deployment>, AwsHandle)> {
+        moto_endpoint();
+        let settings = settings();
+        let mut config = ticketd::Config::new("127.0.0.1:0".parse()?, std::env::temp_dir());
+        config.backend = ticketd::Backend::Aws {
+            settings: settings.clone(),
+            create_resources: true,
+        };
+        config.auto_close_after = test.auto_close_after;
+        config.jwt_secret = Some(JWT_SECRET.into());
+        let mut running = Running {
+            config,
+            server: None,
+            pump: None,
+            base_url: String::new(),
+            http: reqwest::Client::new(),
+        };
+        running.launch().await?;
+        let server = running.server.as_ref().expect("running");
+        let handle = AwsHandle {
+            settings,
+            service: server.service.clone(),
+            adapters: server.aws.clone().expect("AWS adapters"),
+        };
+        Ok((Box::new(running), handle))
+    }
+}
+
+#[async_trait]
+impl AdapterSet for AwsSet {
+    fn name(&self) -> &'static str {
+        "aws"
+    }
+
+    async fn start(&self, test: TestConfig) -> anyhow::Result<Box<dyn Deployment>> {
+        Ok(self.start_with_handle(test).await?.0)
+    }
+}
+
+#[async_trait]
+impl Deployment for Running {
+    fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    async fn mails_to(&self, to: &str) -> anyhow::Result<Vec<SentMail>> {
+        let data: serde_json::Value = self
+            .http
+            .get(format!("{}/moto-api/data.json", moto_mail_endpoint()))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(data["ses"]["Message"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| {
+                m["destinations"]["ToAddresses"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == to))
+            })
+            .map(|m| SentMail {
+                to: to.to_owned(),
+                subject: m["subject"].as_str().unwrap_or_default().into(),
+                text: m["body"].as_str().unwrap_or_default().into(),
+            })
+            .collect())
+    }
+
+    async fn open_ticket_counts(&self, org_id: &str) -> anyhow::Result<HashMap<String, i64>> {
+        let server = self.server.as_ref().expect("running");
+        let counts = server
+            .aws
+            .as_ref()
+            .expect("AWS adapters")
+            .store
+            .open_ticket_counts(org_id.parse()?)
+            .await?;
+        Ok(counts
+            .into_iter()
+            .map(|(a, n)| (a.to_string(), n))
+            .collect())
+    }
+
+    async fn restart(&mut self, downtime: Duration) -> anyhow::Result<()> {
+        self.halt().await?;
+        tokio::time::sleep(downtime).await;
+        self.launch().await
+    }
+
+    async fn stop(mut self: Box<Self>) -> anyhow::Result<()> {
+        // Drop the table: moto copies every live table on each transaction.
+        let server = self.server.as_ref().expect("running");
+        let aws = server.aws.clone().expect("AWS adapters");
+        self.halt().await?;
+        let ticketd::Backend::Aws { settings, .. } = &self.config.backend else {
+            unreachable!()
+        };
+        aws.dynamo
+            .delete_table()
+            .table_name(&settings.table)
+            .send()
+            .await?;
+        Ok(())
+    }
+}
