@@ -308,16 +308,15 @@ impl Service {
                 "orgId: a ticket can only belong to your own org".into(),
             ));
         }
-        if let Some(Some(admin_id)) = patch.admin_id {
-            if self
+        if let Some(Some(admin_id)) = patch.admin_id
+            && self
                 .ports
                 .store
                 .admin(claims.org, admin_id)
                 .await?
                 .is_none()
-            {
-                return Err(Error::invalid("adminId", "is not an admin of your org"));
-            }
+        {
+            return Err(Error::invalid("adminId", "is not an admin of your org"));
         }
 
         let before = self.own_ticket(claims, id).await?;

@@ -1,0 +1,246 @@
+//! Each function's handler, fed its sample event from `events/` through
+//! `lambda_http`'s own event parsing, against the AWS adapters on moto.
+
+use lambda_http::{Body, Request};
+use std::time::Duration;
+use ticketing::adapters::aws::{self, AwsAdapters, AwsSettings, CloseEvent};
+use ticketing::http::Endpoint;
+use ticketing::service::{self, Service};
+use tower::ServiceExt;
+
+fn settings() -> AwsSettings {
+    let id = uuid_like();
+    AwsSettings {
+        table: format!("handlers-{id}"),
+        mail_from: "support@ticketing.example.com".into(),
+        schedule_group: format!("handlers-{id}"),
+        close_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:ticketing-close-ticket"
+            .into(),
+        scheduler_role_arn: "arn:aws:iam::123456789012:role/ticketing-scheduler".into(),
+        dead_letter_arn: "arn:aws:sqs:us-east-1:123456789012:ticketing-close-dlq".into(),
+    }
+}
+
+fn uuid_like() -> String {
+    ticketing::domain::TicketId::new().0.simple().to_string()
+}
+
+async fn service() -> Service {
+    std::env::var("AWS_ENDPOINT_URL").expect("needs moto: run ./scripts/test");
+    let settings = settings();
+    let adapters = AwsAdapters::new(&aws::sdk_config().await, &settings);
+    aws::create_missing_resources(&adapters, &settings)
+        .await
+        .expect("resources on moto");
+    Service::new(
+        adapters.ports(),
+        service::Config::new(
+            b"handler-tests-jwt-secret-0123456789abcdef",
+            Duration::from_secs(30 * 86_400),
+            settings.mail_from,
+        ),
+    )
+}
+
+/// The sample event for `name`, placeholders filled.
+fn event(name: &str, fill: &[(&str, &str)]) -> String {
+    let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{path} missing"));
+    for (placeholder, value) in fill {
+        text = text.replace(placeholder, value);
+    }
+    text
+}
+
+async fn invoke(
+    service: &Service,
+    endpoint: Endpoint,
+    event_json: &str,
+) -> (u16, serde_json::Value) {
+    let request: Request =
+        lambda_http::request::from_str(event_json).expect("lambda_http parses the event");
+    let response = ticketing_functions::app(service.clone(), endpoint)
+        .oneshot(request)
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_function_answers_its_sample_event_with_the_expected_status() {
+    let service = service().await;
+
+    let (status, org) = invoke(&service, Endpoint::OrgSignup, &event("org-signup", &[])).await;
+    assert_eq!(status, 201, "{org}");
+    let secret = org["secret"].as_str().unwrap().to_owned();
+
+    // The sign-in event's admin, made through the full API.
+    let ana = serde_json::json!({"firstName": "Ana", "lastName": "Admin", "email": "ana@growfin.ai", "password": "correct horse battery", "secret": secret});
+    let all = ticketing::http::router(service.clone(), &Endpoint::ALL);
+    let made = all
+        .oneshot(http_request("POST", "/auth/admin/signup", &ana.to_string()))
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+
+    let cases: Vec<(Endpoint, &str, u16)> = vec![
+        (Endpoint::AdminSignup, "admin-signup", 201),
+        (Endpoint::AdminSignin, "admin-signin", 200),
+        (Endpoint::CreateTicket, "create-ticket", 201),
+    ];
+    let mut jwt = String::new();
+    let mut ticket = String::new();
+    for (endpoint, name, expected) in cases {
+        let (status, body) = invoke(
+            &service,
+            endpoint,
+            &event(name, &[("<ORG_SECRET>", &secret)]),
+        )
+        .await;
+        assert_eq!(status, expected, "{name}: {body}");
+        if endpoint == Endpoint::AdminSignin {
+            jwt = body["jwt"].as_str().unwrap().to_owned();
+        }
+        if endpoint == Endpoint::CreateTicket {
+            ticket = body["id"].as_str().unwrap().to_owned();
+        }
+    }
+    let fill = [("<JWT>", jwt.as_str()), ("<TICKET_ID>", ticket.as_str())];
+    for (endpoint, name, expected) in [
+        (Endpoint::GetTicket, "get-ticket", 200),
+        (Endpoint::ListTickets, "list-tickets", 200),
+        (Endpoint::UpdateTicket, "update-ticket", 200),
+        (Endpoint::Respond, "respond", 201),
+        (Endpoint::ChangeStatus, "change-status", 200),
+    ] {
+        let (status, body) = invoke(&service, endpoint, &event(name, &fill)).await;
+        assert_eq!(status, expected, "{name}: {body}");
+    }
+    let (_, closed) = invoke(&service, Endpoint::GetTicket, &event("get-ticket", &fill)).await;
+    assert_eq!(closed["status"], "CLOSED");
+    assert_eq!(closed["title"], "Invoice total fixed");
+    assert_eq!(closed["responses"][0]["delivery"]["state"], "sent");
+
+    // The close function's sample input: the ticket moved on (it was closed by hand), so nothing changes.
+    let responded_at = closed["respondedAt"].as_str().unwrap();
+    let input = event("close-ticket", &[("<TICKET_ID>", &ticket)])
+        .replace("2026-11-28T03:34:05.139Z", responded_at);
+    let close: CloseEvent = serde_json::from_str(&input).expect("schedule input parses");
+    let out = ticketing_functions::close_ticket(&service, close)
+        .await
+        .unwrap();
+    assert!(
+        out["outcome"].as_str().unwrap().starts_with("skipped"),
+        "{out}"
+    );
+}
+
+/// A function serves its own route only: anything else is a JSON 404 or 405.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_serves_only_its_own_route() {
+    let service = service().await;
+    let (status, body) = invoke(&service, Endpoint::GetTicket, &event("org-signup", &[])).await;
+    assert!(status == 404 || status == 405, "{status}");
+    assert!(body["error"]["code"].is_string(), "{body}");
+    let (status, _) = invoke(&service, Endpoint::OrgSignup, &event("org-signup", &[])).await;
+    assert_eq!(status, 201);
+}
+
+/// The close function, given a schedule's input for a ticket still
+/// RESPONDED, closes it; a second delivery of the same input changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_function_closes_a_responded_ticket_once() {
+    let service = service().await;
+    let all = ticketing::http::router(service.clone(), &Endpoint::ALL);
+    let call =
+        |method: &'static str, path: String, body: serde_json::Value, auth: Option<String>| {
+            let all = all.clone();
+            async move {
+                let mut req = http_request(method, &path, &body.to_string());
+                if let Some(a) = auth {
+                    req.headers_mut()
+                        .insert("authorization", format!("Bearer {a}").parse().unwrap());
+                }
+                let resp = all.oneshot(req).await.unwrap();
+                let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+            }
+        };
+    let org = call(
+        "POST",
+        "/auth/org/signup".into(),
+        serde_json::json!({"name": "G", "domain": "g.example.com"}),
+        None,
+    )
+    .await;
+    let secret = org["secret"].as_str().unwrap();
+    call("POST", "/auth/admin/signup".into(), serde_json::json!({"firstName": "A", "lastName": "B", "email": "a@g.example.com", "password": "correct horse battery", "secret": secret}), None).await;
+    let jwt = call(
+        "POST",
+        "/auth/admin/signin".into(),
+        serde_json::json!({"email": "a@g.example.com", "password": "correct horse battery"}),
+        None,
+    )
+    .await["jwt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t = call("POST", "/tickets".into(), serde_json::json!({"title": "t", "description": "d", "addedBy": "c@x.io", "secret": secret}), None).await;
+    let id = t["id"].as_str().unwrap().to_owned();
+    let r = call(
+        "POST",
+        format!("/tickets/{id}/respond"),
+        serde_json::json!({"message": "m"}),
+        Some(jwt.clone()),
+    )
+    .await;
+    let input = event("close-ticket", &[("<TICKET_ID>", &id)]).replace(
+        "2026-11-28T03:34:05.139Z",
+        r["ticket"]["respondedAt"].as_str().unwrap(),
+    );
+    let close: CloseEvent = serde_json::from_str(&input).unwrap();
+    assert_eq!(
+        ticketing_functions::close_ticket(&service, close)
+            .await
+            .unwrap()["outcome"],
+        "closed"
+    );
+    assert!(
+        ticketing_functions::close_ticket(&service, close)
+            .await
+            .unwrap()["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("skipped")
+    );
+    let after = call(
+        "GET",
+        format!("/tickets/{id}"),
+        serde_json::Value::Null,
+        Some(jwt),
+    )
+    .await;
+    assert_eq!(after["status"], "CLOSED");
+}
+
+fn http_request(method: &str, path: &str, body: &str) -> Request {
+    let mut req = Request::new(if method == "GET" {
+        Body::Empty
+    } else {
+        Body::Text(body.to_owned())
+    });
+    *req.method_mut() = method.parse().unwrap();
+    *req.uri_mut() = path.parse().unwrap();
+    req.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    req
+}
