@@ -48,9 +48,7 @@ async fn responded_ticket_gets_one_schedule_that_moves_and_goes_with_the_status(
         .await
         .expect(201);
     let responded_at = ts(&first["ticket"]["respondedAt"]);
-    let s = schedule(&h, &id)
-        .await
-        .expect("a schedule named after the ticket");
+    let s = schedule(&h, &id).await.expect("a schedule named after the ticket");
     assert_eq!(
         s.expression,
         at_expression(responded_at.plus(std::time::Duration::from_secs(30 * 86_400)))
@@ -58,10 +56,7 @@ async fn responded_ticket_gets_one_schedule_that_moves_and_goes_with_the_status(
     assert_eq!(s.timezone.as_deref(), Some("UTC"));
     assert_eq!(s.target_arn, h.settings.close_function_arn);
     assert_eq!(s.role_arn, h.settings.scheduler_role_arn);
-    assert_eq!(
-        s.dead_letter_arn.as_deref(),
-        Some(h.settings.dead_letter_arn.as_str())
-    );
+    assert_eq!(s.dead_letter_arn.as_deref(), Some(h.settings.dead_letter_arn.as_str()));
     assert!(s.max_retries.is_some_and(|n| n > 0));
     assert_eq!(s.action_after_completion.as_deref(), Some("DELETE"));
     assert!(s.flexible_window_off);
@@ -104,24 +99,16 @@ async fn responded_ticket_gets_one_schedule_that_moves_and_goes_with_the_status(
         schedule(&h, &id).await.is_some(),
         "entering RESPONDED by update schedules too"
     );
-    app.post(
-        &format!("/tickets/{id}"),
-        Some(&admin.jwt),
-        json!({"status": "CLOSED"}),
-    )
-    .await
-    .expect(200);
+    app.post(&format!("/tickets/{id}"), Some(&admin.jwt), json!({"status": "CLOSED"}))
+        .await
+        .expect(200);
     assert!(schedule(&h, &id).await.is_none(), "gone after closing");
     app.stop().await;
 }
 
 async fn respond(app: &TestApp, jwt: &str, id: &str) -> CloseEvent {
     let r = app
-        .post(
-            &format!("/tickets/{id}/respond"),
-            Some(jwt),
-            json!({"message": "m"}),
-        )
+        .post(&format!("/tickets/{id}/respond"), Some(jwt), json!({"message": "m"}))
         .await
         .expect(201);
     CloseEvent {
@@ -156,10 +143,7 @@ async fn close_handler_closes_only_a_ticket_still_responded_for_that_response() 
         ),
         "idempotent"
     );
-    assert_eq!(
-        app.ticket(&admin.jwt, &still).await["version"],
-        closed["version"]
-    );
+    assert_eq!(app.ticket(&admin.jwt, &still).await["version"], closed["version"]);
 
     let reopened = app.new_ticket(&org, &customer()).await["id"]
         .as_str()
@@ -240,27 +224,18 @@ async fn no_endpoint_scans_and_create_ticket_takes_at_most_three_calls() {
     table.insert("POST /auth/admin/signin", calls.take());
     app.ticket(&admin.jwt, id).await;
     table.insert("GET /tickets/{id}", calls.take());
-    app.get("/tickets?limit=3", Some(&admin.jwt))
-        .await
-        .expect(200);
+    app.get("/tickets?limit=3", Some(&admin.jwt)).await.expect(200);
     table.insert("GET /tickets", calls.take());
     app.get(
-        &format!(
-            "/tickets?adminEmail={}&status=OPEN&customerEmail={cust}",
-            admin.email
-        ),
+        &format!("/tickets?adminEmail={}&status=OPEN&customerEmail={cust}", admin.email),
         Some(&admin.jwt),
     )
     .await
     .expect(200);
     table.insert("GET /tickets?adminEmail&status&customerEmail", calls.take());
-    app.post(
-        &format!("/tickets/{id}"),
-        Some(&admin.jwt),
-        json!({"title": "new"}),
-    )
-    .await
-    .expect(200);
+    app.post(&format!("/tickets/{id}"), Some(&admin.jwt), json!({"title": "new"}))
+        .await
+        .expect(200);
     table.insert("POST /tickets/{id}", calls.take());
     app.post(
         &format!("/tickets/{id}/respond"),
@@ -284,23 +259,13 @@ async fn no_endpoint_scans_and_create_ticket_takes_at_most_three_calls() {
         assert!(!ops.is_empty(), "{endpoint}: no calls counted");
         assert!(!ops.contains_key("Scan"), "{endpoint} scanned: {ops:?}");
         assert!(
-            ops.keys().all(|op| [
-                "GetItem",
-                "Query",
-                "PutItem",
-                "UpdateItem",
-                "TransactWriteItems"
-            ]
-            .contains(&op.as_str())),
+            ops.keys()
+                .all(|op| ["GetItem", "Query", "PutItem", "UpdateItem", "TransactWriteItems"].contains(&op.as_str())),
             "{endpoint}: {ops:?}"
         );
     }
     let create: u64 = table["POST /tickets"].values().sum();
-    assert!(
-        create <= 3,
-        "create took {create} calls: {:?}",
-        table["POST /tickets"]
-    );
+    assert!(create <= 3, "create took {create} calls: {:?}", table["POST /tickets"]);
     assert_eq!(table["GET /tickets"].get("Query"), Some(&1));
     app.stop().await;
 }
@@ -313,10 +278,7 @@ async fn rejected_mail_keeps_the_response_and_records_the_failure() {
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
     let cust = customer();
-    let id = app.new_ticket(&org, &cust).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.new_ticket(&org, &cust).await["id"].as_str().unwrap().to_owned();
     // Un-verify the sender: SES now rejects every send, as real SES does.
     h.adapters
         .ses
@@ -335,10 +297,7 @@ async fn rejected_mail_keeps_the_response_and_records_the_failure() {
         .expect(201);
     assert_eq!(r["delivery"]["state"], "failed", "{r}");
     assert!(
-        r["delivery"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("MessageRejected"),
+        r["delivery"]["reason"].as_str().unwrap().contains("MessageRejected"),
         "{r}"
     );
     let t = app.ticket(&admin.jwt, &id).await;

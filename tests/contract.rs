@@ -26,6 +26,7 @@ macro_rules! contract_suite {
             case!(duplicate_domain_and_email_are_conflicts);
             case!(signin_rejects_wrong_password_and_unknown_email_alike);
             case!(bad_tokens_are_unauthorized_on_every_jwt_endpoint);
+            case!(repeated_signin_failures_are_throttled_until_the_window_ends);
             case!(malformed_requests_get_json_errors_naming_the_field);
             case!(routing_errors_and_oversized_bodies_are_json);
             case!(another_orgs_admin_sees_404_everywhere);

@@ -12,9 +12,7 @@ fn spec_routes() -> BTreeSet<(String, String)> {
     for (path, item) in paths {
         for (method, _) in item.as_mapping().expect("path item") {
             let method = method.as_str().unwrap().to_uppercase();
-            if ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-                .contains(&method.as_str())
-            {
+            if ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"].contains(&method.as_str()) {
                 routes.insert((method, path.as_str().unwrap().to_owned()));
             }
         }

@@ -34,10 +34,7 @@ pub async fn serve(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
 /// The close function's handler: closes the ticket only if it is still
 /// RESPONDED for the response the schedule was made for. An error makes
 /// Scheduler retry (and finally dead-letter) the invocation.
-pub async fn close_ticket(
-    service: &Service,
-    event: CloseEvent,
-) -> Result<serde_json::Value, lambda_runtime::Error> {
+pub async fn close_ticket(service: &Service, event: CloseEvent) -> Result<serde_json::Value, lambda_runtime::Error> {
     let outcome = aws::handle_close_event(service, event).await?;
     let outcome = match outcome {
         CloseOutcome::Closed => "closed".to_owned(),

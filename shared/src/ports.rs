@@ -3,12 +3,14 @@
 //! `GetItem`/`Query`, an SQLite index search), never a scan.
 
 use crate::auth::SecretHash;
+use crate::domain::SigninWindow;
 use crate::domain::{
-    Admin, AdminId, CloseJob, Delivery, Email, Mail, Org, PageRequest, Response, ResponseId,
-    Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, CloseJob, Delivery, Email, Mail, Org, PageRequest, Response, ResponseId, Ticket, TicketFilter,
+    TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use async_trait::async_trait;
+use std::time::Duration;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -36,20 +38,21 @@ pub trait Store: Send + Sync + 'static {
     /// `rules::load_changes` in the same transaction.
     async fn update_ticket(&self, before: &Ticket, after: &Ticket) -> StoreResult<()>;
     /// `update_ticket` and the insert of `response`, atomically.
-    async fn add_response(
-        &self,
-        before: &Ticket,
-        after: &Ticket,
-        response: &Response,
-    ) -> StoreResult<()>;
-    async fn set_delivery(
-        &self,
-        ticket: TicketId,
-        response: ResponseId,
-        delivery: &Delivery,
-    ) -> StoreResult<()>;
+    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response) -> StoreResult<()>;
+    async fn set_delivery(&self, ticket: TicketId, response: ResponseId, delivery: &Delivery) -> StoreResult<()>;
     /// A ticket's responses, oldest first.
     async fn responses(&self, ticket: TicketId) -> StoreResult<Vec<Response>>;
+    /// Failed sign-ins for `email` in its current window (`None` if none, or the window ended).
+    async fn signin_failures(
+        &self,
+        email: &Email,
+        now: Timestamp,
+        window: Duration,
+    ) -> StoreResult<Option<SigninWindow>>;
+    /// Counts one more failed sign-in, opening a new window if the last one ended.
+    async fn record_signin_failure(&self, email: &Email, now: Timestamp, window: Duration) -> StoreResult<()>;
+    /// Forgets failed sign-ins after a successful one.
+    async fn clear_signin_failures(&self, email: &Email) -> StoreResult<()>;
     /// One page of the org's tickets matching `filter`, newest first.
     async fn list_tickets(
         &self,

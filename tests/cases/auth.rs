@@ -59,10 +59,7 @@ pub async fn org_secret_accepted_in_header_or_body_and_rejected_otherwise(set: &
         .raw(
             Method::POST,
             "/tickets",
-            &[
-                ("content-type", "application/json"),
-                ("x-api-key", &org.secret),
-            ],
+            &[("content-type", "application/json"), ("x-api-key", &org.secret)],
             Some(body.clone()),
         )
         .await;
@@ -88,7 +85,8 @@ pub async fn org_secret_accepted_in_header_or_body_and_rejected_otherwise(set: &
         )
         .await;
     wrong_header.expect_error(401, "unauthorized", None);
-    let admin = json!({"firstName": "A", "lastName": "B", "email": format!("{}@x.io", unique("a")), "password": PASSWORD});
+    let admin =
+        json!({"firstName": "A", "lastName": "B", "email": format!("{}@x.io", unique("a")), "password": PASSWORD});
     app.post("/auth/admin/signup", None, admin.clone())
         .await
         .expect_error(401, "unauthorized", None);
@@ -129,15 +127,10 @@ pub async fn signin_rejects_wrong_password_and_unknown_email_alike(set: &dyn Ada
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
     let wrong = app.signin(&admin.email, "wrong password").await;
-    let unknown = app
-        .signin(&format!("{}@x.io", unique("ghost")), PASSWORD)
-        .await;
+    let unknown = app.signin(&format!("{}@x.io", unique("ghost")), PASSWORD).await;
     assert_eq!(wrong.status, 401);
     assert_eq!(wrong.body, unknown.body, "no hint which part was wrong");
-    let ok = app
-        .signin(&admin.email.to_uppercase(), PASSWORD)
-        .await
-        .expect(200);
+    let ok = app.signin(&admin.email.to_uppercase(), PASSWORD).await.expect(200);
     assert!(ok["jwt"].as_str().unwrap().split('.').count() == 3);
     assert!(ok["expiresAt"].is_string());
     app.signin(&admin.email, &"p".repeat(5000))
@@ -173,11 +166,7 @@ pub async fn bad_tokens_are_unauthorized_on_every_jwt_endpoint(set: &dyn Adapter
     let payload = B64.encode(claims.to_string());
     let (h, _, s) = {
         let parts: Vec<&str> = admin.jwt.split('.').collect();
-        (
-            parts[0].to_owned(),
-            parts[1].to_owned(),
-            parts[2].to_owned(),
-        )
+        (parts[0].to_owned(), parts[1].to_owned(), parts[2].to_owned())
     };
     let other_org = json!({"sub": admin.id, "org": unique(""), "iat": now, "exp": now + 3600});
     let bad: Vec<Option<String>> = vec![
@@ -197,10 +186,7 @@ pub async fn bad_tokens_are_unauthorized_on_every_jwt_endpoint(set: &dyn Adapter
                 JWT_SECRET.as_bytes()
             )
         )),
-        Some(format!(
-            "Bearer {h}.{}.{s}",
-            B64.encode(other_org.to_string())
-        )),
+        Some(format!("Bearer {h}.{}.{s}", B64.encode(other_org.to_string()))),
         Some(format!("Bearer {}x", admin.jwt)),
     ];
     for (method, path, body) in jwt_endpoints(id) {
@@ -237,11 +223,7 @@ pub async fn passwords_hashes_and_secrets_are_never_returned(set: &dyn AdapterSe
     let t = app.new_ticket(&org, &customer()).await;
     let id = t["id"].as_str().unwrap();
     let r = app
-        .post(
-            &format!("/tickets/{id}/respond"),
-            Some(&jwt),
-            json!({"message": "m"}),
-        )
+        .post(&format!("/tickets/{id}/respond"), Some(&jwt), json!({"message": "m"}))
         .await
         .expect(201);
     let list = app.get("/tickets", Some(&jwt)).await.expect(200);
@@ -253,5 +235,60 @@ pub async fn passwords_hashes_and_secrets_are_never_returned(set: &dyn AdapterSe
         assert!(!text.contains(&org.secret), "{text}");
         assert!(!text.to_lowercase().contains("password"), "{text}");
     }
+    app.stop().await;
+}
+
+/// Repeated failed sign-ins for one email are throttled with 429 and
+/// `Retry-After` (even with the right password); after the window the right
+/// password works again. Other emails are unaffected.
+pub async fn repeated_signin_failures_are_throttled_until_the_window_ends(set: &dyn AdapterSet) {
+    let signin = ticketing::service::SigninLimit {
+        max_failures: 3,
+        window: std::time::Duration::from_secs(2),
+    };
+    let app = TestApp::start(
+        set,
+        TestConfig {
+            signin,
+            ..Default::default()
+        },
+    )
+    .await;
+    let org = app.new_org().await;
+    let target = app.new_admin(&org).await;
+    let bystander = app.new_admin(&org).await;
+    for _ in 0..3 {
+        app.signin(&target.email, "wrong password")
+            .await
+            .expect_error(401, "unauthorized", None);
+    }
+    let locked = app.signin(&target.email, PASSWORD).await;
+    let retry_after: u64 = locked.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+    locked.expect_error(429, "too_many_requests", None);
+    app.signin(&target.email, "wrong password")
+        .await
+        .expect_error(429, "too_many_requests", None);
+    app.signin(&bystander.email, PASSWORD).await.expect(200);
+    // Unknown emails are throttled the same way (no hint which exist).
+    let ghost = format!("{}@x.io", unique("ghost"));
+    for _ in 0..3 {
+        app.signin(&ghost, "wrong password")
+            .await
+            .expect_error(401, "unauthorized", None);
+    }
+    app.signin(&ghost, "wrong password")
+        .await
+        .expect_error(429, "too_many_requests", None);
+
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.signin(&target.email, PASSWORD).await.expect(200);
+    // A success clears the count: two more failures do not lock.
+    for _ in 0..2 {
+        app.signin(&target.email, "wrong password")
+            .await
+            .expect_error(401, "unauthorized", None);
+    }
+    app.signin(&target.email, PASSWORD).await.expect(200);
     app.stop().await;
 }

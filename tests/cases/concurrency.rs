@@ -17,19 +17,11 @@ pub async fn concurrent_creates_are_assigned_evenly_with_exact_counts(set: &dyn 
     let mut per_admin: HashMap<String, i64> = HashMap::new();
     for t in &replies {
         *per_admin
-            .entry(
-                t["adminId"]
-                    .as_str()
-                    .expect("every ticket assigned")
-                    .to_owned(),
-            )
+            .entry(t["adminId"].as_str().expect("every ticket assigned").to_owned())
             .or_default() += 1;
     }
     assert_eq!(per_admin.values().sum::<i64>(), 200);
-    let (min, max) = (
-        per_admin.values().min().unwrap(),
-        per_admin.values().max().unwrap(),
-    );
+    let (min, max) = (per_admin.values().min().unwrap(), per_admin.values().max().unwrap());
     assert!(max - min <= 1, "spread {per_admin:?}");
     let stored = app.deployment.open_ticket_counts(&org.id).await.unwrap();
     assert_eq!(stored, per_admin);
@@ -44,14 +36,8 @@ pub async fn concurrent_updates_are_applied_or_conflict_never_lost(set: &dyn Ada
     let admin = app.new_admin(&org).await;
     let t = app.new_ticket(&org, &customer()).await;
     let path = format!("/tickets/{}", t["id"].as_str().unwrap());
-    let replies = join_all((0..50).map(|i| {
-        app.post(
-            &path,
-            Some(&admin.jwt),
-            json!({"title": format!("title {i}")}),
-        )
-    }))
-    .await;
+    let replies =
+        join_all((0..50).map(|i| app.post(&path, Some(&admin.jwt), json!({"title": format!("title {i}")})))).await;
     let mut applied = Vec::new();
     for (i, r) in replies.into_iter().enumerate() {
         match r.status {
@@ -82,25 +68,11 @@ pub async fn concurrent_updates_are_applied_or_conflict_never_lost(set: &dyn Ada
 pub async fn concurrent_signups_with_one_domain_or_email_create_exactly_one(set: &dyn AdapterSet) {
     let app = TestApp::start(set, TestConfig::default()).await;
     let domain = format!("{}.example.com", unique("race"));
-    let orgs = join_all((0..20).map(|_| {
-        app.post(
-            "/auth/org/signup",
-            None,
-            json!({"name": "Race", "domain": domain}),
-        )
-    }))
-    .await;
+    let orgs =
+        join_all((0..20).map(|_| app.post("/auth/org/signup", None, json!({"name": "Race", "domain": domain})))).await;
     let statuses: Vec<u16> = orgs.iter().map(|r| r.status).collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 201).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 409).count(),
-        19,
-        "{statuses:?}"
-    );
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 19, "{statuses:?}");
 
     let org = app.new_org().await;
     let email = format!("{}@{}", unique("race"), org.domain);
@@ -113,16 +85,8 @@ pub async fn concurrent_signups_with_one_domain_or_email_create_exactly_one(set:
     }))
     .await;
     let statuses: Vec<u16> = admins.iter().map(|r| r.status).collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 201).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 409).count(),
-        19,
-        "{statuses:?}"
-    );
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 19, "{statuses:?}");
     app.signin(&email, PASSWORD).await.expect(200);
     app.stop().await;
 }

@@ -43,16 +43,8 @@ pub async fn malformed_requests_get_json_errors_naming_the_field(set: &dyn Adapt
         ),
     ];
     for (path, body, field) in cases {
-        let r = app
-            .raw(Method::POST, path, &json_ct, Some(body.clone()))
-            .await;
-        assert_eq!(
-            r.status,
-            400,
-            "{path} {:?}: {}",
-            String::from_utf8_lossy(&body),
-            r.body
-        );
+        let r = app.raw(Method::POST, path, &json_ct, Some(body.clone())).await;
+        assert_eq!(r.status, 400, "{path} {:?}: {}", String::from_utf8_lossy(&body), r.body);
         assert_eq!(r.body["error"]["code"], "invalid_request");
         assert_eq!(
             r.body["error"]["field"],
@@ -68,14 +60,9 @@ pub async fn malformed_requests_get_json_errors_naming_the_field(set: &dyn Adapt
         .to_string()
         .into_bytes();
     for headers in [vec![("content-type", "text/plain")], vec![]] {
-        app.raw(
-            Method::POST,
-            "/auth/org/signup",
-            &headers,
-            Some(good.clone()),
-        )
-        .await
-        .expect_error(400, "invalid_request", Some("Content-Type"));
+        app.raw(Method::POST, "/auth/org/signup", &headers, Some(good.clone()))
+            .await
+            .expect_error(400, "invalid_request", Some("Content-Type"));
     }
     // Bad ticket ids in the path.
     let auth = format!("Bearer {}", admin.jwt);
@@ -88,15 +75,8 @@ pub async fn malformed_requests_get_json_errors_naming_the_field(set: &dyn Adapt
             .raw(
                 Method::POST,
                 path,
-                &[
-                    ("content-type", "application/json"),
-                    ("authorization", &auth),
-                ],
-                Some(
-                    json!({"message": "m", "status": "OPEN"})
-                        .to_string()
-                        .into_bytes(),
-                ),
+                &[("content-type", "application/json"), ("authorization", &auth)],
+                Some(json!({"message": "m", "status": "OPEN"}).to_string().into_bytes()),
             )
             .await;
         r.expect_error(400, "invalid_request", Some("id"));
@@ -105,12 +85,9 @@ pub async fn malformed_requests_get_json_errors_naming_the_field(set: &dyn Adapt
         .await
         .expect_error(400, "invalid_request", Some("id"));
     // A well-formed id that does not exist.
-    app.get(
-        &format!("/tickets/{}", uuid::Uuid::new_v4()),
-        Some(&admin.jwt),
-    )
-    .await
-    .expect_error(404, "not_found", None);
+    app.get(&format!("/tickets/{}", uuid::Uuid::new_v4()), Some(&admin.jwt))
+        .await
+        .expect_error(404, "not_found", None);
     // Nothing was created by any of the above.
     assert!(
         app.get("/tickets", Some(&admin.jwt)).await.expect(200)["tickets"]
@@ -125,9 +102,7 @@ pub async fn malformed_requests_get_json_errors_naming_the_field(set: &dyn Adapt
 pub async fn routing_errors_and_oversized_bodies_are_json(set: &dyn AdapterSet) {
     let app = TestApp::start(set, TestConfig::default()).await;
     let org = app.new_org().await;
-    app.get("/nope", None)
-        .await
-        .expect_error(404, "not_found", None);
+    app.get("/nope", None).await.expect_error(404, "not_found", None);
     app.get("/tickets/a/b/c", None)
         .await
         .expect_error(404, "not_found", None);

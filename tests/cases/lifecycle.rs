@@ -38,10 +38,7 @@ pub async fn update_changes_fields_and_status_timestamps(set: &dyn AdapterSet) {
         .expect(200);
     assert_eq!(r["status"], "RESPONDED");
     let responded_at = time(&r["respondedAt"]);
-    assert_eq!(
-        time(&r["autoCloseAt"]) - responded_at,
-        chrono::Duration::days(30)
-    );
+    assert_eq!(time(&r["autoCloseAt"]) - responded_at, chrono::Duration::days(30));
 
     let c = app
         .post(&path, Some(&admin.jwt), json!({"status": "closed"}))
@@ -50,18 +47,10 @@ pub async fn update_changes_fields_and_status_timestamps(set: &dyn AdapterSet) {
     assert_eq!(c["status"], "CLOSED");
     assert!(c["closedAt"].is_string());
     assert!(c["autoCloseAt"].is_null());
-    assert_eq!(
-        time(&c["respondedAt"]),
-        responded_at,
-        "respondedAt is history, kept"
-    );
+    assert_eq!(time(&c["respondedAt"]), responded_at, "respondedAt is history, kept");
 
     let o = app
-        .post(
-            &path,
-            Some(&admin.jwt),
-            json!({"status": "OPEN", "adminId": null}),
-        )
+        .post(&path, Some(&admin.jwt), json!({"status": "OPEN", "adminId": null}))
         .await
         .expect(200);
     assert_eq!(o["status"], "OPEN");
@@ -88,13 +77,9 @@ pub async fn update_requires_a_field_and_valid_values(set: &dyn AdapterSet) {
     app.post(&path, Some(&admin.jwt), json!({"status": "DONE"}))
         .await
         .expect_error(400, "invalid_request", Some("status"));
-    app.post(
-        &path,
-        Some(&admin.jwt),
-        json!({"title": "  ", "status": "CLOSED"}),
-    )
-    .await
-    .expect_error(400, "invalid_request", Some("title"));
+    app.post(&path, Some(&admin.jwt), json!({"title": "  ", "status": "CLOSED"}))
+        .await
+        .expect_error(400, "invalid_request", Some("title"));
     app.post(&path, Some(&admin.jwt), json!({"adminId": "not-a-uuid"}))
         .await
         .expect_error(400, "invalid_request", Some("adminId"));
@@ -179,6 +164,7 @@ pub async fn responded_ticket_auto_closes_and_reopened_one_does_not(set: &dyn Ad
         set,
         TestConfig {
             auto_close_after: SHORT,
+            ..Default::default()
         },
     )
     .await;
@@ -217,10 +203,7 @@ pub async fn responded_ticket_auto_closes_and_reopened_one_does_not(set: &dyn Ad
         })
         .await;
     assert_eq!(closed["status"], "CLOSED", "{closed}");
-    assert!(
-        time(&closed["closedAt"])
-            >= time(&closed["respondedAt"]) + chrono::Duration::milliseconds(1500)
-    );
+    assert!(time(&closed["closedAt"]) >= time(&closed["respondedAt"]) + chrono::Duration::milliseconds(1500));
     assert!(closed["autoCloseAt"].is_null());
 
     // Its job has come and gone; the reopened one is untouched.
@@ -238,6 +221,7 @@ pub async fn only_the_latest_response_schedule_closes_the_ticket(set: &dyn Adapt
         set,
         TestConfig {
             auto_close_after: Duration::from_secs(2),
+            ..Default::default()
         },
     )
     .await;
@@ -272,9 +256,7 @@ pub async fn only_the_latest_response_schedule_closes_the_ticket(set: &dyn Adapt
         .expect(201);
     let last_due = time(&second["ticket"]["autoCloseAt"]);
     let closed = app
-        .wait_for_ticket(&admin.jwt, &id, Duration::from_secs(15), |t| {
-            t["status"] == "CLOSED"
-        })
+        .wait_for_ticket(&admin.jwt, &id, Duration::from_secs(15), |t| t["status"] == "CLOSED")
         .await;
     assert_eq!(closed["status"], "CLOSED", "{closed}");
     assert!(
@@ -292,20 +274,15 @@ pub async fn data_and_due_jobs_survive_a_restart(set: &dyn AdapterSet) {
         set,
         TestConfig {
             auto_close_after: Duration::from_secs(1),
+            ..Default::default()
         },
     )
     .await;
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
     let cust = customer();
-    let open = app.new_ticket(&org, &cust).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let due = app.new_ticket(&org, &cust).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let open = app.new_ticket(&org, &cust).await["id"].as_str().unwrap().to_owned();
+    let due = app.new_ticket(&org, &cust).await["id"].as_str().unwrap().to_owned();
     app.post(
         &format!("/tickets/{due}/respond"),
         Some(&admin.jwt),
@@ -320,9 +297,7 @@ pub async fn data_and_due_jobs_survive_a_restart(set: &dyn AdapterSet) {
         .expect("restart");
 
     let closed = app
-        .wait_for_ticket(&admin.jwt, &due, Duration::from_secs(15), |t| {
-            t["status"] == "CLOSED"
-        })
+        .wait_for_ticket(&admin.jwt, &due, Duration::from_secs(15), |t| t["status"] == "CLOSED")
         .await;
     assert_eq!(closed["status"], "CLOSED", "{closed}");
     assert_eq!(closed["responses"][0]["message"], "kept");

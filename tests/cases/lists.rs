@@ -12,12 +12,7 @@ pub async fn list_pages_newest_first_with_cursors(set: &dyn AdapterSet) {
     let cust = customer();
     let mut created = Vec::new();
     for _ in 0..7 {
-        created.push(
-            app.new_ticket(&org, &cust).await["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        created.push(app.new_ticket(&org, &cust).await["id"].as_str().unwrap().to_owned());
     }
     created.reverse();
 
@@ -71,11 +66,7 @@ pub async fn list_filters_combine(set: &dyn AdapterSet) {
         .expect(201);
     }
     let admin_email = |id: &str| {
-        if id == a.id {
-            a.email.clone()
-        } else {
-            b.email.clone()
-        }
+        if id == a.id { a.email.clone() } else { b.email.clone() }
     };
     let status_of = |i: usize| if i < 2 { "RESPONDED" } else { "OPEN" };
     for admin in [None, Some(&a), Some(&b)] {
@@ -112,10 +103,7 @@ pub async fn list_filters_combine(set: &dyn AdapterSet) {
     }
     // An admin email that is not in this org matches nothing.
     let none = app
-        .get(
-            "/tickets?adminEmail=nobody@nowhere.example.com",
-            Some(&a.jwt),
-        )
+        .get("/tickets?adminEmail=nobody@nowhere.example.com", Some(&a.jwt))
         .await
         .expect(200);
     assert!(ids(&none).is_empty());
@@ -146,10 +134,7 @@ pub async fn list_rejects_bad_limits_filters_and_cursors(set: &dyn AdapterSet) {
             .expect_error(400, "invalid_request", Some(field));
     }
     // A real cursor does not carry over to another filter.
-    let page = app
-        .get("/tickets?limit=1", Some(&admin.jwt))
-        .await
-        .expect(200);
+    let page = app.get("/tickets?limit=1", Some(&admin.jwt)).await.expect(200);
     let cursor = page["nextCursor"].as_str().expect("more pages");
     app.get(
         &format!("/tickets?limit=1&status=CLOSED&cursor={cursor}"),
@@ -161,11 +146,8 @@ pub async fn list_rejects_bad_limits_filters_and_cursors(set: &dyn AdapterSet) {
     let mut tampered = cursor.to_owned();
     let flipped = if tampered.starts_with('e') { "f" } else { "e" };
     tampered.replace_range(0..1, flipped);
-    app.get(
-        &format!("/tickets?limit=1&cursor={tampered}"),
-        Some(&admin.jwt),
-    )
-    .await
-    .expect_error(400, "invalid_request", Some("cursor"));
+    app.get(&format!("/tickets?limit=1&cursor={tampered}"), Some(&admin.jwt))
+        .await
+        .expect_error(400, "invalid_request", Some("cursor"));
     app.stop().await;
 }

@@ -33,24 +33,15 @@ pub async fn another_orgs_admin_sees_404_everywhere(set: &dyn AdapterSet) {
             .get(&format!("/tickets{query}"), Some(&their_admin.jwt))
             .await
             .expect(200);
-        assert!(
-            list["tickets"].as_array().unwrap().is_empty(),
-            "{query}: {list}"
-        );
+        assert!(list["tickets"].as_array().unwrap().is_empty(), "{query}: {list}");
     }
     // Our cursor is no use to them.
     app.new_ticket(&ours, &cust).await;
-    let page = app
-        .get("/tickets?limit=1", Some(&our_admin.jwt))
-        .await
-        .expect(200);
+    let page = app.get("/tickets?limit=1", Some(&our_admin.jwt)).await.expect(200);
     let cursor = page["nextCursor"].as_str().unwrap();
-    app.get(
-        &format!("/tickets?limit=1&cursor={cursor}"),
-        Some(&their_admin.jwt),
-    )
-    .await
-    .expect_error(400, "invalid_request", Some("cursor"));
+    app.get(&format!("/tickets?limit=1&cursor={cursor}"), Some(&their_admin.jwt))
+        .await
+        .expect_error(400, "invalid_request", Some("cursor"));
 
     let after = app.ticket(&our_admin.jwt, id).await;
     assert_eq!(after["version"], ticket["version"]);
@@ -73,28 +64,18 @@ pub async fn update_cannot_move_ticket_to_another_org_or_admin(set: &dyn Adapter
     app.post(&path, Some(&our_admin.jwt), json!({"orgId": theirs.id}))
         .await
         .expect_error(403, "forbidden", None);
-    app.post(
-        &path,
-        Some(&our_admin.jwt),
-        json!({"adminId": their_admin.id}),
-    )
-    .await
-    .expect_error(400, "invalid_request", Some("adminId"));
-    app.post(
-        &path,
-        Some(&our_admin.jwt),
-        json!({"adminId": uuid::Uuid::new_v4()}),
-    )
-    .await
-    .expect_error(400, "invalid_request", Some("adminId"));
+    app.post(&path, Some(&our_admin.jwt), json!({"adminId": their_admin.id}))
+        .await
+        .expect_error(400, "invalid_request", Some("adminId"));
+    app.post(&path, Some(&our_admin.jwt), json!({"adminId": uuid::Uuid::new_v4()}))
+        .await
+        .expect_error(400, "invalid_request", Some("adminId"));
     let same = app
         .post(&path, Some(&our_admin.jwt), json!({"orgId": ours.id}))
         .await
         .expect(200);
     assert_eq!(same["orgId"], ours.id.as_str());
-    let after = app
-        .ticket(&our_admin.jwt, ticket["id"].as_str().unwrap())
-        .await;
+    let after = app.ticket(&our_admin.jwt, ticket["id"].as_str().unwrap()).await;
     assert_eq!(after["adminId"], our_admin.id.as_str());
     assert_eq!(after["orgId"], ours.id.as_str());
     app.stop().await;

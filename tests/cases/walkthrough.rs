@@ -59,11 +59,7 @@ pub async fn seed_walkthrough_end_to_end(set: &dyn AdapterSet) {
     let mails = app.mails_to(&alice).await;
     assert_eq!(mails.len(), 1, "{mails:?}");
     assert!(mails[0].subject.contains(id), "{:?}", mails[0]);
-    assert!(
-        mails[0].text.contains("We fixed the total."),
-        "{:?}",
-        mails[0]
-    );
+    assert!(mails[0].text.contains("We fixed the total."), "{:?}", mails[0]);
     assert!(mails[0].text.contains("RESPONDED"), "{:?}", mails[0]);
 
     let full = app.ticket(&assignee.jwt, id).await;
@@ -80,10 +76,7 @@ pub async fn seed_walkthrough_end_to_end(set: &dyn AdapterSet) {
         .expect(200);
     assert_eq!(ids(&responded), vec![id.to_owned()]);
     let mine = app
-        .get(
-            &format!("/tickets?adminEmail={}", assignee.email),
-            Some(&admins[0].jwt),
-        )
+        .get(&format!("/tickets?adminEmail={}", assignee.email), Some(&admins[0].jwt))
         .await
         .expect(200);
     assert_eq!(mine["tickets"].as_array().unwrap().len(), 2);
@@ -175,10 +168,7 @@ pub async fn tickets_spread_evenly_over_admins_and_unassigned_without_admins(set
         (&t2, &t1)
     };
     app.post(
-        &format!(
-            "/tickets/{}/change_status",
-            a_ticket["id"].as_str().unwrap()
-        ),
+        &format!("/tickets/{}/change_status", a_ticket["id"].as_str().unwrap()),
         Some(&a.jwt),
         json!({"status": "CLOSED"}),
     )

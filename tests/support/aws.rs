@@ -43,8 +43,7 @@ fn settings() -> AwsSettings {
         // SES identities are global to moto: each deployment verifies its own.
         mail_from: format!("{}@ticketing.example.com", unique("support-")),
         schedule_group: unique("group-"),
-        close_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:ticketing-close-ticket"
-            .into(),
+        close_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:ticketing-close-ticket".into(),
         scheduler_role_arn: "arn:aws:iam::123456789012:role/ticketing-scheduler".into(),
         dead_letter_arn: "arn:aws:sqs:us-east-1:123456789012:ticketing-close-dlq".into(),
     }
@@ -67,13 +66,7 @@ pub struct MotoSchedule {
 
 impl MotoSchedule {
     pub async fn get(client: &aws_sdk_scheduler::Client, group: &str, name: &str) -> Option<Self> {
-        let s = client
-            .get_schedule()
-            .group_name(group)
-            .name(name)
-            .send()
-            .await
-            .ok()?;
+        let s = client.get_schedule().group_name(group).name(name).send().await.ok()?;
         let target = s.target()?;
         Some(Self {
             name: name.to_owned(),
@@ -83,16 +76,9 @@ impl MotoSchedule {
             role_arn: target.role_arn().to_owned(),
             input: serde_json::from_str(target.input().unwrap_or("null")).unwrap_or_default(),
             action_after_completion: s.action_after_completion().map(|a| a.as_str().to_owned()),
-            flexible_window_off: s
-                .flexible_time_window()
-                .is_some_and(|w| w.mode().as_str() == "OFF"),
-            dead_letter_arn: target
-                .dead_letter_config()
-                .and_then(|d| d.arn())
-                .map(str::to_owned),
-            max_retries: target
-                .retry_policy()
-                .and_then(|r| r.maximum_retry_attempts()),
+            flexible_window_off: s.flexible_time_window().is_some_and(|w| w.mode().as_str() == "OFF"),
+            dead_letter_arn: target.dead_letter_config().and_then(|d| d.arn()).map(str::to_owned),
+            max_retries: target.retry_policy().and_then(|r| r.maximum_retry_attempts()),
         })
     }
 
@@ -118,12 +104,7 @@ async fn pump(service: Service, client: aws_sdk_scheduler::Client, group: String
                         .await
                         .is_ok()
                 {
-                    let _ = client
-                        .delete_schedule()
-                        .group_name(&group)
-                        .name(name)
-                        .send()
-                        .await;
+                    let _ = client.delete_schedule().group_name(&group).name(name).send().await;
                 }
             }
         }
@@ -169,10 +150,7 @@ pub struct AwsHandle {
 
 impl AwsSet {
     /// A deployment on fresh resources, and a handle on its AWS side.
-    pub async fn start_with_handle(
-        &self,
-        test: TestConfig,
-    ) -> anyhow::Result<(Box<dyn Deployment>, AwsHandle)> {
+    pub async fn start_with_handle(&self, test: TestConfig) -> anyhow::Result<(Box<dyn Deployment>, AwsHandle)> {
         moto_endpoint();
         let settings = settings();
         let mut config = ticketd::Config::new("127.0.0.1:0".parse()?, std::env::temp_dir());
@@ -181,6 +159,7 @@ impl AwsSet {
             create_resources: true,
         };
         config.auto_close_after = test.auto_close_after;
+        config.signin = test.signin;
         config.jwt_secret = Some(JWT_SECRET.into());
         let mut running = Running {
             config,
@@ -253,10 +232,7 @@ impl Deployment for Running {
             .store
             .open_ticket_counts(org_id.parse()?)
             .await?;
-        Ok(counts
-            .into_iter()
-            .map(|(a, n)| (a.to_string(), n))
-            .collect())
+        Ok(counts.into_iter().map(|(a, n)| (a.to_string(), n)).collect())
     }
 
     async fn restart(&mut self, downtime: Duration) -> anyhow::Result<()> {
@@ -273,11 +249,7 @@ impl Deployment for Running {
         let ticketd::Backend::Aws { settings, .. } = &self.config.backend else {
             unreachable!()
         };
-        aws.dynamo
-            .delete_table()
-            .table_name(&settings.table)
-            .send()
-            .await?;
+        aws.dynamo.delete_table().table_name(&settings.table).send().await?;
         Ok(())
     }
 }

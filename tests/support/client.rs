@@ -20,27 +20,17 @@ impl Reply {
     /// Asserts the status, showing the body when it is wrong.
     #[track_caller]
     pub fn expect(self, status: u16) -> Value {
-        assert_eq!(
-            self.status, status,
-            "unexpected status; body: {}",
-            self.body
-        );
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
         self.body
     }
 
     /// Asserts a JSON error with this status and code, naming `field` if given.
     #[track_caller]
     pub fn expect_error(self, status: u16, code: &str, field: Option<&str>) {
-        assert_eq!(
-            self.status, status,
-            "unexpected status; body: {}",
-            self.body
-        );
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
         assert_eq!(self.body["error"]["code"], code, "{}", self.body);
         assert!(
-            self.body["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty()),
+            self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
             "{}",
             self.body
         );
@@ -72,10 +62,7 @@ impl TestApp {
         // TEST_LOG=debug shows the server's logs beside a failing test.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_env("TEST_LOG")
-                    .unwrap_or_else(|_| "off".into()),
-            )
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TEST_LOG").unwrap_or_else(|_| "off".into()))
             .try_init();
         let deployment = set.start(config).await.expect("adapter set starts");
         Self {
@@ -101,13 +88,7 @@ impl TestApp {
     }
 
     /// Sends a raw request: any method, headers and body bytes.
-    pub async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<Vec<u8>>,
-    ) -> Reply {
+    pub async fn raw(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
         let mut req = self.http.request(method, self.url(path));
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -125,11 +106,7 @@ impl TestApp {
                 String::from_utf8_lossy(&bytes)
             )
         });
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply { status, headers, body }
     }
 
     pub async fn post(&self, path: &str, auth: Option<&str>, body: Value) -> Reply {
@@ -138,39 +115,24 @@ impl TestApp {
         if let Some(b) = &bearer {
             headers.push(("authorization", b));
         }
-        self.raw(
-            Method::POST,
-            path,
-            &headers,
-            Some(body.to_string().into_bytes()),
-        )
-        .await
+        self.raw(Method::POST, path, &headers, Some(body.to_string().into_bytes()))
+            .await
     }
 
     pub async fn get(&self, path: &str, auth: Option<&str>) -> Reply {
         let bearer = auth.map(|t| format!("Bearer {t}"));
-        let headers: Vec<(&str, &str)> = bearer
-            .iter()
-            .map(|b| ("authorization", b.as_str()))
-            .collect();
+        let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("authorization", b.as_str())).collect();
         self.raw(Method::GET, path, &headers, None).await
     }
 
     pub async fn mails_to(&self, to: &str) -> Vec<SentMail> {
-        self.deployment
-            .mails_to(to)
-            .await
-            .expect("mail is readable")
+        self.deployment.mails_to(to).await.expect("mail is readable")
     }
 
     pub async fn new_org(&self) -> OrgHandle {
         let domain = format!("{}.example.com", unique("org"));
         let body = self
-            .post(
-                "/auth/org/signup",
-                None,
-                json!({"name": "Growfin", "domain": domain}),
-            )
+            .post("/auth/org/signup", None, json!({"name": "Growfin", "domain": domain}))
             .await
             .expect(201);
         OrgHandle {
@@ -222,9 +184,7 @@ impl TestApp {
     }
 
     pub async fn ticket(&self, jwt: &str, id: &str) -> Value {
-        self.get(&format!("/tickets/{id}"), Some(jwt))
-            .await
-            .expect(200)
+        self.get(&format!("/tickets/{id}"), Some(jwt)).await.expect(200)
     }
 
     /// Polls `id` until `done` holds, for at most `timeout`.

@@ -25,6 +25,7 @@ impl AdapterSet for EmbeddedSet {
         let dir = tempfile::tempdir()?;
         let mut config = ticketd::Config::new("127.0.0.1:0".parse()?, dir.path().join("data"));
         config.auto_close_after = test.auto_close_after;
+        config.signin = test.signin;
         config.jwt_secret = Some(JWT_SECRET.into());
         let server = ticketd::start(config.clone()).await?;
         Ok(Box::new(Running {
@@ -68,10 +69,7 @@ impl Deployment for Running {
         Ok(mails)
     }
 
-    async fn open_ticket_counts(
-        &self,
-        org_id: &str,
-    ) -> anyhow::Result<std::collections::HashMap<String, i64>> {
+    async fn open_ticket_counts(&self, org_id: &str) -> anyhow::Result<std::collections::HashMap<String, i64>> {
         let conn = rusqlite::Connection::open_with_flags(
             self.config.data_dir.join(ticketd::DB_FILE),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,

@@ -18,12 +18,14 @@ pub const JWT_SECRET: &str = "contract-tests-jwt-secret-0123456789abcdef";
 #[derive(Debug, Clone)]
 pub struct TestConfig {
     pub auto_close_after: Duration,
+    pub signin: ticketing::service::SigninLimit,
 }
 
 impl Default for TestConfig {
     fn default() -> Self {
         Self {
             auto_close_after: Duration::from_secs(30 * 86_400),
+            signin: Default::default(),
         }
     }
 }
@@ -49,10 +51,7 @@ pub trait Deployment: Send + Sync {
     /// Mails delivered to `to`, oldest first.
     async fn mails_to(&self, to: &str) -> anyhow::Result<Vec<SentMail>>;
     /// Each admin's stored count of non-closed tickets, as assignment sees it.
-    async fn open_ticket_counts(
-        &self,
-        org_id: &str,
-    ) -> anyhow::Result<std::collections::HashMap<String, i64>>;
+    async fn open_ticket_counts(&self, org_id: &str) -> anyhow::Result<std::collections::HashMap<String, i64>>;
     /// Stops everything (as a crash or deploy would), waits `downtime`, starts
     /// again on the same storage.
     async fn restart(&mut self, downtime: Duration) -> anyhow::Result<()>;

@@ -75,10 +75,7 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
     fn keys() -> JwtKeys {
-        JwtKeys::new(
-            b"test-secret-test-secret-test-secret",
-            DEFAULT_TOKEN_LIFETIME,
-        )
+        JwtKeys::new(b"test-secret-test-secret-test-secret", DEFAULT_TOKEN_LIFETIME)
     }
 
     fn b64(v: serde_json::Value) -> String {
@@ -97,11 +94,8 @@ mod tests {
 
     #[test]
     fn wrong_signing_key_is_rejected() {
-        let (token, _) = JwtKeys::new(b"another-key", DEFAULT_TOKEN_LIFETIME).issue(
-            AdminId::new(),
-            OrgId::new(),
-            Timestamp::now(),
-        );
+        let (token, _) =
+            JwtKeys::new(b"another-key", DEFAULT_TOKEN_LIFETIME).issue(AdminId::new(), OrgId::new(), Timestamp::now());
         assert!(keys().verify(&token).is_none());
     }
 
@@ -109,9 +103,8 @@ mod tests {
     fn tampered_payload_is_rejected() {
         let (token, _) = keys().issue(AdminId::new(), OrgId::new(), Timestamp::now());
         let parts: Vec<&str> = token.split('.').collect();
-        let forged = b64(
-            serde_json::json!({"sub": AdminId::new(), "org": OrgId::new(), "iat": 1, "exp": 4_000_000_000i64}),
-        );
+        let forged =
+            b64(serde_json::json!({"sub": AdminId::new(), "org": OrgId::new(), "iat": 1, "exp": 4_000_000_000i64}));
         assert!(
             keys()
                 .verify(&format!("{}.{}.{}", parts[0], forged, parts[2]))
@@ -122,9 +115,8 @@ mod tests {
     #[test]
     fn alg_none_is_rejected() {
         let header = b64(serde_json::json!({"alg": "none", "typ": "JWT"}));
-        let claims = b64(
-            serde_json::json!({"sub": AdminId::new(), "org": OrgId::new(), "iat": 1, "exp": 4_000_000_000i64}),
-        );
+        let claims =
+            b64(serde_json::json!({"sub": AdminId::new(), "org": OrgId::new(), "iat": 1, "exp": 4_000_000_000i64}));
         assert!(keys().verify(&format!("{header}.{claims}.")).is_none());
         assert!(keys().verify(&format!("{header}.{claims}")).is_none());
     }

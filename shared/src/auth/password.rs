@@ -1,9 +1,7 @@
 //! Admin passwords: Argon2id with OWASP parameters, off the async runtime.
 
 use crate::error::Error;
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::LazyLock;
 
@@ -18,9 +16,8 @@ fn argon2() -> Argon2<'static> {
 
 /// Verified in place of a real hash when the email is unknown, so that an
 /// unknown email costs as much as a wrong password and timing reveals nothing.
-static FALLBACK_HASH: LazyLock<String> = LazyLock::new(|| {
-    hash_blocking("not-a-real-password-fallback").expect("hashing a constant works")
-});
+static FALLBACK_HASH: LazyLock<String> =
+    LazyLock::new(|| hash_blocking("not-a-real-password-fallback").expect("hashing a constant works"));
 
 pub fn check_password_rules(field: &str, password: &str) -> Result<(), Error> {
     let n = password.chars().count();
@@ -43,11 +40,7 @@ fn hash_blocking(password: &str) -> Result<String, Error> {
 
 fn verify_blocking(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|parsed| {
-            argon2()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
+        .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
         .unwrap_or(false)
 }
 
@@ -84,16 +77,8 @@ mod tests {
     async fn hash_is_argon2id_with_owasp_params_and_verifies() {
         let h = hash_password("correct horse".into()).await.unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-        assert!(
-            verify_password("correct horse".into(), Some(h.clone()))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !verify_password("wrong horse!".into(), Some(h))
-                .await
-                .unwrap()
-        );
+        assert!(verify_password("correct horse".into(), Some(h.clone())).await.unwrap());
+        assert!(!verify_password("wrong horse!".into(), Some(h)).await.unwrap());
     }
 
     #[tokio::test]

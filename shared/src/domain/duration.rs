@@ -11,9 +11,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
     if digits.is_empty() {
         return Err(format!("`{input}` must start with a number (e.g. 30d)"));
     }
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{input}` is too large"))?;
+    let n: u64 = digits.parse().map_err(|_| format!("`{input}` is too large"))?;
     let unit_ms: u64 = match unit {
         "ms" => 1,
         "s" => 1_000,
@@ -21,9 +19,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
         "h" => 3_600_000,
         "d" => 86_400_000,
         _ => {
-            return Err(format!(
-                "`{input}` has unknown unit `{unit}`: use ms, s, m, h or d"
-            ));
+            return Err(format!("`{input}` has unknown unit `{unit}`: use ms, s, m, h or d"));
         }
     };
     let ms = n
@@ -39,12 +35,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
 /// The inverse of `parse_duration`, in the largest unit that divides exactly.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    for (unit, size) in [
-        ("d", 86_400_000u128),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-    ] {
+    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
         if ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
@@ -62,10 +53,7 @@ mod tests {
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(
-            parse_duration(" 30d "),
-            Ok(Duration::from_secs(30 * 86_400))
-        );
+        assert_eq!(parse_duration(" 30d "), Ok(Duration::from_secs(30 * 86_400)));
     }
 
     #[test]

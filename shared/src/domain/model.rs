@@ -189,3 +189,10 @@ pub struct TicketPage {
     /// Set when more tickets may follow.
     pub next: Option<PagePosition>,
 }
+
+/// Failed sign-ins for one email within the current throttle window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SigninWindow {
+    pub failures: u32,
+    pub started_at: Timestamp,
+}

@@ -17,12 +17,7 @@ pub enum AutoClose {
 /// entering CLOSED sets `closedAt`, leaving it clears it; entering RESPONDED
 /// (or responding again) stamps `respondedAt` and (re)schedules the auto-close,
 /// leaving RESPONDED cancels it.
-pub fn set_status(
-    ticket: &mut Ticket,
-    to: Status,
-    now: Timestamp,
-    auto_close_after: Duration,
-) -> AutoClose {
+pub fn set_status(ticket: &mut Ticket, to: Status, now: Timestamp, auto_close_after: Duration) -> AutoClose {
     let from = ticket.status;
     if from == to {
         return AutoClose::Unchanged;
@@ -32,11 +27,7 @@ pub fn set_status(
 
 /// A response always restamps `respondedAt`: the customer gets the full delay
 /// to answer the newest message.
-pub fn record_response(
-    ticket: &mut Ticket,
-    now: Timestamp,
-    auto_close_after: Duration,
-) -> AutoClose {
+pub fn record_response(ticket: &mut Ticket, now: Timestamp, auto_close_after: Duration) -> AutoClose {
     enter(ticket, Status::Responded, now, auto_close_after)
 }
 
@@ -92,6 +83,20 @@ pub fn least_loaded(admins: &[AdminLoad]) -> Vec<AdminId> {
     let mut tied: Vec<&AdminLoad> = available.filter(|a| a.open_tickets == min).collect();
     tied.sort_by_key(|a| (a.last_assigned_at, a.admin_id));
     tied.into_iter().map(|a| a.admin_id).collect()
+}
+
+/// Sign-in throttling: once an email has `max_failures` failed sign-ins within
+/// `window`, every sign-in for it is refused until the window ends. Returns
+/// how long is left, or `None` when a sign-in may proceed.
+pub fn signin_lockout(
+    failures: Option<super::model::SigninWindow>,
+    now: Timestamp,
+    window: Duration,
+    max_failures: u32,
+) -> Option<Duration> {
+    let w = failures?;
+    let ends = w.started_at.plus(window);
+    (w.failures >= max_failures && now < ends).then(|| now.until(ends))
 }
 
 /// How a write changes each admin's count of non-closed tickets. Both stores
@@ -233,10 +238,7 @@ mod tests {
         let AutoClose::Schedule(second) = record_response(&mut t, at(7_000), DELAY) else {
             panic!()
         };
-        assert!(
-            !close_job_applies(&t, &first),
-            "stale schedule after a new response"
-        );
+        assert!(!close_job_applies(&t, &first), "stale schedule after a new response");
         assert!(close_job_applies(&t, &second));
         set_status(&mut t, Status::Closed, at(8_000), DELAY);
         assert!(!close_job_applies(&t, &second), "already closed");
@@ -295,10 +297,26 @@ mod tests {
             load(3, 1, None, true),
             load(4, 1, None, false),
         ];
+        assert_eq!(least_loaded(&admins), vec![admins[2].admin_id, admins[1].admin_id]);
+    }
+
+    #[test]
+    fn signin_locks_after_max_failures_until_the_window_ends() {
+        use super::super::model::SigninWindow;
+        let window = Duration::from_secs(60);
+        let w = |failures| {
+            Some(SigninWindow {
+                failures,
+                started_at: at(0),
+            })
+        };
+        assert_eq!(signin_lockout(None, at(10), window, 5), None);
+        assert_eq!(signin_lockout(w(4), at(10), window, 5), None);
         assert_eq!(
-            least_loaded(&admins),
-            vec![admins[2].admin_id, admins[1].admin_id]
+            signin_lockout(w(5), at(10_000), window, 5),
+            Some(Duration::from_secs(50))
         );
+        assert_eq!(signin_lockout(w(9), at(60_000), window, 5), None, "window over");
     }
 
     #[test]

@@ -59,10 +59,7 @@ impl Domain {
     pub fn parse(field: &str, raw: &str) -> Result<Self, Error> {
         let s = raw.trim().trim_end_matches('.').to_ascii_lowercase();
         if !is_hostname(&s) {
-            return Err(Error::invalid(
-                field,
-                "must be a domain name such as example.com",
-            ));
+            return Err(Error::invalid(field, "must be a domain name such as example.com"));
         }
         Ok(Self(s))
     }
@@ -96,14 +93,9 @@ pub fn text(field: &str, raw: &str, max: usize) -> Result<String, Error> {
         return Err(Error::invalid(field, "must not be empty"));
     }
     if s.chars().count() > max {
-        return Err(Error::invalid(
-            field,
-            format!("must be at most {max} characters"),
-        ));
+        return Err(Error::invalid(field, format!("must be at most {max} characters")));
     }
-    if s.chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
-    {
+    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
         return Err(Error::invalid(field, "must not contain control characters"));
     }
     Ok(s.to_owned())
@@ -148,10 +140,7 @@ mod tests {
 
     #[test]
     fn domain_is_normalised_and_checked() {
-        assert_eq!(
-            Domain::parse("domain", "Growfin.AI.").unwrap().as_str(),
-            "growfin.ai"
-        );
+        assert_eq!(Domain::parse("domain", "Growfin.AI.").unwrap().as_str(), "growfin.ai");
         assert!(Domain::parse("domain", "growfin").is_err());
         assert!(Domain::parse("domain", "gro fin.ai").is_err());
     }
@@ -162,12 +151,6 @@ mod tests {
         assert!(text("title", "   ", 10).is_err());
         assert!(text("title", "12345678901", 10).is_err());
         assert!(text("title", "a\u{0}b", 10).is_err());
-        assert_eq!(
-            text("title", "é".repeat(10).as_str(), 10)
-                .unwrap()
-                .chars()
-                .count(),
-            10
-        );
+        assert_eq!(text("title", "é".repeat(10).as_str(), 10).unwrap().chars().count(), 10);
     }
 }

@@ -39,18 +39,11 @@ impl Error {
 /// A 404 or 405 produced by routing rather than by a handler.
 pub fn routing_error(status: StatusCode) -> Response {
     let (code, message) = if status == StatusCode::METHOD_NOT_ALLOWED {
-        (
-            "method_not_allowed",
-            "this method is not allowed on this path",
-        )
+        ("method_not_allowed", "this method is not allowed on this path")
     } else {
         ("not_found", "no such route")
     };
-    (
-        status,
-        Json(json!({"error": {"code": code, "message": message}})),
-    )
-        .into_response()
+    (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
 }
 
 impl IntoResponse for Error {
@@ -70,10 +63,7 @@ impl IntoResponse for Error {
         let headers = response.headers_mut();
         match &self {
             Error::TooManyRequests(_, wait) => {
-                headers.insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from(wait.as_secs().max(1)),
-                );
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
             }
             Error::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

@@ -23,14 +23,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| {
-                let mime = v
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase();
-                mime == "application/json"
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+                let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
             })
             .unwrap_or(false);
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
@@ -66,9 +60,7 @@ fn json_error(err: serde_path_to_error::Error<serde_json::Error>) -> Error {
     let path = err.path().to_string();
     let inner = err.inner();
     match inner.classify() {
-        Category::Syntax | Category::Eof | Category::Io => {
-            Error::invalid("body", format!("malformed JSON: {inner}"))
-        }
+        Category::Syntax | Category::Eof | Category::Io => Error::invalid("body", format!("malformed JSON: {inner}")),
         Category::Data => {
             let msg = inner.to_string();
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
@@ -83,10 +75,7 @@ fn json_error(err: serde_path_to_error::Error<serde_json::Error>) -> Error {
                 Error::invalid(join(name), "is required")
             } else if let Some(name) = backticked(&msg, "unknown field `") {
                 // The path already ends at the unknown field.
-                Error::invalid(
-                    if path == "." { name.to_owned() } else { path },
-                    "is not a known field",
-                )
+                Error::invalid(if path == "." { name.to_owned() } else { path }, "is not a known field")
             } else if path == "." {
                 Error::invalid("body", "must be a JSON object")
             } else {
@@ -136,9 +125,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                         let name = backticked(problem, "unknown field `").unwrap_or("query");
                         Error::invalid(name, "is not a known query parameter")
                     }
-                    Some((name, problem)) if !name.contains(' ') => {
-                        Error::invalid(name, problem.to_owned())
-                    }
+                    Some((name, problem)) if !name.contains(' ') => Error::invalid(name, problem.to_owned()),
                     _ => Error::invalid("query", detail.to_owned()),
                 }
             })

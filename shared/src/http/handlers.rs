@@ -145,9 +145,7 @@ pub async fn change_status(
     TicketIdPath(id): TicketIdPath,
     ApiJson(body): ApiJson<ChangeStatusBody>,
 ) -> Result<Json<Ticket>> {
-    Ok(Json(
-        service.change_status(&claims, id, &body.status).await?,
-    ))
+    Ok(Json(service.change_status(&claims, id, &body.status).await?))
 }
 
 #[derive(Deserialize)]
@@ -246,9 +244,7 @@ pub struct UpdateTicketBody {
 }
 
 /// Tells a present `null` (`Some(None)`) from an absent field (`None`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> std::result::Result<Option<Option<T>>, D::Error> {
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> std::result::Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 

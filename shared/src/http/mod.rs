@@ -95,9 +95,9 @@ impl Endpoint {
 
 /// The API routes for `endpoints`, without state or middleware; see [`finish`].
 pub fn routes(endpoints: &[Endpoint]) -> Router<Service> {
-    endpoints.iter().fold(Router::new(), |router, e| {
-        router.route(e.path(), e.handler())
-    })
+    endpoints
+        .iter()
+        .fold(Router::new(), |router, e| router.route(e.path(), e.handler()))
 }
 
 /// A ready router serving `endpoints`.
@@ -124,7 +124,11 @@ pub fn finish(routes: Router<Service>, service: Service) -> Router {
                     // The path only: query strings may carry customer emails.
                     tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
                 })
-                .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(Level::INFO)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -28,8 +28,7 @@ pub struct CursorCodec {
 impl CursorCodec {
     pub fn new(master_secret: &[u8]) -> Self {
         // A key of its own, so a cursor signature is never a valid JWT signature.
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(master_secret).expect("HMAC takes any key length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(master_secret).expect("HMAC takes any key length");
         mac.update(b"ticketing list cursor v1");
         Self {
             key: mac.finalize().into_bytes().to_vec(),
@@ -53,18 +52,8 @@ impl CursorCodec {
         format!("{}.{}", B64.encode(&json), B64.encode(self.sign(&json)))
     }
 
-    pub fn decode(
-        &self,
-        org: OrgId,
-        filter: &TicketFilter,
-        cursor: &str,
-    ) -> Result<PagePosition, Error> {
-        let bad = || {
-            Error::invalid(
-                "cursor",
-                "is not a cursor this list issued; start again without one",
-            )
-        };
+    pub fn decode(&self, org: OrgId, filter: &TicketFilter, cursor: &str) -> Result<PagePosition, Error> {
+        let bad = || Error::invalid("cursor", "is not a cursor this list issued; start again without one");
         let (data, sig) = cursor.split_once('.').ok_or_else(bad)?;
         let json = B64.decode(data).map_err(|_| bad())?;
         let sig = B64.decode(sig).map_err(|_| bad())?;
@@ -119,11 +108,7 @@ mod tests {
     fn another_orgs_cursor_is_rejected() {
         let codec = CursorCodec::new(b"k");
         let c = codec.encode(OrgId::new(), &TicketFilter::default(), pos());
-        assert!(
-            codec
-                .decode(OrgId::new(), &TicketFilter::default(), &c)
-                .is_err()
-        );
+        assert!(codec.decode(OrgId::new(), &TicketFilter::default(), &c).is_err());
     }
 
     #[test]
@@ -144,10 +129,7 @@ mod tests {
         let org = OrgId::new();
         let c = codec.encode(org, &TicketFilter::default(), pos());
         let (data, _) = c.split_once('.').unwrap();
-        let forged_payload = B64.encode(format!(
-            r#"{{"o":"{org}","f":"x","c":1,"i":"{}"}}"#,
-            TicketId::new()
-        ));
+        let forged_payload = B64.encode(format!(r#"{{"o":"{org}","f":"x","c":1,"i":"{}"}}"#, TicketId::new()));
         for bad in [
             String::new(),
             "x".into(),
@@ -156,10 +138,7 @@ mod tests {
             format!("{forged_payload}.{}", c.split_once('.').unwrap().1),
             CursorCodec::new(b"other").encode(org, &TicketFilter::default(), pos()),
         ] {
-            assert!(
-                codec.decode(org, &TicketFilter::default(), &bad).is_err(),
-                "{bad:?}"
-            );
+            assert!(codec.decode(org, &TicketFilter::default(), &bad).is_err(), "{bad:?}");
         }
     }
 }

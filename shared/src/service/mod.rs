@@ -7,9 +7,8 @@ pub use cursor::CursorCodec;
 use crate::auth::{Claims, JwtKeys, SecretHash, generate_secret, password};
 use crate::domain::rules::{self, AutoClose};
 use crate::domain::{
-    Admin, AdminId, CloseJob, Delivery, Domain, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_NAME,
-    MAX_TITLE, Mail, Org, OrgId, PageRequest, Response, ResponseId, Status, Ticket, TicketFilter,
-    TicketId, text,
+    Admin, AdminId, CloseJob, Delivery, Domain, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_NAME, MAX_TITLE, Mail, Org,
+    OrgId, PageRequest, Response, ResponseId, Status, Ticket, TicketFilter, TicketId, text,
 };
 use crate::error::{Error, Result};
 use crate::ports::{Clock, Mailer, Scheduler, Store};
@@ -25,6 +24,24 @@ pub struct Config {
     pub mail_from: String,
     pub jwt: JwtKeys,
     pub cursors: CursorCodec,
+    pub signin: SigninLimit,
+}
+
+/// How many failed sign-ins an email may have per window before it is locked
+/// out (429) for the rest of that window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SigninLimit {
+    pub max_failures: u32,
+    pub window: Duration,
+}
+
+impl Default for SigninLimit {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            window: Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 impl Config {
@@ -35,7 +52,13 @@ impl Config {
             mail_from,
             jwt: JwtKeys::new(jwt_secret, crate::auth::DEFAULT_TOKEN_LIFETIME),
             cursors: CursorCodec::new(jwt_secret),
+            signin: SigninLimit::default(),
         }
+    }
+
+    pub fn with_signin_limit(mut self, signin: SigninLimit) -> Self {
+        self.signin = signin;
+        self
     }
 }
 
@@ -174,13 +197,22 @@ impl Service {
 
     /// A JWT and its expiry. Unknown email and wrong password are the same 401
     /// and cost the same time.
-    pub async fn signin(
-        &self,
-        email: &str,
-        password_input: String,
-    ) -> Result<(String, crate::domain::Timestamp)> {
+    pub async fn signin(&self, email: &str, password_input: String) -> Result<(String, crate::domain::Timestamp)> {
         const BAD: Error = Error::Unauthorized("invalid email or password");
+        let limit = self.config.signin;
         let email = Email::parse("email", email).ok();
+        let mut locked_window = None;
+        if let Some(e) = &email {
+            let window = self.ports.store.signin_failures(e, self.now(), limit.window).await?;
+            if let Some(wait) = rules::signin_lockout(window, self.now(), limit.window, limit.max_failures) {
+                tracing::warn!("sign-in refused: too many failures for this email");
+                return Err(Error::TooManyRequests(
+                    "too many failed sign-ins; try again later".into(),
+                    wait,
+                ));
+            }
+            locked_window = window;
+        }
         let found = match &email {
             Some(e) => self.ports.store.admin_credentials(e).await?,
             None => None,
@@ -191,17 +223,23 @@ impl Service {
             _ => (None, None),
         };
         // A too-long password is not hashed at all, but still costs a fallback verify.
-        let candidate = if too_long {
-            String::new()
-        } else {
-            password_input
-        };
+        let candidate = if too_long { String::new() } else { password_input };
         let ok = password::verify_password(candidate, hash).await?;
-        match admin {
-            Some(admin) if ok => {
+        match (admin, &email) {
+            (Some(admin), Some(e)) if ok => {
+                if locked_window.is_some() {
+                    self.ports.store.clear_signin_failures(e).await?;
+                }
                 let (token, expires_at) = self.config.jwt.issue(admin.id, admin.org_id, self.now());
                 tracing::info!(admin = %admin.id, "admin signed in");
                 Ok((token, expires_at))
+            }
+            (_, Some(e)) => {
+                self.ports
+                    .store
+                    .record_signin_failure(e, self.now(), limit.window)
+                    .await?;
+                Err(BAD)
             }
             _ => Err(BAD),
         }
@@ -241,22 +279,13 @@ impl Service {
         }
     }
 
-    pub async fn get_ticket(
-        &self,
-        claims: &Claims,
-        id: TicketId,
-    ) -> Result<(Ticket, Vec<Response>)> {
+    pub async fn get_ticket(&self, claims: &Claims, id: TicketId) -> Result<(Ticket, Vec<Response>)> {
         let ticket = self.own_ticket(claims, id).await?;
         let responses = self.ports.store.responses(id).await?;
         Ok((ticket, responses))
     }
 
-    pub async fn change_status(
-        &self,
-        claims: &Claims,
-        id: TicketId,
-        status: &str,
-    ) -> Result<Ticket> {
+    pub async fn change_status(&self, claims: &Claims, id: TicketId, status: &str) -> Result<Ticket> {
         self.update_ticket(
             claims,
             id,
@@ -268,12 +297,7 @@ impl Service {
         .await
     }
 
-    pub async fn update_ticket(
-        &self,
-        claims: &Claims,
-        id: TicketId,
-        patch: TicketPatch,
-    ) -> Result<Ticket> {
+    pub async fn update_ticket(&self, claims: &Claims, id: TicketId, patch: TicketPatch) -> Result<Ticket> {
         if patch.title.is_none()
             && patch.description.is_none()
             && patch.admin_id.is_none()
@@ -309,12 +333,7 @@ impl Service {
             ));
         }
         if let Some(Some(admin_id)) = patch.admin_id
-            && self
-                .ports
-                .store
-                .admin(claims.org, admin_id)
-                .await?
-                .is_none()
+            && self.ports.store.admin(claims.org, admin_id).await?.is_none()
         {
             return Err(Error::invalid("adminId", "is not an admin of your org"));
         }
@@ -344,12 +363,7 @@ impl Service {
             .store
             .update_ticket(&before, &after)
             .await
-            .map_err(|e| {
-                conflict_as(
-                    e,
-                    "the ticket was changed concurrently; reload it and retry",
-                )
-            })?;
+            .map_err(|e| conflict_as(e, "the ticket was changed concurrently; reload it and retry"))?;
         self.apply_auto_close(effect).await;
         tracing::info!(ticket = %id, status = %after.status, version = after.version, "ticket updated");
         Ok(after)
@@ -357,12 +371,7 @@ impl Service {
 
     /// Stores the response and moves the ticket to RESPONDED, then emails the
     /// customer and records how that went. The response survives a failed send.
-    pub async fn respond(
-        &self,
-        claims: &Claims,
-        id: TicketId,
-        message: &str,
-    ) -> Result<(Response, Ticket)> {
+    pub async fn respond(&self, claims: &Claims, id: TicketId, message: &str) -> Result<(Response, Ticket)> {
         let message = text("message", message, MAX_MESSAGE)?;
         let before = self.own_ticket(claims, id).await?;
         if before.status == Status::Closed {
@@ -386,12 +395,7 @@ impl Service {
             .store
             .add_response(&before, &after, &response)
             .await
-            .map_err(|e| {
-                conflict_as(
-                    e,
-                    "the ticket was changed concurrently; reload it and retry",
-                )
-            })?;
+            .map_err(|e| conflict_as(e, "the ticket was changed concurrently; reload it and retry"))?;
         self.apply_auto_close(effect).await;
 
         let mail = Mail {
@@ -422,12 +426,7 @@ impl Service {
                 }
             }
         };
-        if let Err(e) = self
-            .ports
-            .store
-            .set_delivery(id, response.id, &response.delivery)
-            .await
-        {
+        if let Err(e) = self.ports.store.set_delivery(id, response.id, &response.delivery).await {
             // The response itself is stored; only its delivery note is missing.
             tracing::error!(ticket = %id, response = %response.id, error = ?e, "could not record delivery");
         }
@@ -442,16 +441,9 @@ impl Service {
                 .parse::<usize>()
                 .ok()
                 .filter(|n| (1..=MAX_PAGE).contains(n))
-                .ok_or_else(|| {
-                    Error::invalid(
-                        "limit",
-                        format!("must be a whole number from 1 to {MAX_PAGE}"),
-                    )
-                })?,
+                .ok_or_else(|| Error::invalid("limit", format!("must be a whole number from 1 to {MAX_PAGE}")))?,
         };
-        let status = non_empty(&q.status)
-            .map(|s| Status::parse("status", s))
-            .transpose()?;
+        let status = non_empty(&q.status).map(|s| Status::parse("status", s)).transpose()?;
         let customer = non_empty(&q.customer_email)
             .map(|c| Email::parse("customerEmail", c))
             .transpose()?;
@@ -485,9 +477,7 @@ impl Service {
             .list_tickets(claims.org, &filter, PageRequest { limit, after })
             .await?;
         Ok(ListResult {
-            next_cursor: page
-                .next
-                .map(|p| self.config.cursors.encode(claims.org, &filter, p)),
+            next_cursor: page.next.map(|p| self.config.cursors.encode(claims.org, &filter, p)),
             tickets: page.tickets,
         })
     }
@@ -501,17 +491,10 @@ impl Service {
                 return Ok(CloseOutcome::Skipped("ticket not found"));
             };
             if !rules::close_job_applies(&before, job) {
-                return Ok(CloseOutcome::Skipped(
-                    "ticket moved on since the job was scheduled",
-                ));
+                return Ok(CloseOutcome::Skipped("ticket moved on since the job was scheduled"));
             }
             let mut after = before.clone();
-            rules::set_status(
-                &mut after,
-                Status::Closed,
-                self.now(),
-                self.config.auto_close_after,
-            );
+            rules::set_status(&mut after, Status::Closed, self.now(), self.config.auto_close_after);
             after.version = before.version + 1;
             match self.ports.store.update_ticket(&before, &after).await {
                 Ok(()) => {
@@ -522,9 +505,7 @@ impl Service {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::Conflict(
-            "ticket kept changing during auto-close".into(),
-        ))
+        Err(Error::Conflict("ticket kept changing during auto-close".into()))
     }
 
     async fn apply_auto_close(&self, effect: AutoClose) {

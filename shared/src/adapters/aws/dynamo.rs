@@ -6,8 +6,8 @@ use super::items::{self, Item, n, s};
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, Delivery, Email, Org, OrgId, PagePosition, PageRequest, Response, ResponseId,
-    Ticket, TicketFilter, TicketId, TicketPage,
+    Admin, AdminId, Delivery, Email, Org, OrgId, PagePosition, PageRequest, Response, ResponseId, SigninWindow, Ticket,
+    TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -41,9 +41,7 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
-            assign_turns: (0..ASSIGN_STRIPES)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
+            assign_turns: (0..ASSIGN_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
     }
 
@@ -72,12 +70,7 @@ impl DynamoStore {
     /// The version-checked ticket write, with the assignee counters it moves,
     /// plus any `extra` writes, all in one transaction (or one conditional put
     /// when nothing else changes).
-    async fn write_ticket(
-        &self,
-        before: &Ticket,
-        after: &Ticket,
-        extra: Vec<TransactWriteItem>,
-    ) -> StoreResult<()> {
+    async fn write_ticket(&self, before: &Ticket, after: &Ticket, extra: Vec<TransactWriteItem>) -> StoreResult<()> {
         let (condition, values) = ticket_guard(before);
         let names = HashMap::from([
             ("#v".to_owned(), "version".to_owned()),
@@ -231,9 +224,7 @@ impl Store for DynamoStore {
             return Ok(None);
         };
         let admin = items::admin_from(&item).map_err(malformed)?;
-        let hash = items::get_s(&item, "passwordHash")
-            .map_err(malformed)?
-            .to_owned();
+        let hash = items::get_s(&item, "passwordHash").map_err(malformed)?.to_owned();
         Ok(Some((admin, hash)))
     }
 
@@ -297,10 +288,7 @@ impl Store for DynamoStore {
                 return Ok(ticket);
             };
             let put = self.put(items::ticket_item(&ticket), "attribute_not_exists(pk)");
-            let observed = loads
-                .iter()
-                .find(|l| l.admin_id == admin)
-                .map_or(0, |l| l.open_tickets);
+            let observed = loads.iter().find(|l| l.admin_id == admin).map_or(0, |l| l.open_tickets);
             let writes = vec![
                 TransactWriteItem::builder().put(put).build(),
                 self.counter_update(ticket.org_id, admin, 1, Some((ticket.created_at, observed))),
@@ -339,27 +327,13 @@ impl Store for DynamoStore {
         self.write_ticket(before, after, vec![]).await
     }
 
-    async fn add_response(
-        &self,
-        before: &Ticket,
-        after: &Ticket,
-        response: &Response,
-    ) -> StoreResult<()> {
+    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response) -> StoreResult<()> {
         let put = self.put(items::response_item(response), "attribute_not_exists(pk)");
-        self.write_ticket(
-            before,
-            after,
-            vec![TransactWriteItem::builder().put(put).build()],
-        )
-        .await
+        self.write_ticket(before, after, vec![TransactWriteItem::builder().put(put).build()])
+            .await
     }
 
-    async fn set_delivery(
-        &self,
-        ticket: TicketId,
-        response: ResponseId,
-        delivery: &Delivery,
-    ) -> StoreResult<()> {
+    async fn set_delivery(&self, ticket: TicketId, response: ResponseId, delivery: &Delivery) -> StoreResult<()> {
         let fields = items::delivery_fields(delivery);
         let set: Vec<String> = fields.iter().map(|(k, _)| format!("{k} = :{k}")).collect();
         let mut update = self
@@ -403,12 +377,70 @@ impl Store for DynamoStore {
         Ok(responses)
     }
 
-    async fn list_tickets(
+    async fn signin_failures(
         &self,
-        org: OrgId,
-        filter: &TicketFilter,
-        page: PageRequest,
-    ) -> StoreResult<TicketPage> {
+        email: &Email,
+        now: Timestamp,
+        window: Duration,
+    ) -> StoreResult<Option<SigninWindow>> {
+        let Some(item) = self.get(items::signin_key(email)).await? else {
+            return Ok(None);
+        };
+        let w = SigninWindow {
+            failures: u32::try_from(items::get_n(&item, "failures").map_err(malformed)?).unwrap_or(u32::MAX),
+            started_at: Timestamp::from_millis(items::get_n(&item, "windowStart").map_err(malformed)?),
+        };
+        Ok((w.started_at.plus(window) > now).then_some(w))
+    }
+
+    async fn record_signin_failure(&self, email: &Email, now: Timestamp, window: Duration) -> StoreResult<()> {
+        let cutoff = now.millis() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 2);
+        // Count into the open window...
+        let counted = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(items::signin_key(email)))
+            .update_expression("SET failures = failures + :one")
+            .condition_expression("windowStart > :cutoff")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":cutoff", n(cutoff))
+            .send()
+            .await
+            .classify();
+        match counted {
+            Ok(_) => Ok(()),
+            // ...or open a new one (none yet, or the last one ended). TTL removes it later.
+            Err(StoreError::Conflict(_)) => {
+                let mut item = items::signin_key(email);
+                item.insert("failures".into(), n(1));
+                item.insert("windowStart".into(), n(now.millis()));
+                item.insert("expiresAt".into(), n(now.plus(window).millis() / 1000 + 60));
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .send()
+                    .await
+                    .classify()?;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn clear_signin_failures(&self, email: &Email) -> StoreResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(items::signin_key(email)))
+            .send()
+            .await
+            .classify()?;
+        Ok(())
+    }
+
+    async fn list_tickets(&self, org: OrgId, filter: &TicketFilter, page: PageRequest) -> StoreResult<TicketPage> {
         let (index, partition) = items::list_index(org, filter);
         let mut query = self
             .client
@@ -422,10 +454,7 @@ impl Store for DynamoStore {
         query = match page.after {
             Some(after) => query
                 .key_condition_expression("#p = :p AND gsk < :after")
-                .expression_attribute_values(
-                    ":after",
-                    s(items::sort_key(after.created_at, after.id)),
-                ),
+                .expression_attribute_values(":after", s(items::sort_key(after.created_at, after.id))),
             None => query.key_condition_expression("#p = :p"),
         };
         let out = query.send().await.classify()?;

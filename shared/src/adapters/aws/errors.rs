@@ -29,14 +29,10 @@ where
         SdkError::ServiceError(service) => {
             let err = service.err();
             match err.code() {
-                Some("ConditionalCheckFailedException") => {
-                    StoreError::Conflict(err.message().unwrap_or("").to_owned())
-                }
+                Some("ConditionalCheckFailedException") => StoreError::Conflict(err.message().unwrap_or("").to_owned()),
                 Some("TransactionCanceledException") => {
                     let message = err.message().unwrap_or("");
-                    if message.contains("ConditionalCheckFailed")
-                        || message.contains("TransactionConflict")
-                    {
+                    if message.contains("ConditionalCheckFailed") || message.contains("TransactionConflict") {
                         StoreError::Conflict(message.to_owned())
                     } else {
                         StoreError::Unavailable(detail)

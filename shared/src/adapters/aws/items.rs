@@ -11,13 +11,13 @@
 //! | admin | `ORG#<org>` | `ADMIN#<admin>` | the admin and its assignment counters (`openTickets`, `lastAssignedAt`) |
 //! | ticket | `TICKET#<ticket>` | `TICKET` | the ticket, plus list-index keys |
 //! | response | `TICKET#<ticket>` | `RESPONSE#<response>` | a response and its delivery (v7 ids sort by time) |
+//! | sign-in failures | `SIGNIN#<email>` | `SIGNIN` | `failures`, `windowStart`; `expiresAt` lets TTL remove it |
 //!
 //! Lists: one GSI per filter combination, partition key the org plus the
 //! filter values, sort key `gsk` = `<createdAt ms, 13 digits>#<ticket id>`.
 
 use crate::domain::{
-    Admin, AdminLoad, Delivery, Domain, Email, Org, OrgId, Response, Ticket, TicketFilter,
-    TicketId, Timestamp,
+    Admin, AdminLoad, Delivery, Domain, Email, Org, OrgId, Response, Ticket, TicketFilter, TicketId, Timestamp,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
@@ -61,6 +61,9 @@ pub fn ticket_key(id: TicketId) -> Item {
 }
 pub fn response_key(ticket: TicketId, response: crate::domain::ResponseId) -> Item {
     key(format!("TICKET#{ticket}"), &format!("RESPONSE#{response}"))
+}
+pub fn signin_key(email: &Email) -> Item {
+    key(format!("SIGNIN#{}", email.as_str()), "SIGNIN")
 }
 pub fn org_partition(org: OrgId) -> String {
     format!("ORG#{org}")
@@ -117,9 +120,7 @@ pub fn list_index(org: OrgId, f: &TicketFilter) -> (ListIndex, String) {
     let admin = f.admin_id.map(|a| a.to_string());
     let customer = f.customer.as_ref().map(|c| c.as_str().to_owned());
     let status = f.status.map(|s| s.as_str().to_owned());
-    let idx = usize::from(admin.is_some()) * 4
-        + usize::from(customer.is_some()) * 2
-        + usize::from(status.is_some());
+    let idx = usize::from(admin.is_some()) * 4 + usize::from(customer.is_some()) * 2 + usize::from(status.is_some());
     // (admin, customer, status) bits → index
     const BY_BITS: [usize; 8] = [0, 1, 3, 5, 2, 4, 6, 7];
     let parts: Vec<String> = std::iter::once(org.to_string())
@@ -187,9 +188,7 @@ fn opt_n(item: &Item, k: &str) -> Option<i64> {
 }
 
 fn parse<T: FromStr>(item: &Item, k: &str) -> Result<T, Malformed> {
-    get_s(item, k)?
-        .parse()
-        .map_err(|_| Malformed(format!("bad {k}")))
+    get_s(item, k)?.parse().map_err(|_| Malformed(format!("bad {k}")))
 }
 
 fn ts(item: &Item, k: &str) -> Result<Timestamp, Malformed> {
@@ -345,10 +344,7 @@ pub fn response_from(item: &Item) -> Result<Response, Malformed> {
     let detail = opt_s(item, "deliveryDetail").unwrap_or_default().to_owned();
     let at = opt_ts(item, "deliveryAt").unwrap_or(Timestamp::from_millis(0));
     let delivery = match opt_s(item, "deliveryState") {
-        Some("sent") => Delivery::Sent {
-            message_id: detail,
-            at,
-        },
+        Some("sent") => Delivery::Sent { message_id: detail, at },
         Some("failed") => Delivery::Failed { reason: detail, at },
         _ => Delivery::Pending,
     };

@@ -44,6 +44,7 @@ pub struct AwsConfig {
     pub settings: AwsSettings,
     pub jwt_secret: String,
     pub auto_close_after: Duration,
+    pub signin: service::SigninLimit,
 }
 
 pub const ENV_TABLE: &str = "TICKETING_TABLE";
@@ -54,6 +55,9 @@ pub const ENV_SCHEDULER_ROLE_ARN: &str = "TICKETING_SCHEDULER_ROLE_ARN";
 pub const ENV_DEAD_LETTER_ARN: &str = "TICKETING_SCHEDULE_DLQ_ARN";
 pub const ENV_JWT_SECRET: &str = "TICKETING_JWT_SECRET";
 pub const ENV_AUTO_CLOSE_AFTER: &str = "TICKETING_AUTO_CLOSE_AFTER";
+/// Optional: sign-in throttle (defaults: 5 failures per 15m).
+pub const ENV_SIGNIN_MAX_FAILURES: &str = "TICKETING_SIGNIN_MAX_FAILURES";
+pub const ENV_SIGNIN_WINDOW: &str = "TICKETING_SIGNIN_WINDOW";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -69,11 +73,7 @@ impl AwsSettings {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let need = |k: &'static str| {
-            get(k)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or(ConfigError::Missing(k))
-        };
+        let need = |k: &'static str| get(k).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(k));
         Ok(Self {
             table: need(ENV_TABLE)?,
             mail_from: need(ENV_MAIL_FROM)?,
@@ -102,12 +102,21 @@ impl AwsConfig {
             ));
         }
         let delay = get(ENV_AUTO_CLOSE_AFTER).ok_or(ConfigError::Missing(ENV_AUTO_CLOSE_AFTER))?;
-        let auto_close_after =
-            parse_duration(&delay).map_err(|e| ConfigError::Invalid(ENV_AUTO_CLOSE_AFTER, e))?;
+        let auto_close_after = parse_duration(&delay).map_err(|e| ConfigError::Invalid(ENV_AUTO_CLOSE_AFTER, e))?;
+        let mut signin = service::SigninLimit::default();
+        if let Some(v) = get(ENV_SIGNIN_MAX_FAILURES) {
+            signin.max_failures = v
+                .parse()
+                .map_err(|_| ConfigError::Invalid(ENV_SIGNIN_MAX_FAILURES, "must be a whole number".into()))?;
+        }
+        if let Some(v) = get(ENV_SIGNIN_WINDOW) {
+            signin.window = parse_duration(&v).map_err(|e| ConfigError::Invalid(ENV_SIGNIN_WINDOW, e))?;
+        }
         Ok(Self {
             settings,
             jwt_secret,
             auto_close_after,
+            signin,
         })
     }
 }
@@ -190,16 +199,14 @@ pub async fn service_from_env() -> anyhow::Result<Service> {
             config.jwt_secret.as_bytes(),
             config.auto_close_after,
             config.settings.mail_from,
-        ),
+        )
+        .with_signin_limit(config.signin),
     ))
 }
 
 /// What the close function does with a schedule's input: close the ticket if
 /// it is still RESPONDED for that response. Safe to repeat.
-pub async fn handle_close_event(
-    service: &Service,
-    event: CloseEvent,
-) -> crate::Result<crate::service::CloseOutcome> {
+pub async fn handle_close_event(service: &Service, event: CloseEvent) -> crate::Result<crate::service::CloseOutcome> {
     let job = crate::domain::CloseJob {
         ticket_id: event.ticket_id,
         responded_at: event.responded_at,
@@ -218,10 +225,7 @@ mod tests {
             (ENV_TABLE, "tickets"),
             (ENV_MAIL_FROM, "support@example.com"),
             (ENV_SCHEDULE_GROUP, "ticketing"),
-            (
-                ENV_CLOSE_FUNCTION_ARN,
-                "arn:aws:lambda:eu-west-1:1:function:close",
-            ),
+            (ENV_CLOSE_FUNCTION_ARN, "arn:aws:lambda:eu-west-1:1:function:close"),
             (ENV_SCHEDULER_ROLE_ARN, "arn:aws:iam::1:role/scheduler"),
             (ENV_DEAD_LETTER_ARN, "arn:aws:sqs:eu-west-1:1:dlq"),
             (ENV_JWT_SECRET, "0123456789abcdef0123456789abcdef"),

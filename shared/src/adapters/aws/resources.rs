@@ -8,14 +8,11 @@ use super::{AwsAdapters, AwsSettings};
 use anyhow::Context;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType,
 };
 
-pub async fn create_missing_resources(
-    aws: &AwsAdapters,
-    settings: &AwsSettings,
-) -> anyhow::Result<()> {
+pub async fn create_missing_resources(aws: &AwsAdapters, settings: &AwsSettings) -> anyhow::Result<()> {
     create_table(&aws.dynamo, &settings.table).await?;
     match aws
         .schedules
@@ -43,12 +40,7 @@ pub async fn create_missing_resources(
         .identities(sender)
         .send()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "GetIdentityVerificationAttributes: {}",
-                DisplayErrorContext(&e)
-            )
-        })?;
+        .map_err(|e| anyhow::anyhow!("GetIdentityVerificationAttributes: {}", DisplayErrorContext(&e)))?;
     let verified = attrs
         .verification_attributes()
         .get(sender)
@@ -113,11 +105,7 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow:
                     .index_name(index.name)
                     .key_schema(key(index.pk_attr, KeyType::Hash))
                     .key_schema(key(GSK, KeyType::Range))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
+                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
                     .build()
                     .context("index definition")?,
             );
@@ -148,10 +136,7 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow:
 mod tests {
     #[test]
     fn sender_address_strips_the_display_name() {
-        assert_eq!(
-            super::sender_address("Support <support@x.io>"),
-            "support@x.io"
-        );
+        assert_eq!(super::sender_address("Support <support@x.io>"), "support@x.io");
         assert_eq!(super::sender_address("support@x.io"), "support@x.io");
     }
 }

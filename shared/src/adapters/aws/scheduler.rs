@@ -9,8 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_scheduler::Client;
 use aws_sdk_scheduler::error::DisplayErrorContext;
 use aws_sdk_scheduler::types::{
-    ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode,
-    RetryPolicy, Target,
+    ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target,
 };
 use serde::{Deserialize, Serialize};
 
@@ -43,13 +42,7 @@ pub fn schedule_name(ticket: TicketId) -> String {
 }
 
 impl EventBridgeScheduler {
-    pub fn new(
-        client: Client,
-        group: String,
-        target_arn: String,
-        role_arn: String,
-        dead_letter_arn: String,
-    ) -> Self {
+    pub fn new(client: Client, group: String, target_arn: String, role_arn: String, dead_letter_arn: String) -> Self {
         Self {
             client,
             group,
@@ -74,11 +67,7 @@ impl EventBridgeScheduler {
                     .maximum_event_age_in_seconds(86_400)
                     .build(),
             )
-            .dead_letter_config(
-                DeadLetterConfig::builder()
-                    .arn(&self.dead_letter_arn)
-                    .build(),
-            )
+            .dead_letter_config(DeadLetterConfig::builder().arn(&self.dead_letter_arn).build())
             .build()
             .context("building the schedule target")
     }
@@ -121,9 +110,7 @@ impl Scheduler for EventBridgeScheduler {
                     .description("auto-close of a RESPONDED ticket")
                     .send()
                     .await
-                    .map_err(|e| {
-                        anyhow::anyhow!("UpdateSchedule {name}: {}", DisplayErrorContext(&e))
-                    })?;
+                    .map_err(|e| anyhow::anyhow!("UpdateSchedule {name}: {}", DisplayErrorContext(&e)))?;
             }
             Err(e) => anyhow::bail!("CreateSchedule {name}: {}", DisplayErrorContext(&e)),
         }

@@ -157,16 +157,14 @@ impl JobRunner {
         let next: Option<i64> = self
             .db
             .read(|c| {
-                Ok(c.query_row(
-                    "SELECT min(due_at) FROM close_jobs WHERE state = 'pending'",
-                    [],
-                    |r| r.get(0),
-                )?)
+                Ok(
+                    c.query_row("SELECT min(due_at) FROM close_jobs WHERE state = 'pending'", [], |r| {
+                        r.get(0)
+                    })?,
+                )
             })
             .await?;
-        Ok(next.map_or(MAX_SLEEP, |t| {
-            now.until(Timestamp::from_millis(t)).min(MAX_SLEEP)
-        }))
+        Ok(next.map_or(MAX_SLEEP, |t| now.until(Timestamp::from_millis(t)).min(MAX_SLEEP)))
     }
 
     async fn due_jobs(&self, now: Timestamp) -> anyhow::Result<Vec<(i64, CloseJob)>> {
@@ -179,12 +177,7 @@ impl JobRunner {
                 )?;
                 let rows = stmt.query_map(params![now.millis(), BATCH as i64], |r| {
                     let ticket: String = r.get(1)?;
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        ticket,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, i64>(3)?,
-                    ))
+                    Ok((r.get::<_, i64>(0)?, ticket, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
                 })?;
                 let mut jobs = Vec::new();
                 for row in rows {

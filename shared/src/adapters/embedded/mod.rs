@@ -59,9 +59,7 @@ impl Embedded {
 mod tests {
     use super::store::list_query;
     use super::*;
-    use crate::domain::{
-        AdminId, Email, OrgId, PagePosition, PageRequest, Status, TicketFilter, TicketId, Timestamp,
-    };
+    use crate::domain::{AdminId, Email, OrgId, PagePosition, PageRequest, Status, TicketFilter, TicketId, Timestamp};
 
     /// Every filter combination, first page and later pages, is an index
     /// search with no table scan and no sort.
@@ -91,9 +89,7 @@ mod tests {
                 );
                 let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
                 let plan: Vec<String> = stmt
-                    .query_map(rusqlite::params_from_iter(values), |r| {
-                        r.get::<_, String>(3)
-                    })
+                    .query_map(rusqlite::params_from_iter(values), |r| r.get::<_, String>(3))
                     .unwrap()
                     .map(Result::unwrap)
                     .collect();

@@ -30,7 +30,15 @@ impl Mailer for OutboxMailer {
                 tx.execute(
                     "INSERT INTO outbox (id, to_addr, from_addr, subject, body, ticket_id, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![message_id, m.to.as_str(), m.from, m.subject, m.text, m.ticket_id.to_string(), now],
+                    params![
+                        message_id,
+                        m.to.as_str(),
+                        m.from,
+                        m.subject,
+                        m.text,
+                        m.ticket_id.to_string(),
+                        now
+                    ],
                 )?;
                 Ok(())
             })

@@ -4,8 +4,8 @@ use super::db::Db;
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, AdminLoad, Delivery, Domain, Email, Org, OrgId, PagePosition, PageRequest,
-    Response, ResponseId, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminLoad, Delivery, Domain, Email, Org, OrgId, PagePosition, PageRequest, Response, ResponseId,
+    SigninWindow, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -14,6 +14,7 @@ use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub struct SqliteStore {
     db: Arc<Db>,
@@ -27,12 +28,12 @@ impl SqliteStore {
 
 fn parse<T: FromStr>(s: String, idx: usize) -> rusqlite::Result<T> {
     s.parse().map_err(|_| {
-        rusqlite::Error::FromSqlConversionFailure(
-            idx,
-            rusqlite::types::Type::Text,
-            format!("bad value {s:?}").into(),
-        )
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, format!("bad value {s:?}").into())
     })
+}
+
+fn window_ms(window: Duration) -> i64 {
+    i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 fn ts(ms: i64) -> Timestamp {
@@ -74,10 +75,7 @@ fn ticket_from_row(r: &Row) -> rusqlite::Result<Ticket> {
         title: r.get(2)?,
         description: r.get(3)?,
         added_by: Email::from_trusted(r.get(4)?),
-        admin_id: r
-            .get::<_, Option<String>>(5)?
-            .map(|s| parse(s, 5))
-            .transpose()?,
+        admin_id: r.get::<_, Option<String>>(5)?.map(|s| parse(s, 5)).transpose()?,
         status: parse(r.get(6)?, 6)?,
         created_at: ts(r.get(7)?),
         updated_at: ts(r.get(8)?),
@@ -142,11 +140,7 @@ fn ticket_params(t: &Ticket) -> [Value; 13] {
     ]
 }
 
-fn apply_load_changes(
-    tx: &Transaction,
-    before: Option<&Ticket>,
-    after: &Ticket,
-) -> rusqlite::Result<()> {
+fn apply_load_changes(tx: &Transaction, before: Option<&Ticket>, after: &Ticket) -> rusqlite::Result<()> {
     for (admin, delta) in rules::load_changes(before, after) {
         tx.execute(
             "UPDATE admins SET open_tickets = open_tickets + ?1 WHERE id = ?2",
@@ -164,10 +158,7 @@ fn write_ticket(tx: &Transaction, before: &Ticket, after: &Ticket) -> Result<(),
         .skip(1)
         .map(|(i, col)| format!("{col} = ?{}", i + 1))
         .collect();
-    let sql = format!(
-        "UPDATE tickets SET {} WHERE id = ?1 AND version = ?14",
-        set.join(", ")
-    );
+    let sql = format!("UPDATE tickets SET {} WHERE id = ?1 AND version = ?14", set.join(", "));
     let mut values = ticket_params(after).to_vec();
     values.push(before.version.into());
     let changed = tx.execute(&sql, rusqlite::params_from_iter(values))?;
@@ -186,7 +177,13 @@ impl Store for SqliteStore {
             .write(move |tx| {
                 tx.execute(
                     "INSERT INTO orgs (id, name, domain, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![org.id.to_string(), org.name, org.domain.as_str(), secret, org.created_at.millis()],
+                    params![
+                        org.id.to_string(),
+                        org.name,
+                        org.domain.as_str(),
+                        secret,
+                        org.created_at.millis()
+                    ],
                 )?;
                 Ok(())
             })
@@ -320,17 +317,10 @@ impl Store for SqliteStore {
 
     async fn update_ticket(&self, before: &Ticket, after: &Ticket) -> StoreResult<()> {
         let (before, after) = (before.clone(), after.clone());
-        self.db
-            .write(move |tx| write_ticket(tx, &before, &after))
-            .await
+        self.db.write(move |tx| write_ticket(tx, &before, &after)).await
     }
 
-    async fn add_response(
-        &self,
-        before: &Ticket,
-        after: &Ticket,
-        response: &Response,
-    ) -> StoreResult<()> {
+    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response) -> StoreResult<()> {
         let (before, after, r) = (before.clone(), after.clone(), response.clone());
         self.db
             .write(move |tx| {
@@ -354,12 +344,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn set_delivery(
-        &self,
-        ticket: TicketId,
-        response: ResponseId,
-        delivery: &Delivery,
-    ) -> StoreResult<()> {
+    async fn set_delivery(&self, ticket: TicketId, response: ResponseId, delivery: &Delivery) -> StoreResult<()> {
         let delivery = delivery.clone();
         self.db
             .write(move |tx| {
@@ -386,12 +371,66 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn list_tickets(
+    async fn signin_failures(
         &self,
-        org: OrgId,
-        filter: &TicketFilter,
-        page: PageRequest,
-    ) -> StoreResult<TicketPage> {
+        email: &Email,
+        now: Timestamp,
+        window: Duration,
+    ) -> StoreResult<Option<SigninWindow>> {
+        let (email, cutoff) = (email.as_str().to_owned(), now.millis() - window_ms(window));
+        self.db
+            .read(move |c| {
+                Ok(c.query_row(
+                    "SELECT failures, window_start FROM signin_failures WHERE email = ?1 AND window_start > ?2",
+                    params![email, cutoff],
+                    |r| {
+                        Ok(SigninWindow {
+                            failures: r.get(0)?,
+                            started_at: ts(r.get(1)?),
+                        })
+                    },
+                )
+                .optional()?)
+            })
+            .await
+    }
+
+    async fn record_signin_failure(&self, email: &Email, now: Timestamp, window: Duration) -> StoreResult<()> {
+        let (email, now, cutoff) = (
+            email.as_str().to_owned(),
+            now.millis(),
+            now.millis() - window_ms(window),
+        );
+        self.db
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO signin_failures (email, window_start, failures) VALUES (?1, ?2, 1)
+                     ON CONFLICT (email) DO UPDATE SET
+                       failures = CASE WHEN window_start > ?3 THEN failures + 1 ELSE 1 END,
+                       window_start = CASE WHEN window_start > ?3 THEN window_start ELSE ?2 END",
+                    params![email, now, cutoff],
+                )?;
+                // Forget windows long over, so the table stays small.
+                tx.execute(
+                    "DELETE FROM signin_failures WHERE window_start <= ?1 AND email != ?2",
+                    params![cutoff, email],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn clear_signin_failures(&self, email: &Email) -> StoreResult<()> {
+        let email = email.as_str().to_owned();
+        self.db
+            .write(move |tx| {
+                tx.execute("DELETE FROM signin_failures WHERE email = ?1", [email])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_tickets(&self, org: OrgId, filter: &TicketFilter, page: PageRequest) -> StoreResult<TicketPage> {
         let (sql, values) = list_query(org, filter, page);
         let limit = page.limit;
         self.db
@@ -418,11 +457,7 @@ impl Store for SqliteStore {
 }
 
 /// The list SQL for a filter; each combination matches one `tickets_by_*` index.
-pub(super) fn list_query(
-    org: OrgId,
-    filter: &TicketFilter,
-    page: PageRequest,
-) -> (String, Vec<Value>) {
+pub(super) fn list_query(org: OrgId, filter: &TicketFilter, page: PageRequest) -> (String, Vec<Value>) {
     let mut sql = format!("SELECT {TICKET_COLS} FROM tickets WHERE org_id = ?");
     let mut values: Vec<Value> = vec![org.to_string().into()];
     if let Some(admin) = filter.admin_id {
