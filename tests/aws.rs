@@ -307,3 +307,262 @@ async fn rejected_mail_keeps_the_response_and_records_the_failure() {
     assert!(app.mails_to(&cust).await.is_empty());
     app.stop().await;
 }
+
+/// A moto of the test's own, so it can be stopped without disturbing others.
+struct PrivateMoto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl PrivateMoto {
+    fn start() -> Self {
+        let bin = std::env::var("MOTO_SERVER")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/moto_server").to_owned());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { child, url };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("private moto did not start");
+    }
+
+    fn signal(&self, sig: &str) {
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &self.child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+}
+
+impl Drop for PrivateMoto {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Serves the full API over `ports` on a random port; returns its base URL.
+async fn serve(service: ticketing::service::Service) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = ticketing::http::router(service, &ticketing::http::Endpoint::ALL);
+    tokio::spawn(async move { axum_serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router) {
+    let _ = axum::serve(listener, app).await;
+}
+
+fn fault_settings() -> ticketing::adapters::aws::AwsSettings {
+    ticketing::adapters::aws::AwsSettings {
+        table: ticketing_tests::unique("faults-"),
+        mail_from: "support@faults.example.com".into(),
+        schedule_group: ticketing_tests::unique("faults-"),
+        close_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:close".into(),
+        scheduler_role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
+        dead_letter_arn: "arn:aws:sqs:us-east-1:123456789012:dlq".into(),
+    }
+}
+
+async fn http(
+    method: reqwest::Method,
+    url: String,
+    auth: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let mut req = reqwest::Client::new().request(method, url);
+    if let Some(a) = auth {
+        req = req.bearer_auth(a);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("the API answers even when AWS does not");
+    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    (status, headers, resp.json().await.expect("a JSON body"))
+}
+
+/// With AWS unreachable (moto frozen mid-run) requests fail fast with a JSON
+/// 503 and a retry hint, nothing panics or hangs, and service resumes when AWS
+/// is back, with every acknowledged write intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_outage_is_a_bounded_503_and_service_resumes_after() {
+    use reqwest::Method;
+    let moto = PrivateMoto::start();
+    let settings = fault_settings();
+    let adapters = ticketing::adapters::aws::AwsAdapters::new(
+        &ticketing::adapters::aws::sdk_config_at(Some(&moto.url)).await,
+        &settings,
+    );
+    ticketing::adapters::aws::create_missing_resources(&adapters, &settings)
+        .await
+        .unwrap();
+    let service = ticketing::service::Service::new(
+        adapters.ports(),
+        ticketing::service::Config::new(
+            b"fault-tests-jwt-secret-0123456789abcdef",
+            std::time::Duration::from_secs(86_400),
+            settings.mail_from.clone(),
+        ),
+    );
+    let base = serve(service).await;
+    let (_, _, org) = http(
+        Method::POST,
+        format!("{base}/auth/org/signup"),
+        None,
+        Some(json!({"name": "F", "domain": "faults.example.com"})),
+    )
+    .await;
+    let secret = org["secret"].as_str().unwrap().to_owned();
+    http(Method::POST, format!("{base}/auth/admin/signup"), None, Some(json!({"firstName": "A", "lastName": "B", "email": "a@faults.example.com", "password": "correct horse battery", "secret": secret}))).await;
+    let (_, _, signin) = http(
+        Method::POST,
+        format!("{base}/auth/admin/signin"),
+        None,
+        Some(json!({"email": "a@faults.example.com", "password": "correct horse battery"})),
+    )
+    .await;
+    let jwt = signin["jwt"].as_str().unwrap().to_owned();
+    let (s, _, t) = http(
+        Method::POST,
+        format!("{base}/tickets"),
+        None,
+        Some(json!({"title": "t", "description": "d", "addedBy": "c@x.io", "secret": secret})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let id = t["id"].as_str().unwrap().to_owned();
+
+    moto.signal("-STOP");
+    for (method, path, body) in [
+        (Method::GET, format!("/tickets/{id}"), None),
+        (Method::GET, "/tickets".to_owned(), None),
+        (
+            Method::POST,
+            format!("/tickets/{id}/respond"),
+            Some(json!({"message": "during the outage"})),
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let (status, headers, body) = http(method.clone(), format!("{base}{path}"), Some(&jwt), body).await;
+        let took = started.elapsed();
+        assert_eq!(status, 503, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "unavailable");
+        assert!(headers.contains_key("retry-after"), "{method} {path}");
+        assert!(
+            took < std::time::Duration::from_secs(10),
+            "{method} {path} took {took:?}"
+        );
+        assert!(
+            !body.to_string().contains("dispatch") && !body.to_string().contains("moto"),
+            "no internals: {body}"
+        );
+    }
+    moto.signal("-CONT");
+
+    let (s, _, after) = http(Method::GET, format!("{base}/tickets/{id}"), Some(&jwt), None).await;
+    assert_eq!(s, 200, "{after}");
+    assert_eq!(after["status"], "OPEN", "the unacknowledged respond changed nothing");
+    assert!(after["responses"].as_array().unwrap().is_empty());
+    let (s, _, r) = http(
+        Method::POST,
+        format!("{base}/tickets/{id}/respond"),
+        Some(&jwt),
+        Some(json!({"message": "after"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{r}");
+}
+
+/// With the mail service down, a response is still stored, its delivery
+/// recorded as failed (and why), and the caller told; nothing else is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailer_down_keeps_the_response_and_records_the_failed_delivery() {
+    use reqwest::Method;
+    let settings = fault_settings();
+    let adapters = ticketing::adapters::aws::AwsAdapters::new(&ticketing::adapters::aws::sdk_config().await, &settings);
+    ticketing::adapters::aws::create_missing_resources(&adapters, &settings)
+        .await
+        .unwrap();
+    // SES at an address where nothing listens.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dead_ses = ticketing::adapters::aws::sdk_config_at(Some(&format!("http://{dead}"))).await;
+    let mut ports = adapters.ports();
+    ports.mailer = std::sync::Arc::new(ticketing::adapters::aws::SesMailer::new(aws_sdk_ses::Client::new(
+        &dead_ses,
+    )));
+    let service = ticketing::service::Service::new(
+        ports,
+        ticketing::service::Config::new(
+            b"fault-tests-jwt-secret-0123456789abcdef",
+            std::time::Duration::from_secs(86_400),
+            settings.mail_from.clone(),
+        ),
+    );
+    let base = serve(service).await;
+    let domain = format!("{}.example.com", ticketing_tests::unique("m"));
+    let (_, _, org) = http(
+        Method::POST,
+        format!("{base}/auth/org/signup"),
+        None,
+        Some(json!({"name": "M", "domain": domain})),
+    )
+    .await;
+    let secret = org["secret"].as_str().unwrap().to_owned();
+    let email = format!("a@{domain}");
+    http(Method::POST, format!("{base}/auth/admin/signup"), None, Some(json!({"firstName": "A", "lastName": "B", "email": email, "password": "correct horse battery", "secret": secret}))).await;
+    let (_, _, signin) = http(
+        Method::POST,
+        format!("{base}/auth/admin/signin"),
+        None,
+        Some(json!({"email": email, "password": "correct horse battery"})),
+    )
+    .await;
+    let jwt = signin["jwt"].as_str().unwrap().to_owned();
+    let (_, _, t) = http(
+        Method::POST,
+        format!("{base}/tickets"),
+        None,
+        Some(json!({"title": "t", "description": "d", "addedBy": "c@x.io", "secret": secret})),
+    )
+    .await;
+    let id = t["id"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    let (s, _, r) = http(
+        Method::POST,
+        format!("{base}/tickets/{id}/respond"),
+        Some(&jwt),
+        Some(json!({"message": "kept"})),
+    )
+    .await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(s, 201, "{r}");
+    assert_eq!(r["delivery"]["state"], "failed");
+    assert_eq!(r["delivery"]["reason"], "mail service unreachable");
+    let (_, _, after) = http(Method::GET, format!("{base}/tickets/{id}"), Some(&jwt), None).await;
+    assert_eq!(after["status"], "RESPONDED");
+    assert_eq!(after["responses"][0]["message"], "kept");
+    assert_eq!(after["responses"][0]["delivery"]["state"], "failed");
+    assert!(after["autoCloseAt"].is_string());
+}

@@ -125,17 +125,28 @@ impl AwsConfig {
 /// sources (`AWS_ENDPOINT_URL` points it at moto), with bounded timeouts and
 /// retries so a dead dependency is a quick 503, never a hang.
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    sdk_config_at(None).await
+}
+
+/// [`sdk_config`], with every service's endpoint overridden (a private moto).
+pub async fn sdk_config_at(endpoint_url: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(3))
-                .operation_timeout(Duration::from_secs(8))
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(4))
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .load()
-        .await
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_max_backoff(Duration::from_millis(500)),
+        );
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
 }
 
 /// The AWS clients and the adapters over them.
