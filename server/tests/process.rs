@@ -333,3 +333,99 @@ async fn readme_walkthrough_runs_as_pasted() {
     assert!(stdout.contains("\"status\":\"CLOSED\""), "{stdout}");
     assert!(stdout.contains("Re: Invoice 3 is wrong"), "{stdout}");
 }
+
+/// A writer loop (tickets and responses) against `ticketd`, `kill -9` in the
+/// middle of it, a restart on the same data dir: every write acknowledged
+/// with a 2xx is there, and a close job that fell due while down runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_loop_killed_mid_flight_loses_no_acknowledged_write() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Ticketd::spawn(dir.path(), &["--auto-close-after", "1s"]);
+    let (secret, jwt, _) = walkthrough(&first.base, 1).await;
+    let bearer = format!("Bearer {jwt}");
+
+    // Four writers, each recording what the server acknowledged.
+    let acked: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (base, secret, bearer, acked) = (first.base.clone(), secret.clone(), bearer.clone(), acked.clone());
+        writers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let body = json!({"title": format!("w{w} #{i}"), "description": "d", "addedBy": "cust@example.org", "secret": secret});
+                let client = reqwest::Client::new();
+                let Ok(resp) = client.post(format!("{base}/tickets")).json(&body).send().await else { break };
+                if resp.status() != 201 {
+                    break;
+                }
+                let Ok(t) = resp.json::<Value>().await else { break };
+                let id = t["id"].as_str().unwrap().to_owned();
+                acked.lock().unwrap().push((id.clone(), None));
+                let reply = client
+                    .post(format!("{base}/tickets/{id}/respond"))
+                    .header("authorization", &bearer)
+                    .json(&json!({"message": format!("answer {w}/{i}")}))
+                    .send()
+                    .await;
+                let Ok(reply) = reply else { break };
+                if reply.status() != 201 {
+                    break;
+                }
+                let Ok(r) = reply.json::<Value>().await else { break };
+                acked.lock().unwrap().push((id, Some(r["id"].as_str().unwrap().to_owned())));
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    first.signal("-KILL");
+    first.wait_exit(Duration::from_secs(10));
+    for w in writers {
+        let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    let responses = acked.iter().filter(|(_, r)| r.is_some()).count();
+    assert!(
+        responses >= 10,
+        "the writers got going before the kill ({responses} responses)"
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+
+    let second = Ticketd::spawn(dir.path(), &["--auto-close-after", "1s"]);
+    for (ticket, response) in &acked {
+        let (s, t) = call(
+            &second.base,
+            Method::GET,
+            &format!("/tickets/{ticket}"),
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "acknowledged ticket {ticket} lost");
+        if let Some(r) = response {
+            let found = t["responses"].as_array().unwrap().iter().any(|x| x["id"] == r.as_str());
+            assert!(found, "acknowledged response {r} of {ticket} lost: {t}");
+        }
+    }
+    // The responded tickets were due while ticketd was dead: they close now.
+    let (_, last) = acked.iter().rev().find(|(_, r)| r.is_some()).cloned().unwrap();
+    let ticket = acked.iter().rev().find(|(_, r)| r == &last).unwrap().0.clone();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, t) = call(
+            &second.base,
+            Method::GET,
+            &format!("/tickets/{ticket}"),
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await;
+        if t["status"] == "CLOSED" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "due close job did not run after restart: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
