@@ -1,5 +1,5 @@
 # Shortcuts; each target is one command you can also run by hand.
-.PHONY: run test lambdas lambdas-arm64 validate
+.PHONY: run test lambdas lambdas-arm64 validate bench
 
 run:            ## ticketd on the embedded default (127.0.0.1:8080, ./data)
 	cargo run -p ticketd
@@ -15,3 +15,6 @@ lambdas-arm64:  ## release bootstraps for arm64 (needs the aarch64 std)
 
 validate:       ## sam validate --lint
 	SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint
+
+bench:          ## side-by-side benchmark (release builds); writes bench/RESULTS.md
+	./scripts/bench

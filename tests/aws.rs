@@ -330,9 +330,11 @@ impl PrivateMoto {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
         let url = format!("http://127.0.0.1:{port}");
+        // Owned from here on: Drop kills and reaps it whatever happens.
+        let moto = Self { child, url };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { child, url };
+                return moto;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }

@@ -76,6 +76,8 @@ pub struct Server {
     pub dashboard_enabled: bool,
     /// The service behind the routes (tests drive close jobs through it).
     pub service: Service,
+    /// The embedded database, when serving on it (bulk imports, benchmarks).
+    pub db: Option<Arc<ticketing::adapters::embedded::Db>>,
     /// The AWS adapters, when serving on them.
     #[cfg(feature = "aws")]
     pub aws: Option<ticketing::adapters::aws::AwsAdapters>,
@@ -153,10 +155,12 @@ async fn start_embedded(config: Config) -> anyhow::Result<Server> {
     };
     let runner = embedded.job_runner();
     let storage = format!("data in {}", db_path.display());
-    serve(config, service, routes, storage, dashboard, move |service, stop| {
+    let mut server = serve(config, service, routes, storage, dashboard, move |service, stop| {
         tokio::spawn(runner.run(service, stop))
     })
-    .await
+    .await?;
+    server.db = Some(embedded.db.clone());
+    Ok(server)
 }
 
 #[cfg(feature = "aws")]
@@ -234,6 +238,7 @@ async fn serve(
         addr,
         dashboard_enabled: dashboard.starts_with("dashboard at"),
         service,
+        db: None,
         #[cfg(feature = "aws")]
         aws: None,
         shutdown,

@@ -346,7 +346,9 @@ async fn writer_loop_killed_mid_flight_loses_no_acknowledged_write() {
     let bearer = format!("Bearer {jwt}");
 
     // Four writers, each recording what the server acknowledged.
-    let acked: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+    // (ticket id, response id if the respond was acknowledged too)
+    type Acked = Vec<(String, Option<String>)>;
+    let acked: Arc<Mutex<Acked>> = Arc::default();
     let mut writers = Vec::new();
     for w in 0..4 {
         let (base, secret, bearer, acked) = (first.base.clone(), secret.clone(), bearer.clone(), acked.clone());

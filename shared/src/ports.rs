@@ -42,6 +42,13 @@ pub trait Store: Send + Sync + 'static {
     async fn set_delivery(&self, ticket: TicketId, response: ResponseId, delivery: &Delivery) -> StoreResult<()>;
     /// A ticket's responses, oldest first.
     async fn responses(&self, ticket: TicketId) -> StoreResult<Vec<Response>>;
+    /// A ticket and its responses together; stores override this to read both at once.
+    async fn ticket_with_responses(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Response>)>> {
+        match self.ticket(id).await? {
+            Some(t) => Ok(Some((t, self.responses(id).await?))),
+            None => Ok(None),
+        }
+    }
     /// Failed sign-ins for `email` in its current window (`None` if none, or the window ended).
     async fn signin_failures(
         &self,

@@ -122,7 +122,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                 // axum reports "<parameter>: <problem>".
                 match detail.split_once(": ") {
                     Some((_, problem)) if problem.starts_with("unknown field `") => {
-                        let name = backticked(problem, "unknown field `").filter(|n| !n.is_empty()).unwrap_or("query");
+                        let name = backticked(problem, "unknown field `")
+                            .filter(|n| !n.is_empty())
+                            .unwrap_or("query");
                         Error::invalid(name, "is not a known query parameter")
                     }
                     Some((name, problem)) if !name.contains(' ') => Error::invalid(name, problem.to_owned()),

@@ -280,9 +280,10 @@ impl Service {
     }
 
     pub async fn get_ticket(&self, claims: &Claims, id: TicketId) -> Result<(Ticket, Vec<Response>)> {
-        let ticket = self.own_ticket(claims, id).await?;
-        let responses = self.ports.store.responses(id).await?;
-        Ok((ticket, responses))
+        match self.ports.store.ticket_with_responses(id).await? {
+            Some((t, responses)) if t.org_id == claims.org => Ok((t, responses)),
+            _ => Err(Error::NotFound("ticket")),
+        }
     }
 
     pub async fn change_status(&self, claims: &Claims, id: TicketId, status: &str) -> Result<Ticket> {

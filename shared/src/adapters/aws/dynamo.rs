@@ -377,6 +377,37 @@ impl Store for DynamoStore {
         Ok(responses)
     }
 
+    /// One Query on the ticket's partition returns the ticket and its responses.
+    async fn ticket_with_responses(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Response>)>> {
+        let mut ticket = None;
+        let mut responses = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(items::ticket_partition(id)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .classify()?;
+            for item in out.items() {
+                match items::get_s(item, items::SK).map_err(malformed)? {
+                    "TICKET" => ticket = Some(items::ticket_from(item).map_err(malformed)?),
+                    _ => responses.push(items::response_from(item).map_err(malformed)?),
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(ticket.map(|t| (t, responses)))
+    }
+
     async fn signin_failures(
         &self,
         email: &Email,
@@ -441,6 +472,25 @@ impl Store for DynamoStore {
     }
 
     async fn list_tickets(&self, org: OrgId, filter: &TicketFilter, page: PageRequest) -> StoreResult<TicketPage> {
+        Ok(self.list_tickets_measured(org, filter, page).await?.0)
+    }
+}
+
+/// What one Query read (`ScannedCount`) and returned (`Count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryStats {
+    pub scanned: i32,
+    pub count: i32,
+}
+
+impl DynamoStore {
+    /// [`Store::list_tickets`], with what its one Query read and returned.
+    pub async fn list_tickets_measured(
+        &self,
+        org: OrgId,
+        filter: &TicketFilter,
+        page: PageRequest,
+    ) -> StoreResult<(TicketPage, QueryStats)> {
         let (index, partition) = items::list_index(org, filter);
         let mut query = self
             .client
@@ -458,6 +508,10 @@ impl Store for DynamoStore {
             None => query.key_condition_expression("#p = :p"),
         };
         let out = query.send().await.classify()?;
+        let stats = QueryStats {
+            scanned: out.scanned_count(),
+            count: out.count(),
+        };
         let mut tickets = out
             .items()
             .iter()
@@ -475,11 +529,41 @@ impl Store for DynamoStore {
         } else {
             None
         };
-        Ok(TicketPage { tickets, next })
+        Ok((TicketPage { tickets, next }, stats))
     }
-}
 
-impl DynamoStore {
+    /// Writes tickets as they are, 25 per `BatchWriteItem`: for imports and
+    /// benchmarks. Assignment and admin counters are left untouched.
+    pub async fn bulk_import_tickets(&self, tickets: &[Ticket]) -> StoreResult<()> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        for chunk in tickets.chunks(25) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|t| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(items::ticket_item(t)))
+                        .build()
+                        .expect("item set");
+                    WriteRequest::builder().put_request(put).build()
+                })
+                .collect();
+            while !requests.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .classify()?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+
     /// Each admin's stored open-ticket count (for tests and operators).
     pub async fn open_ticket_counts(&self, org: OrgId) -> StoreResult<Vec<(AdminId, i64)>> {
         let out = self

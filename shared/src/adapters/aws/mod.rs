@@ -10,7 +10,7 @@ mod scheduler;
 mod ses;
 
 pub use calls::DynamoCalls;
-pub use dynamo::DynamoStore;
+pub use dynamo::{DynamoStore, QueryStats};
 pub use resources::create_missing_resources;
 pub use scheduler::{CloseEvent, EventBridgeScheduler, at_expression, schedule_name};
 pub use ses::SesMailer;

@@ -371,6 +371,27 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn ticket_with_responses(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Response>)>> {
+        self.db
+            .read(move |c| {
+                let Some(ticket) = c
+                    .prepare_cached(&format!("SELECT {TICKET_COLS} FROM tickets WHERE id = ?1"))?
+                    .query_row([id.to_string()], ticket_from_row)
+                    .optional()?
+                else {
+                    return Ok(None);
+                };
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {RESPONSE_COLS} FROM responses WHERE ticket_id = ?1 ORDER BY created_at, id"
+                ))?;
+                let responses = stmt
+                    .query_map([id.to_string()], response_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(Some((ticket, responses)))
+            })
+            .await
+    }
+
     async fn signin_failures(
         &self,
         email: &Email,
@@ -451,6 +472,24 @@ impl Store for SqliteStore {
                     None
                 };
                 Ok(TicketPage { tickets, next })
+            })
+            .await
+    }
+}
+
+impl SqliteStore {
+    /// Inserts tickets as they are, in one transaction: for imports and
+    /// benchmarks. Assignment and admin counters are left untouched.
+    pub async fn bulk_import_tickets(&self, tickets: Vec<Ticket>) -> StoreResult<()> {
+        self.db
+            .write(move |tx| {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "INSERT INTO tickets ({TICKET_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                ))?;
+                for t in &tickets {
+                    stmt.execute(rusqlite::params_from_iter(ticket_params(t)))?;
+                }
+                Ok(())
             })
             .await
     }
