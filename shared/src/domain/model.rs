@@ -190,6 +190,24 @@ pub struct TicketPage {
     pub next: Option<PagePosition>,
 }
 
+impl TicketPage {
+    /// A page from up to `limit + 1` tickets read in order: the extra one only
+    /// says that another page exists.
+    pub fn from_overfetched(mut tickets: Vec<Ticket>, limit: usize) -> Self {
+        let more = tickets.len() > limit;
+        tickets.truncate(limit);
+        let next = if more {
+            tickets.last().map(|t| PagePosition {
+                created_at: t.created_at,
+                id: t.id,
+            })
+        } else {
+            None
+        };
+        Self { tickets, next }
+    }
+}
+
 /// Failed sign-ins for one email within the current throttle window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SigninWindow {

@@ -6,8 +6,8 @@ use super::items::{self, Item, n, s};
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, Delivery, Email, Org, OrgId, PagePosition, PageRequest, Response, ResponseId, SigninWindow, Ticket,
-    TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, Delivery, Email, Org, OrgId, PageRequest, Response, ResponseId, SigninWindow, Ticket, TicketFilter,
+    TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -52,6 +52,25 @@ impl DynamoStore {
             .condition_expression(condition)
             .build()
             .expect("table, item and condition are set")
+    }
+
+    /// Puts every item only if its key is new, all or none.
+    async fn put_all_new(&self, items: Vec<Item>) -> StoreResult<()> {
+        let writes = items
+            .into_iter()
+            .map(|item| {
+                TransactWriteItem::builder()
+                    .put(self.put(item, "attribute_not_exists(pk)"))
+                    .build()
+            })
+            .collect();
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+            .classify()?;
+        Ok(())
     }
 
     async fn get(&self, key: Item) -> StoreResult<Option<Item>> {
@@ -172,22 +191,12 @@ impl Store for DynamoStore {
         };
         let mut domain_marker = items::domain_key(&org.domain);
         domain_marker.insert("orgId".into(), s(org.id.to_string()));
-        let new = "attribute_not_exists(pk)";
-        let writes = [
-            self.put(with(items::org_key(org.id)), new),
-            self.put(domain_marker, new),
-            self.put(with(items::secret_key(&secret.0)), new),
-        ]
-        .into_iter()
-        .map(|p| TransactWriteItem::builder().put(p).build())
-        .collect();
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-            .classify()?;
-        Ok(())
+        self.put_all_new(vec![
+            with(items::org_key(org.id)),
+            domain_marker,
+            with(items::secret_key(&secret.0)),
+        ])
+        .await
     }
 
     async fn org_by_secret(&self, secret: &SecretHash) -> StoreResult<Option<Org>> {
@@ -205,18 +214,7 @@ impl Store for DynamoStore {
         let mut record = items::admin_key(admin.org_id, admin.id);
         record.extend(fields);
         record.insert("openTickets".into(), n(0));
-        let new = "attribute_not_exists(pk)";
-        let writes = [self.put(credentials, new), self.put(record, new)]
-            .into_iter()
-            .map(|p| TransactWriteItem::builder().put(p).build())
-            .collect();
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-            .classify()?;
-        Ok(())
+        self.put_all_new(vec![credentials, record]).await
     }
 
     async fn admin_credentials(&self, email: &Email) -> StoreResult<Option<(Admin, String)>> {
@@ -512,24 +510,13 @@ impl DynamoStore {
             scanned: out.scanned_count(),
             count: out.count(),
         };
-        let mut tickets = out
+        let tickets = out
             .items()
             .iter()
             .map(items::ticket_from)
             .collect::<Result<Vec<_>, _>>()
             .map_err(malformed)?;
-        // One extra item was read to learn whether another page exists.
-        let more = tickets.len() > page.limit;
-        tickets.truncate(page.limit);
-        let next = if more {
-            tickets.last().map(|t| PagePosition {
-                created_at: t.created_at,
-                id: t.id,
-            })
-        } else {
-            None
-        };
-        Ok((TicketPage { tickets, next }, stats))
+        Ok((TicketPage::from_overfetched(tickets, page.limit), stats))
     }
 
     /// Writes tickets as they are, 25 per `BatchWriteItem`: for imports and

@@ -130,12 +130,18 @@ pub async fn sdk_config() -> SdkConfig {
 
 /// [`sdk_config`], with every service's endpoint overridden (a private moto).
 pub async fn sdk_config_at(endpoint_url: Option<&str>) -> SdkConfig {
+    // Seconds per call; raise it for slow stand-ins (moto copies whole tables per transaction).
+    let operation = std::env::var("TICKETING_AWS_TIMEOUT")
+        .ok()
+        .and_then(|v| parse_duration(&v).ok())
+        .unwrap_or(Duration::from_secs(4));
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(4))
+                .operation_attempt_timeout(operation / 2)
+                .operation_timeout(operation)
                 .build(),
         )
         .retry_config(
@@ -147,6 +153,36 @@ pub async fn sdk_config_at(endpoint_url: Option<&str>) -> SdkConfig {
         loader = loader.endpoint_url(url);
     }
     loader.load().await
+}
+
+/// The HTTPS client for AWS calls. AWS endpoints chain to the Amazon Trust
+/// Services roots (and Starfield Services G2), so only those are trusted,
+/// compiled in: parsing the system's whole CA bundle took more than half of a
+/// function's cold start. `TICKETING_TLS_NATIVE_ROOTS=true` trusts the system
+/// bundle instead (e.g. behind a TLS-inspecting proxy).
+fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+    const ROOTS: [&[u8]; 5] = [
+        include_bytes!("roots/Amazon_Root_CA_1.pem"),
+        include_bytes!("roots/Amazon_Root_CA_2.pem"),
+        include_bytes!("roots/Amazon_Root_CA_3.pem"),
+        include_bytes!("roots/Amazon_Root_CA_4.pem"),
+        include_bytes!("roots/Starfield_Services_Root_Certificate_Authority_-_G2.pem"),
+    ];
+    let native = std::env::var("TICKETING_TLS_NATIVE_ROOTS").is_ok_and(|v| v == "true" || v == "1");
+    let trust = ROOTS
+        .iter()
+        .fold(TrustStore::empty().with_native_roots(native), |t, pem| {
+            t.with_pem_certificate(*pem)
+        });
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .expect("static TLS settings are valid");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https()
 }
 
 /// The AWS clients and the adapters over them.
@@ -272,5 +308,38 @@ mod tests {
         let mut env = self::tests::env();
         env.insert(ENV_JWT_SECRET, "short");
         assert!(AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).is_err());
+    }
+}
+
+#[cfg(test)]
+mod roots_tests {
+    use base64::Engine;
+
+    /// The compiled-in roots are well-formed certificates (a bad one would
+    /// only show as failed TLS handshakes against real AWS).
+    #[test]
+    fn compiled_in_roots_are_der_certificates() {
+        for pem in [
+            include_str!("roots/Amazon_Root_CA_1.pem"),
+            include_str!("roots/Amazon_Root_CA_2.pem"),
+            include_str!("roots/Amazon_Root_CA_3.pem"),
+            include_str!("roots/Amazon_Root_CA_4.pem"),
+            include_str!("roots/Starfield_Services_Root_Certificate_Authority_-_G2.pem"),
+        ] {
+            let body: String = pem
+                .lines()
+                .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+                .skip(1)
+                .take_while(|l| !l.starts_with("-----END CERTIFICATE-----"))
+                .collect();
+            let der = base64::engine::general_purpose::STANDARD.decode(body).expect("base64");
+            // A DER SEQUENCE whose long-form length covers exactly the rest.
+            assert_eq!(der[0], 0x30);
+            let len_bytes = usize::from(der[1] & 0x7f);
+            let len = der[2..2 + len_bytes]
+                .iter()
+                .fold(0usize, |n, b| (n << 8) | usize::from(*b));
+            assert_eq!(len + 2 + len_bytes, der.len());
+        }
     }
 }

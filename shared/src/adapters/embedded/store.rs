@@ -4,8 +4,8 @@ use super::db::Db;
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, AdminLoad, Delivery, Domain, Email, Org, OrgId, PagePosition, PageRequest, Response, ResponseId,
-    SigninWindow, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminLoad, Delivery, Domain, Email, Org, OrgId, PageRequest, Response, ResponseId, SigninWindow,
+    Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -457,21 +457,10 @@ impl Store for SqliteStore {
         self.db
             .read(move |c| {
                 let mut stmt = c.prepare_cached(&sql)?;
-                let mut tickets = stmt
+                let tickets = stmt
                     .query_map(rusqlite::params_from_iter(values), ticket_from_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                // One extra row was read to learn whether another page exists.
-                let more = tickets.len() > limit;
-                tickets.truncate(limit);
-                let next = if more {
-                    tickets.last().map(|t| PagePosition {
-                        created_at: t.created_at,
-                        id: t.id,
-                    })
-                } else {
-                    None
-                };
-                Ok(TicketPage { tickets, next })
+                Ok(TicketPage::from_overfetched(tickets, limit))
             })
             .await
     }
