@@ -469,7 +469,7 @@ async fn part_d(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         return Ok(());
     };
     eprintln!(
-        "d. Lambda bootstraps in {}, {} spawns each",
+        "d. Lambda bootstraps in {}, {} spawns each, round-robin",
         args.lambda_dir.display(),
         args.spawns
     );
@@ -479,14 +479,20 @@ async fn part_d(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    // Interleave the hello baseline with the functions: spawn each in turn.
+    // Round-robin: each round spawns every bootstrap (hello included) once, so
+    // drift on a shared machine hits them all alike.
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
+    for _ in 0..args.spawns {
+        for (i, name) in names.iter().enumerate() {
+            times[i].extend(init_times(&args.lambda_dir.join(name).join("bootstrap"), 1).await?);
+        }
+    }
     let mut rows = Vec::new();
-    for name in names {
+    for (name, mut t) in names.into_iter().zip(times) {
         let path = args.lambda_dir.join(&name).join("bootstrap");
-        let raw = std::fs::metadata(&path)?.len();
-        let zipped = deflated_size(&path)?;
-        let times = init_times(&path, args.spawns).await?;
-        let median = times[times.len() / 2];
+        t.sort();
+        let median = t[t.len() / 2];
+        let (raw, zipped) = (std::fs::metadata(&path)?.len(), deflated_size(&path)?);
         eprintln!(
             "   {name}: {:.1} MB raw, {:.2} MB zipped, init median {:.2} ms",
             raw as f64 / 1e6,
