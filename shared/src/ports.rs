@@ -40,15 +40,8 @@ pub trait Store: Send + Sync + 'static {
     /// `update_ticket` and the insert of `response`, atomically.
     async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response) -> StoreResult<()>;
     async fn set_delivery(&self, ticket: TicketId, response: ResponseId, delivery: &Delivery) -> StoreResult<()>;
-    /// A ticket's responses, oldest first.
-    async fn responses(&self, ticket: TicketId) -> StoreResult<Vec<Response>>;
-    /// A ticket and its responses together; stores override this to read both at once.
-    async fn ticket_with_responses(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Response>)>> {
-        match self.ticket(id).await? {
-            Some(t) => Ok(Some((t, self.responses(id).await?))),
-            None => Ok(None),
-        }
-    }
+    /// A ticket and its responses (oldest first), read together.
+    async fn ticket_with_responses(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Response>)>>;
     /// Failed sign-ins for `email` in its current window (`None` if none, or the window ended).
     async fn signin_failures(
         &self,

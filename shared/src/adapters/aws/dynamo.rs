@@ -348,33 +348,6 @@ impl Store for DynamoStore {
         Ok(())
     }
 
-    async fn responses(&self, ticket: TicketId) -> StoreResult<Vec<Response>> {
-        let mut responses = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :r)")
-                .expression_attribute_values(":pk", s(items::ticket_partition(ticket)))
-                .expression_attribute_values(":r", s("RESPONSE#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .classify()?;
-            for item in out.items() {
-                responses.push(items::response_from(item).map_err(malformed)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
-        Ok(responses)
-    }
-
     /// One Query on the ticket's partition returns the ticket and its responses.
     async fn ticket_with_responses(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Response>)>> {
         let mut ticket = None;

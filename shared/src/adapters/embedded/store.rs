@@ -359,18 +359,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn responses(&self, ticket: TicketId) -> StoreResult<Vec<Response>> {
-        self.db
-            .read(move |c| {
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {RESPONSE_COLS} FROM responses WHERE ticket_id = ?1 ORDER BY created_at, id"
-                ))?;
-                let rows = stmt.query_map([ticket.to_string()], response_from_row)?;
-                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-            })
-            .await
-    }
-
     async fn ticket_with_responses(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Response>)>> {
         self.db
             .read(move |c| {
