@@ -54,6 +54,16 @@ impl DynamoStore {
             .expect("table, item and condition are set")
     }
 
+    async fn transact(&self, writes: Vec<TransactWriteItem>) -> StoreResult<()> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+            .classify()?;
+        Ok(())
+    }
+
     /// Puts every item only if its key is new, all or none.
     async fn put_all_new(&self, items: Vec<Item>) -> StoreResult<()> {
         let writes = items
@@ -64,12 +74,7 @@ impl DynamoStore {
                     .build()
             })
             .collect();
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-            .classify()?;
+        self.transact(writes).await?;
         Ok(())
     }
 
@@ -124,17 +129,12 @@ impl DynamoStore {
                 .map(|(admin, delta)| self.counter_update(after.org_id, admin, delta, None)),
         );
         writes.extend(extra);
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-            .classify()?;
+        self.transact(writes).await?;
         Ok(())
     }
 
-    /// Adds `delta` to an admin's open-ticket count; with `assigned_at`, also
-    /// stamps the assignment and requires the count to still be `observed`.
+    /// Adds `delta` to an admin's open-ticket count; with `assigned` (time,
+    /// observed count), also stamps the assignment and requires the count to still be `observed`.
     fn counter_update(
         &self,
         org: OrgId,
@@ -291,14 +291,7 @@ impl Store for DynamoStore {
                 TransactWriteItem::builder().put(put).build(),
                 self.counter_update(ticket.org_id, admin, 1, Some((ticket.created_at, observed))),
             ];
-            match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(writes))
-                .send()
-                .await
-                .classify()
-            {
+            match self.transact(writes).await {
                 Ok(_) => return Ok(ticket),
                 // Another create moved this admin's count first: look again.
                 Err(StoreError::Conflict(_)) => {
