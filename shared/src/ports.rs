@@ -5,8 +5,8 @@
 use crate::auth::SecretHash;
 use crate::domain::SigninWindow;
 use crate::domain::{
-    Admin, AdminId, CloseJob, Delivery, Email, Mail, Org, PageRequest, Response, ResponseId, Ticket, TicketFilter,
-    TicketId, TicketPage, Timestamp,
+    Admin, AdminId, CloseJob, Delivery, Domain, Email, Mail, Org, OrgId, PageRequest, Response, ResponseId,
+    ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use async_trait::async_trait;
@@ -20,13 +20,26 @@ pub trait Store: Send + Sync + 'static {
     async fn create_org(&self, org: &Org, secret: &SecretHash) -> StoreResult<()>;
     async fn org_by_secret(&self, secret: &SecretHash) -> StoreResult<Option<Org>>;
 
-    /// Conflict if the email is taken (emails are unique across orgs: sign-in is by email).
+    /// The id of the org registered under `domain`.
+    async fn org_id_by_domain(&self, domain: &Domain) -> StoreResult<Option<OrgId>>;
+
+    /// Conflict if the admin's org already has an admin with this email.
+    /// Emails are unique per org, not globally: one person may admin several
+    /// orgs, and an address taken in another org blocks (and reveals) nothing.
     async fn create_admin(&self, admin: &Admin, password_hash: &str) -> StoreResult<()>;
-    /// The admin and its password hash, for sign-in only.
-    async fn admin_credentials(&self, email: &Email) -> StoreResult<Option<(Admin, String)>>;
+    /// For sign-in only: the accounts with this email and their password
+    /// hashes, at most `limit` of them in no promised order;
+    /// only `org`'s account when `org` is given.
+    async fn admin_credentials(
+        &self,
+        email: &Email,
+        org: Option<OrgId>,
+        limit: usize,
+    ) -> StoreResult<Vec<(Admin, String)>>;
     /// The admin `id` if it belongs to `org`.
-    async fn admin(&self, org: crate::domain::OrgId, id: AdminId) -> StoreResult<Option<Admin>>;
-    async fn admin_by_email(&self, email: &Email) -> StoreResult<Option<Admin>>;
+    async fn admin(&self, org: OrgId, id: AdminId) -> StoreResult<Option<Admin>>;
+    /// `org`'s admin with this email.
+    async fn admin_by_email(&self, org: OrgId, email: &Email) -> StoreResult<Option<Admin>>;
 
     /// Stores `ticket` (whose `admin_id` is ignored), assigned to the org's
     /// least-loaded available admin (`rules::choose_assignee`); the assignee's
@@ -42,21 +55,23 @@ pub trait Store: Send + Sync + 'static {
     async fn set_delivery(&self, ticket: TicketId, response: ResponseId, delivery: &Delivery) -> StoreResult<()>;
     /// A ticket and its responses (oldest first), read together.
     async fn ticket_with_responses(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Response>)>>;
-    /// Failed sign-ins for `email` in its current window (`None` if none, or the window ended).
+    /// Failed sign-ins counted against `key` in its current window (`None`
+    /// if none, or the window ended).
     async fn signin_failures(
         &self,
-        email: &Email,
+        key: &ThrottleKey,
         now: Timestamp,
         window: Duration,
     ) -> StoreResult<Option<SigninWindow>>;
-    /// Counts one more failed sign-in, opening a new window if the last one ended.
-    async fn record_signin_failure(&self, email: &Email, now: Timestamp, window: Duration) -> StoreResult<()>;
-    /// Forgets failed sign-ins after a successful one.
-    async fn clear_signin_failures(&self, email: &Email) -> StoreResult<()>;
+    /// Counts one more failed sign-in against `key`, opening a new window if
+    /// the last one ended.
+    async fn record_signin_failure(&self, key: &ThrottleKey, now: Timestamp, window: Duration) -> StoreResult<()>;
+    /// Forgets the failures counted against `key` (after a successful sign-in).
+    async fn clear_signin_failures(&self, key: &ThrottleKey) -> StoreResult<()>;
     /// One page of the org's tickets matching `filter`, newest first.
     async fn list_tickets(
         &self,
-        org: crate::domain::OrgId,
+        org: OrgId,
         filter: &TicketFilter,
         page: PageRequest,
     ) -> StoreResult<TicketPage>;

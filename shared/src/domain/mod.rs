@@ -1,5 +1,6 @@
 //! The domain: entities, values and rules. No I/O here.
 
+mod client;
 pub mod duration;
 mod ids;
 mod model;
@@ -7,6 +8,7 @@ pub mod rules;
 mod time;
 mod values;
 
+pub use client::{ClientId, ThrottleKey};
 pub use ids::{AdminId, OrgId, ResponseId, TicketId};
 pub use model::*;
 pub use time::Timestamp;

@@ -208,7 +208,7 @@ impl TicketPage {
     }
 }
 
-/// Failed sign-ins for one email within the current throttle window.
+/// Failed sign-ins counted against one [`super::ThrottleKey`] within the current throttle window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SigninWindow {
     pub failures: u32,

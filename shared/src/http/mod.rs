@@ -1,6 +1,7 @@
 //! The HTTP API, written once: `ticketd` serves every endpoint, each Lambda
 //! binary serves one.
 
+pub mod client_ip;
 pub mod error;
 pub mod extract;
 mod handlers;

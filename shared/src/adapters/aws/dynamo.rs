@@ -6,20 +6,19 @@ use super::items::{self, Item, n, s};
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, Delivery, Email, Org, OrgId, PageRequest, Response, ResponseId, SigninWindow, Ticket, TicketFilter,
-    TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminLoad, Delivery, Domain, Email, Org, OrgId, PageRequest, Response, ResponseId, SigninWindow,
+    ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use std::collections::HashMap;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use std::time::Duration;
 
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
     /// Creates for one org take turns within this process, so a burst does not
     /// become a herd of conflicting transactions; across processes (Lambda
     /// instances) the conditional counter update keeps assignment right.
@@ -32,7 +31,7 @@ const ASSIGN_STRIPES: usize = 64;
 /// chosen admin's counter first (a burst on one org); then it is a 503.
 const ASSIGN_BUDGET: Duration = Duration::from_secs(20);
 
-fn malformed(e: items::Malformed) -> StoreError {
+pub(super) fn malformed(e: items::Malformed) -> StoreError {
     StoreError::Internal(e.into())
 }
 
@@ -95,20 +94,16 @@ impl DynamoStore {
     /// plus any `extra` writes, all in one transaction (or one conditional put
     /// when nothing else changes).
     async fn write_ticket(&self, before: &Ticket, after: &Ticket, extra: Vec<TransactWriteItem>) -> StoreResult<()> {
-        let (condition, values) = ticket_guard(before);
-        let names = HashMap::from([
-            ("#v".to_owned(), "version".to_owned()),
-            ("#st".to_owned(), "status".to_owned()),
-        ]);
+        let guard = items::ticket_guard(before);
         let changes = rules::load_changes(Some(before), after);
         if changes.is_empty() && extra.is_empty() {
             self.client
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(items::ticket_item(after)))
-                .condition_expression(condition)
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values(Some(values))
+                .condition_expression(guard.condition)
+                .set_expression_attribute_names(Some(guard.names))
+                .set_expression_attribute_values(Some(guard.values))
                 .send()
                 .await
                 .classify()?;
@@ -117,9 +112,9 @@ impl DynamoStore {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(items::ticket_item(after)))
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
+            .condition_expression(guard.condition)
+            .set_expression_attribute_names(Some(guard.names))
+            .set_expression_attribute_values(Some(guard.values))
             .build()
             .expect("complete put");
         let mut writes = vec![TransactWriteItem::builder().put(put).build()];
@@ -133,52 +128,45 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Adds `delta` to an admin's open-ticket count; with `assigned` (time,
-    /// observed count), also stamps the assignment and requires the count to still be `observed`.
+    /// [`items::counter_update`] on one admin, as a transaction part.
     fn counter_update(
         &self,
         org: OrgId,
         admin: AdminId,
         delta: i64,
-        assigned: Option<(crate::domain::Timestamp, i64)>,
+        assigned: Option<(Timestamp, i64)>,
     ) -> TransactWriteItem {
+        let change = items::counter_update(delta, assigned);
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(items::admin_key(org, admin)))
-            .expression_attribute_values(":d", n(delta));
-        let update = match assigned {
-            Some((at, observed)) => update
-                .update_expression("SET openTickets = openTickets + :d, lastAssignedAt = :at")
-                .condition_expression("openTickets = :observed")
-                .expression_attribute_values(":at", n(at.millis()))
-                .expression_attribute_values(":observed", n(observed)),
-            None => update
-                .update_expression("SET openTickets = openTickets + :d")
-                .condition_expression("attribute_exists(pk)"),
-        };
-        TransactWriteItem::builder()
-            .update(update.build().expect("complete update"))
+            .update_expression(change.update)
+            .condition_expression(change.condition)
+            .set_expression_attribute_values(Some(change.values))
             .build()
+            .expect("complete update");
+        TransactWriteItem::builder().update(update).build()
     }
-}
 
-/// The condition every ticket write carries: the ticket is exactly the
-/// version the change was computed from. Status and `respondedAt` are spelled
-/// out so the auto-close guard ("still RESPONDED for the same response") is
-/// visible in the condition itself.
-fn ticket_guard(before: &Ticket) -> (String, HashMap<String, AttributeValue>) {
-    let mut values = HashMap::from([
-        (":v".to_owned(), n(before.version)),
-        (":st".to_owned(), s(before.status.as_str())),
-    ]);
-    let responded = match before.responded_at {
-        Some(at) => {
-            values.insert(":ra".to_owned(), n(at.millis()));
-            "respondedAt = :ra"
-        }
-        None => "attribute_not_exists(respondedAt)",
-    };
-    (format!("#v = :v AND #st = :st AND {responded}"), values)
+    /// Every admin of `org` with its assignment counters, read consistently.
+    pub(super) async fn admin_loads(&self, org: OrgId) -> StoreResult<Vec<AdminLoad>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :admin)")
+            .expression_attribute_values(":pk", s(items::org_partition(org)))
+            .expression_attribute_values(":admin", s(items::ADMIN_PREFIX))
+            .consistent_read(true)
+            .send()
+            .await
+            .classify()?;
+        out.items()
+            .iter()
+            .map(items::load_from)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(malformed)
+    }
 }
 
 #[async_trait]
@@ -189,11 +177,9 @@ impl Store for DynamoStore {
             key.extend(fields.clone());
             key
         };
-        let mut domain_marker = items::domain_key(&org.domain);
-        domain_marker.insert("orgId".into(), s(org.id.to_string()));
         self.put_all_new(vec![
             with(items::org_key(org.id)),
-            domain_marker,
+            items::domain_marker_item(org),
             with(items::secret_key(&secret.0)),
         ])
         .await
@@ -206,24 +192,49 @@ impl Store for DynamoStore {
             .transpose()
     }
 
-    async fn create_admin(&self, admin: &Admin, password_hash: &str) -> StoreResult<()> {
-        let fields = items::admin_fields(admin);
-        let mut credentials = items::email_key(&admin.email);
-        credentials.extend(fields.clone());
-        credentials.insert("passwordHash".into(), s(password_hash));
-        let mut record = items::admin_key(admin.org_id, admin.id);
-        record.extend(fields);
-        record.insert("openTickets".into(), n(0));
-        self.put_all_new(vec![credentials, record]).await
+    async fn org_id_by_domain(&self, domain: &Domain) -> StoreResult<Option<OrgId>> {
+        self.get(items::domain_key(domain))
+            .await?
+            .map(|i| items::org_id_from(&i).map_err(malformed))
+            .transpose()
     }
 
-    async fn admin_credentials(&self, email: &Email) -> StoreResult<Option<(Admin, String)>> {
-        let Some(item) = self.get(items::email_key(email)).await? else {
-            return Ok(None);
+    async fn create_admin(&self, admin: &Admin, password_hash: &str) -> StoreResult<()> {
+        self.put_all_new(vec![
+            items::credentials_item(admin, password_hash),
+            items::admin_item(admin),
+        ])
+        .await
+    }
+
+    async fn admin_credentials(
+        &self,
+        email: &Email,
+        org: Option<OrgId>,
+        limit: usize,
+    ) -> StoreResult<Vec<(Admin, String)>> {
+        let found = match org {
+            Some(org) => self.get(items::credentials_key(email, org)).await?.into_iter().collect(),
+            None => {
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(":pk", s(items::email_partition(email)))
+                    .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .classify()?
+                    .items
+                    .unwrap_or_default()
+            }
         };
-        let admin = items::admin_from(&item).map_err(malformed)?;
-        let hash = items::get_s(&item, "passwordHash").map_err(malformed)?.to_owned();
-        Ok(Some((admin, hash)))
+        found
+            .iter()
+            .take(limit)
+            .map(|i| items::credentials_from(i).map_err(malformed))
+            .collect()
     }
 
     async fn admin(&self, org: OrgId, id: AdminId) -> StoreResult<Option<Admin>> {
@@ -233,8 +244,8 @@ impl Store for DynamoStore {
             .transpose()
     }
 
-    async fn admin_by_email(&self, email: &Email) -> StoreResult<Option<Admin>> {
-        self.get(items::email_key(email))
+    async fn admin_by_email(&self, org: OrgId, email: &Email) -> StoreResult<Option<Admin>> {
+        self.get(items::credentials_key(email, org))
             .await?
             .map(|i| items::admin_from(&i).map_err(malformed))
             .transpose()
@@ -249,23 +260,7 @@ impl Store for DynamoStore {
             if tokio::time::Instant::now() > deadline {
                 break;
             }
-            let admins = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :admin)")
-                .expression_attribute_values(":pk", s(items::org_partition(ticket.org_id)))
-                .expression_attribute_values(":admin", s("ADMIN#"))
-                .consistent_read(true)
-                .send()
-                .await
-                .classify()?;
-            let loads = admins
-                .items()
-                .iter()
-                .map(items::load_from)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(malformed)?;
+            let loads = self.admin_loads(ticket.org_id).await?;
             // First try the rule's choice; after losing a race, spread over the
             // equally right choices so concurrent creates stop colliding.
             let candidates = rules::least_loaded(&loads);
@@ -360,7 +355,7 @@ impl Store for DynamoStore {
                 .classify()?;
             for item in out.items() {
                 match items::get_s(item, items::SK).map_err(malformed)? {
-                    "TICKET" => ticket = Some(items::ticket_from(item).map_err(malformed)?),
+                    items::TICKET_SK => ticket = Some(items::ticket_from(item).map_err(malformed)?),
                     _ => responses.push(items::response_from(item).map_err(malformed)?),
                 }
             }
@@ -374,32 +369,28 @@ impl Store for DynamoStore {
 
     async fn signin_failures(
         &self,
-        email: &Email,
+        key: &ThrottleKey,
         now: Timestamp,
         window: Duration,
     ) -> StoreResult<Option<SigninWindow>> {
-        let Some(item) = self.get(items::signin_key(email)).await? else {
+        let Some(item) = self.get(items::throttle_key(key)).await? else {
             return Ok(None);
         };
-        let w = SigninWindow {
-            failures: u32::try_from(items::get_n(&item, "failures").map_err(malformed)?).unwrap_or(u32::MAX),
-            started_at: Timestamp::from_millis(items::get_n(&item, "windowStart").map_err(malformed)?),
-        };
+        let w = items::throttle_from(&item).map_err(malformed)?;
         Ok((w.started_at.plus(window) > now).then_some(w))
     }
 
-    async fn record_signin_failure(&self, email: &Email, now: Timestamp, window: Duration) -> StoreResult<()> {
-        let cutoff = now.millis() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 2);
+    async fn record_signin_failure(&self, key: &ThrottleKey, now: Timestamp, window: Duration) -> StoreResult<()> {
         // Count into the open window...
+        let change = items::count_failure(now, window);
         let counted = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(items::signin_key(email)))
-            .update_expression("SET failures = failures + :one")
-            .condition_expression("windowStart > :cutoff")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":cutoff", n(cutoff))
+            .set_key(Some(items::throttle_key(key)))
+            .update_expression(change.update)
+            .condition_expression(change.condition)
+            .set_expression_attribute_values(Some(change.values))
             .send()
             .await
             .classify();
@@ -407,14 +398,10 @@ impl Store for DynamoStore {
             Ok(_) => Ok(()),
             // ...or open a new one (none yet, or the last one ended). TTL removes it later.
             Err(StoreError::Conflict(_)) => {
-                let mut item = items::signin_key(email);
-                item.insert("failures".into(), n(1));
-                item.insert("windowStart".into(), n(now.millis()));
-                item.insert("expiresAt".into(), n(now.plus(window).millis() / 1000 + 60));
                 self.client
                     .put_item()
                     .table_name(&self.table)
-                    .set_item(Some(item))
+                    .set_item(Some(items::throttle_item(key, now, window)))
                     .send()
                     .await
                     .classify()?;
@@ -424,11 +411,11 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn clear_signin_failures(&self, email: &Email) -> StoreResult<()> {
+    async fn clear_signin_failures(&self, key: &ThrottleKey) -> StoreResult<()> {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(items::signin_key(email)))
+            .set_key(Some(items::throttle_key(key)))
             .send()
             .await
             .classify()?;
@@ -437,106 +424,5 @@ impl Store for DynamoStore {
 
     async fn list_tickets(&self, org: OrgId, filter: &TicketFilter, page: PageRequest) -> StoreResult<TicketPage> {
         Ok(self.list_tickets_measured(org, filter, page).await?.0)
-    }
-}
-
-/// What one Query read (`ScannedCount`) and returned (`Count`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueryStats {
-    pub scanned: i32,
-    pub count: i32,
-}
-
-impl DynamoStore {
-    /// [`Store::list_tickets`], with what its one Query read and returned.
-    pub async fn list_tickets_measured(
-        &self,
-        org: OrgId,
-        filter: &TicketFilter,
-        page: PageRequest,
-    ) -> StoreResult<(TicketPage, QueryStats)> {
-        let (index, partition) = items::list_index(org, filter);
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(index.name)
-            .scan_index_forward(false)
-            .limit(i32::try_from(page.limit + 1).unwrap_or(i32::MAX))
-            .expression_attribute_names("#p", index.pk_attr)
-            .expression_attribute_values(":p", s(partition));
-        query = match page.after {
-            Some(after) => query
-                .key_condition_expression("#p = :p AND gsk < :after")
-                .expression_attribute_values(":after", s(items::sort_key(after.created_at, after.id))),
-            None => query.key_condition_expression("#p = :p"),
-        };
-        let out = query.send().await.classify()?;
-        let stats = QueryStats {
-            scanned: out.scanned_count(),
-            count: out.count(),
-        };
-        let tickets = out
-            .items()
-            .iter()
-            .map(items::ticket_from)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(malformed)?;
-        Ok((TicketPage::from_overfetched(tickets, page.limit), stats))
-    }
-
-    /// Writes tickets as they are, 25 per `BatchWriteItem`: for imports and
-    /// benchmarks. Assignment and admin counters are left untouched.
-    pub async fn bulk_import_tickets(&self, tickets: &[Ticket]) -> StoreResult<()> {
-        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-        for chunk in tickets.chunks(25) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|t| {
-                    let put = PutRequest::builder()
-                        .set_item(Some(items::ticket_item(t)))
-                        .build()
-                        .expect("item set");
-                    WriteRequest::builder().put_request(put).build()
-                })
-                .collect();
-            while !requests.is_empty() {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .classify()?;
-                requests = out
-                    .unprocessed_items
-                    .and_then(|mut u| u.remove(&self.table))
-                    .unwrap_or_default();
-            }
-        }
-        Ok(())
-    }
-
-    /// Each admin's stored open-ticket count (for tests and operators).
-    pub async fn open_ticket_counts(&self, org: OrgId) -> StoreResult<Vec<(AdminId, i64)>> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :admin)")
-            .expression_attribute_values(":pk", s(items::org_partition(org)))
-            .expression_attribute_values(":admin", s("ADMIN#"))
-            .consistent_read(true)
-            .send()
-            .await
-            .classify()?;
-        out.items()
-            .iter()
-            .map(|i| {
-                items::load_from(i)
-                    .map(|l| (l.admin_id, l.open_tickets))
-                    .map_err(malformed)
-            })
-            .collect()
     }
 }

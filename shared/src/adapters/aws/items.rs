@@ -7,21 +7,23 @@
 //! | org | `ORG#<org>` | `ORG` | the org |
 //! | domain marker | `DOMAIN#<domain>` | `DOMAIN` | uniqueness of the domain |
 //! | secret | `SECRET#<sha256>` | `SECRET` | the org, found by its secret's hash |
-//! | credentials | `EMAIL#<email>` | `EMAIL` | the admin and password hash, found by email; uniqueness of the email |
+//! | credentials | `EMAIL#<email>` | `ORG#<org>` | the admin and `passwordHash`: one Query finds an email's accounts in every org; the conditional put keeps the email unique per org |
 //! | admin | `ORG#<org>` | `ADMIN#<admin>` | the admin and its assignment counters (`openTickets`, `lastAssignedAt`) |
 //! | ticket | `TICKET#<ticket>` | `TICKET` | the ticket, plus list-index keys |
 //! | response | `TICKET#<ticket>` | `RESPONSE#<response>` | a response and its delivery (v7 ids sort by time) |
-//! | sign-in failures | `SIGNIN#<email>` | `SIGNIN` | `failures`, `windowStart`; `expiresAt` lets TTL remove it |
+//! | sign-in failures | `SIGNIN#<throttle key>` | `SIGNIN` | `failures`, `windowStart`; `expiresAt` lets TTL remove it |
 //!
 //! Lists: one GSI per filter combination, partition key the org plus the
 //! filter values, sort key `gsk` = `<createdAt ms, 13 digits>#<ticket id>`.
 
 use crate::domain::{
-    Admin, AdminLoad, Delivery, Domain, Email, Org, OrgId, Response, Ticket, TicketFilter, TicketId, Timestamp,
+    Admin, AdminId, AdminLoad, Delivery, Domain, Email, Org, OrgId, Response, ResponseId, SigninWindow, ThrottleKey,
+    Ticket, TicketFilter, TicketId, Timestamp,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::time::Duration;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -50,26 +52,123 @@ pub fn domain_key(domain: &Domain) -> Item {
 pub fn secret_key(hash: &str) -> Item {
     key(format!("SECRET#{hash}"), "SECRET")
 }
-pub fn email_key(email: &Email) -> Item {
-    key(format!("EMAIL#{}", email.as_str()), "EMAIL")
+pub fn credentials_key(email: &Email, org: OrgId) -> Item {
+    key(email_partition(email), &format!("ORG#{org}"))
 }
-pub fn admin_key(org: OrgId, admin: crate::domain::AdminId) -> Item {
-    key(format!("ORG#{org}"), &format!("ADMIN#{admin}"))
+/// The partition holding an email's credentials items, one per org.
+pub fn email_partition(email: &Email) -> String {
+    format!("EMAIL#{}", email.as_str())
 }
+pub fn admin_key(org: OrgId, admin: AdminId) -> Item {
+    key(org_partition(org), &format!("{ADMIN_PREFIX}{admin}"))
+}
+/// Sort-key prefix of the admin items in an org's partition.
+pub const ADMIN_PREFIX: &str = "ADMIN#";
 pub fn ticket_key(id: TicketId) -> Item {
-    key(format!("TICKET#{id}"), "TICKET")
+    key(ticket_partition(id), TICKET_SK)
 }
-pub fn response_key(ticket: TicketId, response: crate::domain::ResponseId) -> Item {
-    key(format!("TICKET#{ticket}"), &format!("RESPONSE#{response}"))
+/// The ticket item's sort key; its responses share the partition.
+pub const TICKET_SK: &str = "TICKET";
+pub fn response_key(ticket: TicketId, response: ResponseId) -> Item {
+    key(ticket_partition(ticket), &format!("RESPONSE#{response}"))
 }
-pub fn signin_key(email: &Email) -> Item {
-    key(format!("SIGNIN#{}", email.as_str()), "SIGNIN")
+pub fn throttle_key(k: &ThrottleKey) -> Item {
+    key(format!("SIGNIN#{}", k.storage_key()), "SIGNIN")
 }
 pub fn org_partition(org: OrgId) -> String {
     format!("ORG#{org}")
 }
 pub fn ticket_partition(id: TicketId) -> String {
     format!("TICKET#{id}")
+}
+
+/// An update (or put) condition and the names and values it uses.
+#[derive(Debug, Clone, Default)]
+pub struct Expr {
+    pub update: &'static str,
+    pub condition: String,
+    pub names: HashMap<String, String>,
+    pub values: Item,
+}
+
+/// Adds `delta` to an admin's open-ticket count. With `assigned` (time,
+/// observed count) it also stamps the assignment, and holds only if the count
+/// is still the one observed: two creates cannot both take the same slot.
+pub fn counter_update(delta: i64, assigned: Option<(Timestamp, i64)>) -> Expr {
+    let mut values = HashMap::from([(":d".to_owned(), n(delta))]);
+    match assigned {
+        Some((at, observed)) => {
+            values.insert(":at".into(), n(at.millis()));
+            values.insert(":observed".into(), n(observed));
+            Expr {
+                update: "SET openTickets = openTickets + :d, lastAssignedAt = :at",
+                condition: "openTickets = :observed".into(),
+                names: HashMap::new(),
+                values,
+            }
+        }
+        None => Expr {
+            update: "SET openTickets = openTickets + :d",
+            condition: "attribute_exists(pk)".into(),
+            names: HashMap::new(),
+            values,
+        },
+    }
+}
+
+/// The condition every ticket write carries: the ticket is exactly the
+/// version the change was computed from. Status and `respondedAt` are spelled
+/// out so the auto-close guard ("still RESPONDED for the same response") is
+/// visible in the condition itself.
+pub fn ticket_guard(before: &Ticket) -> Expr {
+    let mut values = HashMap::from([
+        (":v".to_owned(), n(before.version)),
+        (":st".to_owned(), s(before.status.as_str())),
+    ]);
+    let responded = match before.responded_at {
+        Some(at) => {
+            values.insert(":ra".to_owned(), n(at.millis()));
+            "respondedAt = :ra"
+        }
+        None => "attribute_not_exists(respondedAt)",
+    };
+    Expr {
+        update: "",
+        condition: format!("#v = :v AND #st = :st AND {responded}"),
+        names: HashMap::from([
+            ("#v".to_owned(), "version".to_owned()),
+            ("#st".to_owned(), "status".to_owned()),
+        ]),
+        values,
+    }
+}
+
+/// Counts one more failure into a throttle window that is still open at `now`
+/// (fails its condition when there is none: then [`throttle_item`] opens one).
+pub fn count_failure(now: Timestamp, window: Duration) -> Expr {
+    let cutoff = now.millis() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 2);
+    Expr {
+        update: "SET failures = failures + :one",
+        condition: "windowStart > :cutoff".into(),
+        names: HashMap::new(),
+        values: HashMap::from([(":one".to_owned(), n(1)), (":cutoff".to_owned(), n(cutoff))]),
+    }
+}
+
+/// A new throttle window holding one failure; TTL deletes it a minute after it ends.
+pub fn throttle_item(k: &ThrottleKey, now: Timestamp, window: Duration) -> Item {
+    let mut item = throttle_key(k);
+    item.insert("failures".into(), n(1));
+    item.insert("windowStart".into(), n(now.millis()));
+    item.insert("expiresAt".into(), n(now.plus(window).millis() / 1000 + 60));
+    item
+}
+
+pub fn throttle_from(item: &Item) -> Result<SigninWindow, Malformed> {
+    Ok(SigninWindow {
+        failures: u32::try_from(get_n(item, "failures")?).unwrap_or(u32::MAX),
+        started_at: ts(item, "windowStart")?,
+    })
 }
 
 /// A list index: its name and partition-key attribute.
@@ -210,6 +309,18 @@ pub fn org_fields(org: &Org) -> Item {
     ])
 }
 
+/// The marker that reserves the org's domain, and names the org.
+pub fn domain_marker_item(org: &Org) -> Item {
+    let mut item = domain_key(&org.domain);
+    item.insert("orgId".into(), s(org.id.to_string()));
+    item
+}
+
+/// The org named by a domain marker (or any org item).
+pub fn org_id_from(item: &Item) -> Result<OrgId, Malformed> {
+    parse(item, "orgId")
+}
+
 pub fn org_from(item: &Item) -> Result<Org, Malformed> {
     Ok(Org {
         id: parse(item, "orgId")?,
@@ -221,7 +332,7 @@ pub fn org_from(item: &Item) -> Result<Org, Malformed> {
 
 // ---- admins ----
 
-pub fn admin_fields(a: &Admin) -> Item {
+fn admin_fields(a: &Admin) -> Item {
     HashMap::from([
         ("adminId".to_owned(), s(a.id.to_string())),
         ("orgId".to_owned(), s(a.org_id.to_string())),
@@ -243,6 +354,26 @@ pub fn admin_from(item: &Item) -> Result<Admin, Malformed> {
         available: matches!(item.get("available"), Some(AttributeValue::Bool(true))),
         created_at: ts(item, "createdAt")?,
     })
+}
+
+/// The admin's item in its org's partition, with zeroed counters.
+pub fn admin_item(a: &Admin) -> Item {
+    let mut item = admin_key(a.org_id, a.id);
+    item.extend(admin_fields(a));
+    item.insert("openTickets".into(), n(0));
+    item
+}
+
+/// The admin's credentials item: the admin and its password hash.
+pub fn credentials_item(a: &Admin, password_hash: &str) -> Item {
+    let mut item = credentials_key(&a.email, a.org_id);
+    item.extend(admin_fields(a));
+    item.insert("passwordHash".into(), s(password_hash));
+    item
+}
+
+pub fn credentials_from(item: &Item) -> Result<(Admin, String), Malformed> {
+    Ok((admin_from(item)?, get_s(item, "passwordHash")?.to_owned()))
 }
 
 pub fn load_from(item: &Item) -> Result<AdminLoad, Malformed> {

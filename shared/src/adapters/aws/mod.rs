@@ -3,6 +3,7 @@
 
 mod calls;
 mod dynamo;
+mod dynamo_lists;
 mod errors;
 pub mod items;
 mod resources;
@@ -10,7 +11,8 @@ mod scheduler;
 mod ses;
 
 pub use calls::DynamoCalls;
-pub use dynamo::{DynamoStore, QueryStats};
+pub use dynamo::DynamoStore;
+pub use dynamo_lists::QueryStats;
 pub use resources::create_missing_resources;
 pub use scheduler::{CloseEvent, EventBridgeScheduler, at_expression, schedule_name};
 pub use ses::SesMailer;

@@ -7,7 +7,12 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavio
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2_signin.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema_2_signin.sql"),
+    include_str!("schema_3_admin_email_per_org.sql"),
+    include_str!("schema_4_signin_by_client.sql"),
+];
 const MAX_IDLE_READERS: usize = 16;
 
 pub struct Db {
@@ -105,14 +110,100 @@ impl Db {
     }
 }
 
+/// Applies pending migrations, each in its own transaction. Foreign keys are
+/// off meanwhile, as SQLite prescribes for rebuilding a referenced table
+/// (migration 3 rebuilds `admins`); each migration is checked against them
+/// before it commits.
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let applied: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if applied >= MIGRATIONS.len() {
+        return Ok(());
+    }
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let result = apply_migrations(conn, applied);
+    conn.pragma_update(None, "foreign_keys", true)?;
+    result
+}
+
+fn apply_migrations(conn: &mut Connection, applied: usize) -> anyhow::Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
         tx.execute_batch(sql)?;
+        let broken: i64 = tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))?;
+        if broken > 0 {
+            anyhow::bail!("migration {} would leave {broken} broken references", i + 1);
+        }
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
         tracing::info!(migration = i + 1, "database migrated");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database made by the first two migrations, with an org, an admin and
+    /// a ticket assigned to it, upgrades with nothing lost: the admin still
+    /// signs in by its email, its ticket still points at it, and emails are now
+    /// unique per org only.
+    #[test]
+    fn upgrading_keeps_admins_and_their_tickets_and_scopes_emails_to_orgs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let mut conn = open_connection(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            for sql in &MIGRATIONS[..2] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 2).unwrap();
+            tx.execute_batch(
+                "INSERT INTO orgs VALUES ('o1', 'One', 'one.example', 's1', 1);
+                 INSERT INTO orgs VALUES ('o2', 'Two', 'two.example', 's2', 1);
+                 INSERT INTO admins (id, org_id, first_name, last_name, email, password_hash, open_tickets, created_at)
+                     VALUES ('a1', 'o1', 'A', 'B', 'boss@one.example', 'hash', 1, 1);
+                 INSERT INTO tickets (id, org_id, title, description, added_by, admin_id, status, created_at,
+                                      updated_at, version)
+                     VALUES ('t1', 'o1', 't', 'd', 'c@x.io', 'a1', 'OPEN', 1, 1, 1);
+                 INSERT INTO signin_failures VALUES ('boss@one.example', 1, 3);",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let conn = db.writer.lock().unwrap();
+        let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+        let fk: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        assert!(fk, "foreign keys are back on after migrating");
+        let (email, open): (String, i64) = conn
+            .query_row("SELECT email, open_tickets FROM admins WHERE id = 'a1'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((email.as_str(), open), ("boss@one.example", 1));
+        let assignee: String = conn
+            .query_row(
+                "SELECT admins.id FROM tickets JOIN admins ON admins.id = tickets.admin_id",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(assignee, "a1");
+
+        let insert = |id: &str, org: &str| {
+            conn.execute(
+                "INSERT INTO admins (id, org_id, first_name, last_name, email, password_hash, created_at)
+                 VALUES (?1, ?2, 'A', 'B', 'boss@one.example', 'hash', 1)",
+                [id, org],
+            )
+        };
+        insert("a2", "o2").expect("the same email in another org");
+        let again = insert("a3", "o1").unwrap_err();
+        assert_eq!(again.sqlite_error_code(), Some(ErrorCode::ConstraintViolation));
+        // References are enforced again: an admin of no org is refused.
+        assert!(insert("a4", "nope").is_err());
+    }
 }

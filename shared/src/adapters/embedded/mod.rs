@@ -3,6 +3,7 @@
 mod db;
 mod jobs;
 mod outbox;
+mod rows;
 mod store;
 
 pub use db::Db;

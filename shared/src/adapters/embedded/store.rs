@@ -1,11 +1,15 @@
-//! The [`Store`] port on SQLite. Row mapping lives here and nowhere else.
+//! The [`Store`] port on SQLite; rows map to domain values in `rows.rs`.
 
 use super::db::Db;
+use super::rows::{
+    ADMIN_COLS, ORG_COLS, RESPONSE_COLS, TICKET_COLS, admin_from_row, delivery_columns, org_from_row, parse,
+    response_from_row, ticket_from_row, ticket_params, ts,
+};
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
     Admin, AdminId, AdminLoad, Delivery, Domain, Email, Org, OrgId, PageRequest, Response, ResponseId, SigninWindow,
-    Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -26,118 +30,8 @@ impl SqliteStore {
     }
 }
 
-fn parse<T: FromStr>(s: String, idx: usize) -> rusqlite::Result<T> {
-    s.parse().map_err(|_| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, format!("bad value {s:?}").into())
-    })
-}
-
 fn window_ms(window: Duration) -> i64 {
     i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 2)
-}
-
-fn ts(ms: i64) -> Timestamp {
-    Timestamp::from_millis(ms)
-}
-
-const ORG_COLS: &str = "id, name, domain, created_at";
-
-fn org_from_row(r: &Row) -> rusqlite::Result<Org> {
-    Ok(Org {
-        id: parse(r.get(0)?, 0)?,
-        name: r.get(1)?,
-        domain: Domain::from_trusted(r.get(2)?),
-        created_at: ts(r.get(3)?),
-    })
-}
-
-const ADMIN_COLS: &str = "id, org_id, first_name, last_name, email, available, created_at";
-
-fn admin_from_row(r: &Row) -> rusqlite::Result<Admin> {
-    Ok(Admin {
-        id: parse(r.get(0)?, 0)?,
-        org_id: parse(r.get(1)?, 1)?,
-        first_name: r.get(2)?,
-        last_name: r.get(3)?,
-        email: Email::from_trusted(r.get(4)?),
-        available: r.get(5)?,
-        created_at: ts(r.get(6)?),
-    })
-}
-
-pub(super) const TICKET_COLS: &str = "id, org_id, title, description, added_by, admin_id, status, created_at, \
-     updated_at, responded_at, closed_at, auto_close_at, version";
-
-fn ticket_from_row(r: &Row) -> rusqlite::Result<Ticket> {
-    Ok(Ticket {
-        id: parse(r.get(0)?, 0)?,
-        org_id: parse(r.get(1)?, 1)?,
-        title: r.get(2)?,
-        description: r.get(3)?,
-        added_by: Email::from_trusted(r.get(4)?),
-        admin_id: r.get::<_, Option<String>>(5)?.map(|s| parse(s, 5)).transpose()?,
-        status: parse(r.get(6)?, 6)?,
-        created_at: ts(r.get(7)?),
-        updated_at: ts(r.get(8)?),
-        responded_at: r.get::<_, Option<i64>>(9)?.map(ts),
-        closed_at: r.get::<_, Option<i64>>(10)?.map(ts),
-        auto_close_at: r.get::<_, Option<i64>>(11)?.map(ts),
-        version: r.get(12)?,
-    })
-}
-
-const RESPONSE_COLS: &str =
-    "id, ticket_id, admin_id, message, created_at, delivery_state, delivery_detail, delivery_at";
-
-fn response_from_row(r: &Row) -> rusqlite::Result<Response> {
-    let state: String = r.get(5)?;
-    let detail: Option<String> = r.get(6)?;
-    let at = ts(r.get::<_, Option<i64>>(7)?.unwrap_or_default());
-    let delivery = match state.as_str() {
-        "sent" => Delivery::Sent {
-            message_id: detail.unwrap_or_default(),
-            at,
-        },
-        "failed" => Delivery::Failed {
-            reason: detail.unwrap_or_default(),
-            at,
-        },
-        _ => Delivery::Pending,
-    };
-    Ok(Response {
-        id: parse(r.get(0)?, 0)?,
-        ticket_id: parse(r.get(1)?, 1)?,
-        admin_id: parse(r.get(2)?, 2)?,
-        message: r.get(3)?,
-        created_at: ts(r.get(4)?),
-        delivery,
-    })
-}
-
-fn delivery_columns(d: &Delivery) -> (&'static str, Option<&str>, Option<i64>) {
-    match d {
-        Delivery::Pending => ("pending", None, None),
-        Delivery::Sent { message_id, at } => ("sent", Some(message_id), Some(at.millis())),
-        Delivery::Failed { reason, at } => ("failed", Some(reason), Some(at.millis())),
-    }
-}
-
-fn ticket_params(t: &Ticket) -> [Value; 13] {
-    [
-        t.id.to_string().into(),
-        t.org_id.to_string().into(),
-        t.title.clone().into(),
-        t.description.clone().into(),
-        t.added_by.as_str().to_owned().into(),
-        t.admin_id.map(|a| a.to_string()).into(),
-        t.status.as_str().to_owned().into(),
-        t.created_at.millis().into(),
-        t.updated_at.millis().into(),
-        t.responded_at.map(|x| x.millis()).into(),
-        t.closed_at.map(|x| x.millis()).into(),
-        t.auto_close_at.map(|x| x.millis()).into(),
-        t.version.into(),
-    ]
 }
 
 fn apply_load_changes(tx: &Transaction, before: Option<&Ticket>, after: &Ticket) -> rusqlite::Result<()> {
@@ -204,6 +98,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn org_id_by_domain(&self, domain: &Domain) -> StoreResult<Option<OrgId>> {
+        let domain = domain.as_str().to_owned();
+        self.db
+            .read(move |c| {
+                Ok(c.query_row("SELECT id FROM orgs WHERE domain = ?1", [domain], |r| parse(r.get(0)?, 0))
+                    .optional()?)
+            })
+            .await
+    }
+
     async fn create_admin(&self, admin: &Admin, password_hash: &str) -> StoreResult<()> {
         let (a, hash) = (admin.clone(), password_hash.to_owned());
         self.db
@@ -227,16 +131,25 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn admin_credentials(&self, email: &Email) -> StoreResult<Option<(Admin, String)>> {
+    async fn admin_credentials(
+        &self,
+        email: &Email,
+        org: Option<OrgId>,
+        limit: usize,
+    ) -> StoreResult<Vec<(Admin, String)>> {
         let email = email.as_str().to_owned();
+        let org = org.map(|o| o.to_string());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db
             .read(move |c| {
-                Ok(c.query_row(
-                    &format!("SELECT {ADMIN_COLS}, password_hash FROM admins WHERE email = ?1"),
-                    [email],
-                    |r| Ok((admin_from_row(r)?, r.get(7)?)),
-                )
-                .optional()?)
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {ADMIN_COLS}, password_hash FROM admins
+                     WHERE email = ?1 AND (?2 IS NULL OR org_id = ?2) LIMIT ?3"
+                ))?;
+                let rows = stmt
+                    .query_map(params![email, org, limit], |r| Ok((admin_from_row(r)?, r.get(7)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
             })
             .await
     }
@@ -254,13 +167,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn admin_by_email(&self, email: &Email) -> StoreResult<Option<Admin>> {
+    async fn admin_by_email(&self, org: OrgId, email: &Email) -> StoreResult<Option<Admin>> {
         let email = email.as_str().to_owned();
         self.db
             .read(move |c| {
                 Ok(c.query_row(
-                    &format!("SELECT {ADMIN_COLS} FROM admins WHERE email = ?1"),
-                    [email],
+                    &format!("SELECT {ADMIN_COLS} FROM admins WHERE org_id = ?1 AND email = ?2"),
+                    [org.to_string(), email],
                     admin_from_row,
                 )
                 .optional()?)
@@ -382,16 +295,16 @@ impl Store for SqliteStore {
 
     async fn signin_failures(
         &self,
-        email: &Email,
+        key: &ThrottleKey,
         now: Timestamp,
         window: Duration,
     ) -> StoreResult<Option<SigninWindow>> {
-        let (email, cutoff) = (email.as_str().to_owned(), now.millis() - window_ms(window));
+        let (key, cutoff) = (key.storage_key(), now.millis() - window_ms(window));
         self.db
             .read(move |c| {
                 Ok(c.query_row(
-                    "SELECT failures, window_start FROM signin_failures WHERE email = ?1 AND window_start > ?2",
-                    params![email, cutoff],
+                    "SELECT failures, window_start FROM signin_throttle WHERE key = ?1 AND window_start > ?2",
+                    params![key, cutoff],
                     |r| {
                         Ok(SigninWindow {
                             failures: r.get(0)?,
@@ -404,36 +317,32 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn record_signin_failure(&self, email: &Email, now: Timestamp, window: Duration) -> StoreResult<()> {
-        let (email, now, cutoff) = (
-            email.as_str().to_owned(),
-            now.millis(),
-            now.millis() - window_ms(window),
-        );
+    async fn record_signin_failure(&self, key: &ThrottleKey, now: Timestamp, window: Duration) -> StoreResult<()> {
+        let (key, now, cutoff) = (key.storage_key(), now.millis(), now.millis() - window_ms(window));
         self.db
             .write(move |tx| {
                 tx.execute(
-                    "INSERT INTO signin_failures (email, window_start, failures) VALUES (?1, ?2, 1)
-                     ON CONFLICT (email) DO UPDATE SET
+                    "INSERT INTO signin_throttle (key, window_start, failures) VALUES (?1, ?2, 1)
+                     ON CONFLICT (key) DO UPDATE SET
                        failures = CASE WHEN window_start > ?3 THEN failures + 1 ELSE 1 END,
                        window_start = CASE WHEN window_start > ?3 THEN window_start ELSE ?2 END",
-                    params![email, now, cutoff],
+                    params![key, now, cutoff],
                 )?;
                 // Forget windows long over, so the table stays small.
                 tx.execute(
-                    "DELETE FROM signin_failures WHERE window_start <= ?1 AND email != ?2",
-                    params![cutoff, email],
+                    "DELETE FROM signin_throttle WHERE window_start <= ?1 AND key != ?2",
+                    params![cutoff, key],
                 )?;
                 Ok(())
             })
             .await
     }
 
-    async fn clear_signin_failures(&self, email: &Email) -> StoreResult<()> {
-        let email = email.as_str().to_owned();
+    async fn clear_signin_failures(&self, key: &ThrottleKey) -> StoreResult<()> {
+        let key = key.storage_key();
         self.db
             .write(move |tx| {
-                tx.execute("DELETE FROM signin_failures WHERE email = ?1", [email])?;
+                tx.execute("DELETE FROM signin_throttle WHERE key = ?1", [key])?;
                 Ok(())
             })
             .await
