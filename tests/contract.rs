@@ -23,10 +23,13 @@ macro_rules! contract_suite {
             case!(update_requires_a_field_and_valid_values);
             case!(respond_to_closed_ticket_is_conflict);
             case!(org_secret_accepted_in_header_or_body_and_rejected_otherwise);
-            case!(duplicate_domain_and_email_are_conflicts);
+            case!(duplicate_domain_and_same_org_email_are_conflicts);
             case!(signin_rejects_wrong_password_and_unknown_email_alike);
             case!(bad_tokens_are_unauthorized_on_every_jwt_endpoint);
             case!(repeated_signin_failures_are_throttled_until_the_window_ends);
+            case!(signin_throttling_stops_the_guessing_client_not_the_owner);
+            case!(an_email_taken_in_another_org_blocks_and_reveals_nothing);
+            case!(an_email_in_many_orgs_signs_in_with_its_org_domain);
             case!(malformed_requests_get_json_errors_naming_the_field);
             case!(routing_errors_and_oversized_bodies_are_json);
             case!(another_orgs_admin_sees_404_everywhere);

@@ -2,8 +2,11 @@
 //! environment (clients outside the handler, reused across invocations), then
 //! serve one endpoint, or the close function.
 
+use lambda_http::RequestExt;
+use lambda_http::request::RequestContext;
 use lambda_runtime::{LambdaEvent, service_fn};
 use ticketing::adapters::aws::{self, CloseEvent};
+use ticketing::http::client_ip::SourceIp;
 use ticketing::http::{self, Endpoint};
 use ticketing::service::{CloseOutcome, Service};
 
@@ -21,7 +24,21 @@ fn init_tracing() {
 
 /// The router one endpoint's function serves: that route only.
 pub fn app(service: Service, endpoint: Endpoint) -> axum::Router {
-    http::router(service, &[endpoint])
+    http::router(service, &[endpoint]).layer(axum::middleware::map_request(source_ip))
+}
+
+/// Marks the request with the client address API Gateway saw
+/// (`requestContext.http.sourceIp`): the TCP peer of a function is API
+/// Gateway itself, and `X-Forwarded-For` is whatever the client wrote.
+async fn source_ip(mut req: axum::extract::Request) -> axum::extract::Request {
+    let ip = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.as_deref().and_then(|ip| ip.parse().ok()),
+        _ => None,
+    };
+    if let Some(ip) = ip {
+        req.extensions_mut().insert(SourceIp(ip));
+    }
+    req
 }
 
 /// Runs an HTTP endpoint's function.

@@ -123,6 +123,41 @@ async fn every_function_answers_its_sample_event_with_the_expected_status() {
     assert!(out["outcome"].as_str().unwrap().starts_with("skipped"), "{out}");
 }
 
+/// Sign-in throttling on Lambda counts per the `sourceIp` API Gateway saw,
+/// not per `X-Forwarded-For` (which the client writes): a client locked out
+/// of an admin's account does not lock the admin out from another address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signin_throttling_counts_per_api_gateway_source_ip() {
+    let service = service().await;
+    let (status, org) = invoke(&service, Endpoint::OrgSignup, &event("org-signup", &[])).await;
+    assert_eq!(status, 201, "{org}");
+    let ana = serde_json::json!({"firstName": "Ana", "lastName": "Admin", "email": "ana@growfin.ai", "password": "correct horse battery", "secret": org["secret"]});
+    let all = ticketing::http::router(service.clone(), &Endpoint::ALL);
+    let made = all
+        .oneshot(http_request("POST", "/auth/admin/signup", &ana.to_string()))
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+
+    let right = event("admin-signin", &[]);
+    let wrong = right.replace("correct horse battery", "wrong horse battery");
+    let max_failures = service::SigninLimit::default().max_failures;
+    for _ in 0..max_failures {
+        assert_eq!(invoke(&service, Endpoint::AdminSignin, &wrong).await.0, 401);
+    }
+    assert_eq!(invoke(&service, Endpoint::AdminSignin, &right).await.0, 429);
+    let forged = right.replace(
+        r#""x-forwarded-for": "203.0.113.7""#,
+        r#""x-forwarded-for": "198.51.100.20""#,
+    );
+    assert_ne!(forged, right);
+    assert_eq!(invoke(&service, Endpoint::AdminSignin, &forged).await.0, 429);
+    let elsewhere = right.replace(r#""sourceIp": "203.0.113.7""#, r#""sourceIp": "198.51.100.20""#);
+    assert_ne!(elsewhere, right);
+    let (status, body) = invoke(&service, Endpoint::AdminSignin, &elsewhere).await;
+    assert_eq!(status, 200, "{body}");
+}
+
 /// A function serves its own route only: anything else is a JSON 404 or 405.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_serves_only_its_own_route() {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use ticketing::adapters::embedded::Embedded;
+use ticketing::http::client_ip::TrustedProxies;
 use ticketing::http::{self, Endpoint};
 use ticketing::ports::SystemClock;
 use ticketing::service::{self, Service};
@@ -53,6 +54,9 @@ pub struct Config {
     pub mail_from: String,
     pub dashboard_token: Option<String>,
     pub signin: service::SigninLimit,
+    /// Proxies whose `X-Forwarded-For` names the client (for sign-in
+    /// throttling); by default none, and the TCP peer is the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Config {
@@ -66,6 +70,7 @@ impl Config {
             mail_from: DEFAULT_MAIL_FROM.into(),
             dashboard_token: None,
             signin: service::SigninLimit::default(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -217,7 +222,8 @@ async fn serve(
 ) -> anyhow::Result<Server> {
     // The fallback hash makes unknown-email sign-ins as slow as real ones; compute it now.
     tokio::task::spawn_blocking(ticketing::auth::password::warm_up).await?;
-    let app = http::finish(routes, service.clone());
+    // The peer address and the trusted proxies tell sign-in throttling who the client is.
+    let app = http::finish(routes, service.clone()).layer(axum::Extension(config.trusted_proxies.clone()));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -225,7 +231,7 @@ async fn serve(
     let (shutdown, shutdown_rx) = watch::channel(false);
     let runner = background(service.clone(), Box::pin(wait_for(shutdown_rx.clone())));
     let http = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(wait_for(shutdown_rx))
             .await
     });

@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use ticketing::domain::duration::parse_duration;
+use ticketing::http::client_ip::TrustedProxies;
 use tracing_subscriber::EnvFilter;
 
 /// The ticketing API in one process, on SQLite, a mail outbox and a local job runner.
@@ -34,12 +35,18 @@ struct Cli {
     /// Token required by /dashboard. Without one, the dashboard is served only on loopback addresses.
     #[arg(long, env = "TICKETD_DASHBOARD_TOKEN", hide_env_values = true)]
     dashboard_token: Option<String>,
-    /// Failed sign-ins allowed per email within --signin-window before it is locked out (429).
+    /// Failed sign-ins allowed per email from one client within --signin-window before that client is locked out of that email (429).
     #[arg(long, env = "TICKETING_SIGNIN_MAX_FAILURES", default_value_t = 5)]
     signin_max_failures: u32,
+    /// Failed sign-ins allowed per client, whatever the emails, within --signin-window before the client is locked out (429).
+    #[arg(long, env = "TICKETING_SIGNIN_MAX_CLIENT_FAILURES", default_value_t = 20)]
+    signin_max_client_failures: u32,
     /// The sign-in throttle window (e.g. 15m).
     #[arg(long, env = "TICKETING_SIGNIN_WINDOW", default_value = "15m", value_parser = parse_duration)]
     signin_window: Duration,
+    /// Proxies (comma-separated IPs or CIDRs) whose X-Forwarded-For names the client; by default none, and the TCP peer is the client.
+    #[arg(long, env = "TICKETD_TRUSTED_PROXIES", default_value = "", value_parser = TrustedProxies::parse)]
+    trusted_proxies: TrustedProxies,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -92,8 +99,10 @@ async fn main() -> anyhow::Result<()> {
         dashboard_token: cli.dashboard_token,
         signin: ticketing::service::SigninLimit {
             max_failures: cli.signin_max_failures,
+            max_client_failures: cli.signin_max_client_failures,
             window: cli.signin_window,
         },
+        trusted_proxies: cli.trusted_proxies,
     })
     .await?;
     let stop = server.shutdown_handle();

@@ -98,8 +98,9 @@ pub async fn org_secret_accepted_in_header_or_body_and_rejected_otherwise(set: &
     app.stop().await;
 }
 
-/// A taken domain or admin email is a 409, whatever its letter case.
-pub async fn duplicate_domain_and_email_are_conflicts(set: &dyn AdapterSet) {
+/// A taken domain, or an email already taken in the same org, is a 409,
+/// whatever its letter case. (Another org may use the email: see signin.rs.)
+pub async fn duplicate_domain_and_same_org_email_are_conflicts(set: &dyn AdapterSet) {
     let app = TestApp::start(set, TestConfig::default()).await;
     let org = app.new_org().await;
     app.post(
@@ -110,11 +111,10 @@ pub async fn duplicate_domain_and_email_are_conflicts(set: &dyn AdapterSet) {
     .await
     .expect_error(409, "conflict", None);
     let admin = app.new_admin(&org).await;
-    let other = app.new_org().await;
     app.post(
         "/auth/admin/signup",
         None,
-        json!({"firstName": "A", "lastName": "B", "email": admin.email.to_uppercase(), "password": PASSWORD, "secret": other.secret}),
+        json!({"firstName": "A", "lastName": "B", "email": admin.email.to_uppercase(), "password": PASSWORD, "secret": org.secret}),
     )
     .await
     .expect_error(409, "conflict", None);
@@ -153,11 +153,13 @@ fn forge(claims: Value, key: &[u8]) -> String {
 }
 
 /// No token, garbage, `alg: none`, a wrong key, an expired token, a tampered
-/// payload or a wrong scheme: 401 on every JWT endpoint, and nothing changes.
+/// payload, a wrong scheme, or a well-signed token whose admin is not an admin
+/// of its org: 401 on every JWT endpoint, and nothing changes.
 pub async fn bad_tokens_are_unauthorized_on_every_jwt_endpoint(set: &dyn AdapterSet) {
     let app = TestApp::start(set, TestConfig::default()).await;
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
+    let other = app.new_org().await;
     let ticket = app.new_ticket(&org, &customer()).await;
     let id = ticket["id"].as_str().unwrap();
     let now = chrono::Utc::now().timestamp();
@@ -187,6 +189,21 @@ pub async fn bad_tokens_are_unauthorized_on_every_jwt_endpoint(set: &dyn Adapter
             )
         )),
         Some(format!("Bearer {h}.{}.{s}", B64.encode(other_org.to_string()))),
+        // Signed with the server's key, but the admin is not one of that org's.
+        Some(format!(
+            "Bearer {}",
+            forge(
+                json!({"sub": admin.id, "org": other.id, "iat": now, "exp": now + 3600}),
+                JWT_SECRET.as_bytes()
+            )
+        )),
+        Some(format!(
+            "Bearer {}",
+            forge(
+                json!({"sub": uuid::Uuid::now_v7(), "org": org.id, "iat": now, "exp": now + 3600}),
+                JWT_SECRET.as_bytes()
+            )
+        )),
         Some(format!("Bearer {}x", admin.jwt)),
     ];
     for (method, path, body) in jwt_endpoints(id) {
@@ -238,13 +255,14 @@ pub async fn passwords_hashes_and_secrets_are_never_returned(set: &dyn AdapterSe
     app.stop().await;
 }
 
-/// Repeated failed sign-ins for one email are throttled with 429 and
-/// `Retry-After` (even with the right password); after the window the right
-/// password works again. Other emails are unaffected.
+/// Repeated failed sign-ins for one email from one client are throttled with
+/// 429 and `Retry-After` (even with the right password); after the window the
+/// right password works again. Other emails are unaffected.
 pub async fn repeated_signin_failures_are_throttled_until_the_window_ends(set: &dyn AdapterSet) {
     let signin = ticketing::service::SigninLimit {
         max_failures: 3,
         window: std::time::Duration::from_secs(2),
+        ..Default::default()
     };
     let app = TestApp::start(
         set,

@@ -5,6 +5,7 @@ mod concurrency;
 mod errors;
 mod lifecycle;
 mod lists;
+mod signin;
 mod tenancy;
 mod walkthrough;
 
@@ -13,5 +14,6 @@ pub use concurrency::*;
 pub use errors::*;
 pub use lifecycle::*;
 pub use lists::*;
+pub use signin::*;
 pub use tenancy::*;
 pub use walkthrough::*;

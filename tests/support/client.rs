@@ -173,6 +173,35 @@ impl TestApp {
         .await
     }
 
+    /// Signs in naming the org (`orgDomain`), for an email with accounts in several orgs.
+    pub async fn signin_to(&self, email: &str, password: &str, org_domain: &str) -> Reply {
+        self.post(
+            "/auth/admin/signin",
+            None,
+            json!({"email": email, "password": password, "orgDomain": org_domain}),
+        )
+        .await
+    }
+
+    /// Signs in from another client: a connection from `client`, a loopback
+    /// address other than the 127.0.0.1 every other call comes from.
+    pub async fn signin_from(&self, client: std::net::IpAddr, email: &str, password: &str) -> Reply {
+        let http = reqwest::Client::builder()
+            .local_address(client)
+            .build()
+            .expect("a client bound to a loopback address");
+        let resp = http
+            .post(self.url("/auth/admin/signin"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("request reaches the server");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.json().await.expect("a JSON body");
+        Reply { status, headers, body }
+    }
+
     pub async fn new_ticket(&self, org: &OrgHandle, customer: &str) -> Value {
         self.post(
             "/tickets",

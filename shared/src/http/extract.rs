@@ -152,10 +152,7 @@ impl FromRequestParts<Service> for AdminAuth {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
             .ok_or(Error::Unauthorized("Authorization must be: Bearer <jwt>"))?;
-        service
-            .verify_token(token)
-            .map(AdminAuth)
-            .ok_or(Error::Unauthorized("invalid or expired token"))
+        service.authenticate_admin(token).await.map(AdminAuth)
     }
 }
 

@@ -3,7 +3,8 @@
 use super::extract::{AdminAuth, ApiJson, ApiQuery, TicketIdPath, org_secret};
 use crate::domain::{AdminId, OrgId, Response, Ticket, Timestamp};
 use crate::error::Result;
-use crate::service::{ListQuery, NewAdmin, NewTicket, Service, TicketPatch};
+use super::client_ip::Client;
+use crate::service::{ListQuery, NewAdmin, NewTicket, Service, Signin, TicketPatch};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -81,10 +82,13 @@ pub async fn admin_signup(
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SigninBody {
     email: String,
     password: String,
+    /// Needed only when the email and password fit accounts in several orgs.
+    #[serde(default)]
+    org_domain: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -96,9 +100,15 @@ pub struct SigninReply {
 
 pub async fn admin_signin(
     State(service): State<Service>,
+    Client(client): Client,
     ApiJson(body): ApiJson<SigninBody>,
 ) -> Result<Json<SigninReply>> {
-    let (jwt, expires_at) = service.signin(&body.email, body.password).await?;
+    let signin = Signin {
+        email: body.email,
+        password: body.password,
+        org_domain: body.org_domain,
+    };
+    let (jwt, expires_at) = service.signin(signin, client).await?;
     Ok(Json(SigninReply { jwt, expires_at }))
 }
 

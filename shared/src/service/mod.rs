@@ -7,8 +7,8 @@ pub use cursor::CursorCodec;
 use crate::auth::{Claims, JwtKeys, SecretHash, generate_secret, password};
 use crate::domain::rules::{self, AutoClose};
 use crate::domain::{
-    Admin, AdminId, CloseJob, Delivery, Domain, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_NAME, MAX_TITLE, Mail, Org,
-    OrgId, PageRequest, Response, ResponseId, Status, Ticket, TicketFilter, TicketId, text,
+    Admin, AdminId, ClientId, CloseJob, Delivery, Domain, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_NAME, MAX_TITLE, Mail,
+    Org, OrgId, PageRequest, Response, ResponseId, Status, ThrottleKey, Ticket, TicketFilter, TicketId, Timestamp, text,
 };
 use crate::error::{Error, Result};
 use crate::ports::{Clock, Mailer, Scheduler, Store};
@@ -27,11 +27,17 @@ pub struct Config {
     pub signin: SigninLimit,
 }
 
-/// How many failed sign-ins an email may have per window before it is locked
-/// out (429) for the rest of that window.
+/// How many failed sign-ins a client may have per window, for one email and
+/// across all emails, before it is refused (429) for the rest of that window.
+/// Counting per client means a guesser locks only itself out, never the
+/// admin it guesses at; the per-client budget stops password spraying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SigninLimit {
+    /// Per (email, client).
     pub max_failures: u32,
+    /// Per client, whatever the emails. 20: a few mistyped emails and
+    /// passwords are far below it; a spray of one guess per account is not.
+    pub max_client_failures: u32,
     pub window: Duration,
 }
 
@@ -39,6 +45,7 @@ impl Default for SigninLimit {
     fn default() -> Self {
         Self {
             max_failures: 5,
+            max_client_failures: 20,
             window: Duration::from_secs(15 * 60),
         }
     }
@@ -75,6 +82,29 @@ pub struct Ports {
 pub struct Service {
     ports: Ports,
     config: Config,
+    known_admins: KnownAdmins,
+}
+
+/// Admins known to belong to their org, so each process checks a token's
+/// admin against storage once, not on every request (which would add a
+/// GetItem or an SQLite read to every authenticated call). Only "yes"
+/// is kept, which stays true because admins are never deleted or moved
+/// between orgs today; whoever adds either must evict here too. Only tokens
+/// signed with our key get this far, so it holds at most every real admin.
+#[derive(Clone, Default)]
+struct KnownAdmins(Arc<std::sync::RwLock<std::collections::HashSet<(OrgId, AdminId)>>>);
+
+impl KnownAdmins {
+    fn contains(&self, org: OrgId, admin: AdminId) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(org, admin))
+    }
+
+    fn insert(&self, org: OrgId, admin: AdminId) {
+        self.0.write().unwrap_or_else(|p| p.into_inner()).insert((org, admin));
+    }
 }
 
 /// A new org and its secret, which is never shown again.
@@ -89,6 +119,54 @@ pub struct NewAdmin {
     pub email: String,
     pub password: String,
     pub available: Option<bool>,
+}
+
+/// A sign-in: the seed's email and password, and the org's domain when the
+/// email has accounts in several orgs.
+pub struct Signin {
+    pub email: String,
+    pub password: String,
+    pub org_domain: Option<String>,
+}
+
+/// Accounts one sign-in checks the password against, at most. Each check is
+/// an Argon2 verify (19 MiB, ~50 ms of CPU), so accounts piled up under one
+/// email (one per squatting org) must not multiply what signing in as that
+/// email costs; a person admin of more orgs under one email names the org.
+pub const MAX_ACCOUNTS_PER_SIGNIN: usize = 5;
+
+/// What a sign-in's failures count against.
+struct SigninKeys {
+    client: ThrottleKey,
+    /// None when the email is not an email at all.
+    pair: Option<ThrottleKey>,
+}
+
+impl SigninKeys {
+    fn new(email: Option<&Email>, client: ClientId) -> Self {
+        Self {
+            client: ThrottleKey::Client(client),
+            pair: email.map(|e| ThrottleKey::EmailFromClient(e.clone(), client)),
+        }
+    }
+}
+
+/// The accounts whose hash `password` verifies against; with no accounts (or
+/// a password too long to hash) one fallback verify, so that costs the same.
+async fn matching_accounts(accounts: Vec<(Admin, String)>, password_input: String) -> Result<Vec<Admin>> {
+    let too_long = password_input.chars().count() > password::MAX_PASSWORD;
+    if accounts.is_empty() || too_long {
+        let candidate = if too_long { String::new() } else { password_input };
+        password::verify_password(candidate, None).await?;
+        return Ok(vec![]);
+    }
+    let mut matched = Vec::new();
+    for (admin, hash) in accounts {
+        if password::verify_password(password_input.clone(), Some(hash)).await? {
+            matched.push(admin);
+        }
+    }
+    Ok(matched)
 }
 
 pub struct NewTicket {
@@ -131,7 +209,11 @@ pub enum CloseOutcome {
 
 impl Service {
     pub fn new(ports: Ports, config: Config) -> Self {
-        Self { ports, config }
+        Self {
+            ports,
+            config,
+            known_admins: KnownAdmins::default(),
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -190,63 +272,124 @@ impl Service {
             .store
             .create_admin(&admin, &hash)
             .await
-            .map_err(|e| conflict_as(e, "email is already registered"))?;
+            .map_err(|e| conflict_as(e, "an admin of this org already has this email"))?;
         tracing::info!(org = %org.id, admin = %admin.id, "admin signed up");
         Ok(admin)
     }
 
-    /// A JWT and its expiry. Unknown email and wrong password are the same 401
-    /// and cost the same time.
-    pub async fn signin(&self, email: &str, password_input: String) -> Result<(String, crate::domain::Timestamp)> {
+    /// A JWT and its expiry, for the one account whose email and password
+    /// match (in the org named by `org_domain`, if given). Unknown email and
+    /// wrong password are the same 401 and cost at least one password verify.
+    pub async fn signin(&self, input: Signin, client: ClientId) -> Result<(String, Timestamp)> {
         const BAD: Error = Error::Unauthorized("invalid email or password");
-        let limit = self.config.signin;
-        let email = Email::parse("email", email).ok();
-        let mut locked_window = None;
-        if let Some(e) = &email {
-            let window = self.ports.store.signin_failures(e, self.now(), limit.window).await?;
-            if let Some(wait) = rules::signin_lockout(window, self.now(), limit.window, limit.max_failures) {
-                tracing::warn!("sign-in refused: too many failures for this email");
-                return Err(Error::TooManyRequests(
-                    "too many failed sign-ins; try again later".into(),
-                    wait,
-                ));
+        let org_domain = input
+            .org_domain
+            .as_deref()
+            .map(|d| Domain::parse("orgDomain", d))
+            .transpose()?;
+        let email = Email::parse("email", &input.email).ok();
+        let keys = SigninKeys::new(email.as_ref(), client);
+        let pair_window = self.check_signin_throttle(&keys).await?;
+
+        let accounts = match (&email, org_domain) {
+            (None, _) => vec![],
+            (Some(e), Some(domain)) => match self.ports.store.org_id_by_domain(&domain).await? {
+                Some(org) => self.ports.store.admin_credentials(e, Some(org), 1).await?,
+                None => vec![],
+            },
+            (Some(e), None) => {
+                let found = self
+                    .ports
+                    .store
+                    .admin_credentials(e, None, MAX_ACCOUNTS_PER_SIGNIN + 1)
+                    .await?;
+                if found.len() > MAX_ACCOUNTS_PER_SIGNIN {
+                    return Err(Error::Conflict(format!(
+                        "this email has admin accounts in more than {MAX_ACCOUNTS_PER_SIGNIN} orgs: \
+                         add orgDomain (your org's domain) to choose one"
+                    )));
+                }
+                found
             }
-            locked_window = window;
-        }
-        let found = match &email {
-            Some(e) => self.ports.store.admin_credentials(e).await?,
-            None => None,
         };
-        let too_long = password_input.chars().count() > password::MAX_PASSWORD;
-        let (admin, hash) = match found {
-            Some((admin, hash)) if !too_long => (Some(admin), Some(hash)),
-            _ => (None, None),
-        };
-        // A too-long password is not hashed at all, but still costs a fallback verify.
-        let candidate = if too_long { String::new() } else { password_input };
-        let ok = password::verify_password(candidate, hash).await?;
-        match (admin, &email) {
-            (Some(admin), Some(e)) if ok => {
-                if locked_window.is_some() {
-                    self.ports.store.clear_signin_failures(e).await?;
+        let matched = matching_accounts(accounts, input.password).await?;
+        match matched.as_slice() {
+            [admin] => {
+                if pair_window
+                    && let Some(pair) = &keys.pair
+                {
+                    self.ports.store.clear_signin_failures(pair).await?;
                 }
                 let (token, expires_at) = self.config.jwt.issue(admin.id, admin.org_id, self.now());
                 tracing::info!(admin = %admin.id, "admin signed in");
                 Ok((token, expires_at))
             }
-            (_, Some(e)) => {
-                self.ports
-                    .store
-                    .record_signin_failure(e, self.now(), limit.window)
-                    .await?;
+            [] => {
+                self.record_signin_failure(&keys).await?;
                 Err(BAD)
             }
-            _ => Err(BAD),
+            _ => Err(Error::Conflict(
+                "this email and password fit admin accounts in several orgs: \
+                 add orgDomain (your org's domain) to choose one"
+                    .into(),
+            )),
         }
     }
 
-    pub fn verify_token(&self, token: &str) -> Option<Claims> {
-        self.config.jwt.verify(token)
+    /// 429 if the client, or the client for this email, has used up its
+    /// failures; else whether the (email, client) pair has failures counted.
+    async fn check_signin_throttle(&self, keys: &SigninKeys) -> Result<bool> {
+        let (limit, now, store) = (self.config.signin, self.now(), &self.ports.store);
+        let pair = async {
+            match &keys.pair {
+                Some(k) => store.signin_failures(k, now, limit.window).await,
+                None => Ok(None),
+            }
+        };
+        let (client_window, pair_window) =
+            tokio::try_join!(store.signin_failures(&keys.client, now, limit.window), pair)?;
+        let wait = [
+            rules::signin_lockout(client_window, now, limit.window, limit.max_client_failures),
+            rules::signin_lockout(pair_window, now, limit.window, limit.max_failures),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if let Some(wait) = wait {
+            tracing::warn!("sign-in refused: too many failures from this client");
+            return Err(Error::TooManyRequests(
+                "too many failed sign-ins; try again later".into(),
+                wait,
+            ));
+        }
+        Ok(pair_window.is_some())
+    }
+
+    async fn record_signin_failure(&self, keys: &SigninKeys) -> Result<()> {
+        let (window, now, store) = (self.config.signin.window, self.now(), &self.ports.store);
+        let pair = async {
+            match &keys.pair {
+                Some(k) => store.record_signin_failure(k, now, window).await,
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(store.record_signin_failure(&keys.client, now, window), pair)?;
+        Ok(())
+    }
+
+    /// The claims of a valid token whose `sub` is an admin of its `org`, else 401.
+    pub async fn authenticate_admin(&self, token: &str) -> Result<Claims> {
+        const BAD: Error = Error::Unauthorized("invalid or expired token");
+        let claims = self.config.jwt.verify(token).ok_or(BAD)?;
+        if self.known_admins.contains(claims.org, claims.sub) {
+            return Ok(claims);
+        }
+        if self.ports.store.admin(claims.org, claims.sub).await?.is_none() {
+            tracing::warn!("token refused: its subject is not an admin of its org");
+            return Err(BAD);
+        }
+        self.known_admins.insert(claims.org, claims.sub);
+        Ok(claims)
     }
 
     pub async fn create_ticket(&self, org: &Org, input: NewTicket) -> Result<Ticket> {
@@ -453,8 +596,8 @@ impl Service {
             .transpose()?;
         let admin_id = match admin_email {
             None => None,
-            Some(email) => match self.ports.store.admin_by_email(&email).await? {
-                Some(a) if a.org_id == claims.org => Some(a.id),
+            Some(email) => match self.ports.store.admin_by_email(claims.org, &email).await? {
+                Some(a) => Some(a.id),
                 // No such admin in this org: nothing can match.
                 _ => {
                     return Ok(ListResult {

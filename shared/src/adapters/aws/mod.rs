@@ -57,8 +57,9 @@ pub const ENV_SCHEDULER_ROLE_ARN: &str = "TICKETING_SCHEDULER_ROLE_ARN";
 pub const ENV_DEAD_LETTER_ARN: &str = "TICKETING_SCHEDULE_DLQ_ARN";
 pub const ENV_JWT_SECRET: &str = "TICKETING_JWT_SECRET";
 pub const ENV_AUTO_CLOSE_AFTER: &str = "TICKETING_AUTO_CLOSE_AFTER";
-/// Optional: sign-in throttle (defaults: 5 failures per 15m).
+/// Optional: sign-in throttle (defaults: 5 failures per email and client, 20 per client, per 15m).
 pub const ENV_SIGNIN_MAX_FAILURES: &str = "TICKETING_SIGNIN_MAX_FAILURES";
+pub const ENV_SIGNIN_MAX_CLIENT_FAILURES: &str = "TICKETING_SIGNIN_MAX_CLIENT_FAILURES";
 pub const ENV_SIGNIN_WINDOW: &str = "TICKETING_SIGNIN_WINDOW";
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +111,11 @@ impl AwsConfig {
             signin.max_failures = v
                 .parse()
                 .map_err(|_| ConfigError::Invalid(ENV_SIGNIN_MAX_FAILURES, "must be a whole number".into()))?;
+        }
+        if let Some(v) = get(ENV_SIGNIN_MAX_CLIENT_FAILURES) {
+            signin.max_client_failures = v.parse().map_err(|_| {
+                ConfigError::Invalid(ENV_SIGNIN_MAX_CLIENT_FAILURES, "must be a whole number".into())
+            })?;
         }
         if let Some(v) = get(ENV_SIGNIN_WINDOW) {
             signin.window = parse_duration(&v).map_err(|e| ConfigError::Invalid(ENV_SIGNIN_WINDOW, e))?;
