@@ -69,12 +69,7 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets the failures counted against `key` (after a successful sign-in).
     async fn clear_signin_failures(&self, key: &ThrottleKey) -> StoreResult<()>;
     /// One page of the org's tickets matching `filter`, newest first.
-    async fn list_tickets(
-        &self,
-        org: OrgId,
-        filter: &TicketFilter,
-        page: PageRequest,
-    ) -> StoreResult<TicketPage>;
+    async fn list_tickets(&self, org: OrgId, filter: &TicketFilter, page: PageRequest) -> StoreResult<TicketPage>;
 }
 
 /// Sends one email; returns the provider's message id.

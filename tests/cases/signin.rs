@@ -68,7 +68,10 @@ pub async fn an_email_taken_in_another_org_blocks_and_reveals_nothing(set: &dyn 
     signup(&app, &third, &boss, PASSWORD).await.expect(201);
     let ambiguous = app.signin(&boss, PASSWORD).await;
     assert!(
-        ambiguous.body["error"]["message"].as_str().unwrap().contains("orgDomain"),
+        ambiguous.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("orgDomain"),
         "{}",
         ambiguous.body
     );
@@ -164,7 +167,9 @@ pub async fn signin_throttling_stops_the_guessing_client_not_the_owner(set: &dyn
             .await
             .expect_error(401, "unauthorized", None);
     }
-    let stopped = app.signin_from(sprayer, &format!("{}@x.io", unique("next")), "Winter2026!").await;
+    let stopped = app
+        .signin_from(sprayer, &format!("{}@x.io", unique("next")), "Winter2026!")
+        .await;
     let retry_after: u64 = stopped.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
     stopped.expect_error(429, "too_many_requests", None);

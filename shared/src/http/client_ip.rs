@@ -44,7 +44,9 @@ impl TrustedProxies {
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.0.iter().any(|&(net, bits)| match (canonical(net), ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => masked(u32::from(n).into(), 32, bits) == masked(u32::from(a).into(), 32, bits),
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                masked(u32::from(n).into(), 32, bits) == masked(u32::from(a).into(), 32, bits)
+            }
             (IpAddr::V6(n), IpAddr::V6(a)) => masked(n.into(), 128, bits) == masked(a.into(), 128, bits),
             _ => false,
         })
@@ -79,11 +81,7 @@ impl TrustedProxies {
 
 fn masked(addr: u128, width: u32, bits: u8) -> u128 {
     let keep = u32::from(bits).min(width);
-    if keep == 0 {
-        0
-    } else {
-        addr >> (width - keep)
-    }
+    if keep == 0 { 0 } else { addr >> (width - keep) }
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {

@@ -1,9 +1,9 @@
 //! One handler per endpoint, each: parse, authenticate, call the service, shape the reply.
 
+use super::client_ip::Client;
 use super::extract::{AdminAuth, ApiJson, ApiQuery, TicketIdPath, org_secret};
 use crate::domain::{AdminId, OrgId, Response, Ticket, Timestamp};
 use crate::error::Result;
-use super::client_ip::Client;
 use crate::service::{ListQuery, NewAdmin, NewTicket, Service, Signin, TicketPatch};
 use axum::Json;
 use axum::extract::State;

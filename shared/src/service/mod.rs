@@ -7,8 +7,9 @@ pub use cursor::CursorCodec;
 use crate::auth::{Claims, JwtKeys, SecretHash, generate_secret, password};
 use crate::domain::rules::{self, AutoClose};
 use crate::domain::{
-    Admin, AdminId, ClientId, CloseJob, Delivery, Domain, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_NAME, MAX_TITLE, Mail,
-    Org, OrgId, PageRequest, Response, ResponseId, Status, ThrottleKey, Ticket, TicketFilter, TicketId, Timestamp, text,
+    Admin, AdminId, ClientId, CloseJob, Delivery, Domain, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_NAME, MAX_TITLE,
+    Mail, Org, OrgId, PageRequest, Response, ResponseId, Status, ThrottleKey, Ticket, TicketFilter, TicketId,
+    Timestamp, text,
 };
 use crate::error::{Error, Result};
 use crate::ports::{Clock, Mailer, Scheduler, Store};
@@ -96,10 +97,7 @@ struct KnownAdmins(Arc<std::sync::RwLock<std::collections::HashSet<(OrgId, Admin
 
 impl KnownAdmins {
     fn contains(&self, org: OrgId, admin: AdminId) -> bool {
-        self.0
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&(org, admin))
+        self.0.read().unwrap_or_else(|p| p.into_inner()).contains(&(org, admin))
     }
 
     fn insert(&self, org: OrgId, admin: AdminId) {
@@ -315,9 +313,7 @@ impl Service {
         let matched = matching_accounts(accounts, input.password).await?;
         match matched.as_slice() {
             [admin] => {
-                if pair_window
-                    && let Some(pair) = &keys.pair
-                {
+                if pair_window && let Some(pair) = &keys.pair {
                     self.ports.store.clear_signin_failures(pair).await?;
                 }
                 let (token, expires_at) = self.config.jwt.issue(admin.id, admin.org_id, self.now());

@@ -2,7 +2,7 @@
 //! `Query` or a (transactional) write; nothing scans.
 
 use super::errors::Classify;
-use super::items::{self, Item, n, s};
+use super::items::{self, Item, s};
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
@@ -214,21 +214,24 @@ impl Store for DynamoStore {
         limit: usize,
     ) -> StoreResult<Vec<(Admin, String)>> {
         let found = match org {
-            Some(org) => self.get(items::credentials_key(email, org)).await?.into_iter().collect(),
-            None => {
-                self.client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk")
-                    .expression_attribute_values(":pk", s(items::email_partition(email)))
-                    .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .classify()?
-                    .items
-                    .unwrap_or_default()
-            }
+            Some(org) => self
+                .get(items::credentials_key(email, org))
+                .await?
+                .into_iter()
+                .collect(),
+            None => self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(items::email_partition(email)))
+                .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+                .consistent_read(true)
+                .send()
+                .await
+                .classify()?
+                .items
+                .unwrap_or_default(),
         };
         found
             .iter()

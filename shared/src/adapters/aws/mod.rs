@@ -113,9 +113,9 @@ impl AwsConfig {
                 .map_err(|_| ConfigError::Invalid(ENV_SIGNIN_MAX_FAILURES, "must be a whole number".into()))?;
         }
         if let Some(v) = get(ENV_SIGNIN_MAX_CLIENT_FAILURES) {
-            signin.max_client_failures = v.parse().map_err(|_| {
-                ConfigError::Invalid(ENV_SIGNIN_MAX_CLIENT_FAILURES, "must be a whole number".into())
-            })?;
+            signin.max_client_failures = v
+                .parse()
+                .map_err(|_| ConfigError::Invalid(ENV_SIGNIN_MAX_CLIENT_FAILURES, "must be a whole number".into()))?;
         }
         if let Some(v) = get(ENV_SIGNIN_WINDOW) {
             signin.window = parse_duration(&v).map_err(|e| ConfigError::Invalid(ENV_SIGNIN_WINDOW, e))?;

@@ -15,8 +15,7 @@ use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
 use async_trait::async_trait;
 use rusqlite::types::Value;
-use rusqlite::{OptionalExtension, Row, Transaction, params};
-use std::str::FromStr;
+use rusqlite::{OptionalExtension, Transaction, params};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,8 +101,10 @@ impl Store for SqliteStore {
         let domain = domain.as_str().to_owned();
         self.db
             .read(move |c| {
-                Ok(c.query_row("SELECT id FROM orgs WHERE domain = ?1", [domain], |r| parse(r.get(0)?, 0))
-                    .optional()?)
+                Ok(c.query_row("SELECT id FROM orgs WHERE domain = ?1", [domain], |r| {
+                    parse(r.get(0)?, 0)
+                })
+                .optional()?)
             })
             .await
     }
