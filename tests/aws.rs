@@ -39,14 +39,7 @@ async fn responded_ticket_gets_one_schedule_that_moves_and_goes_with_the_status(
         .to_owned();
     assert!(schedule(&h, &id).await.is_none());
 
-    let first = app
-        .post(
-            &format!("/tickets/{id}/respond"),
-            Some(&admin.jwt),
-            json!({"message": "one"}),
-        )
-        .await
-        .expect(201);
+    let first = app.respond(&admin.jwt, &id, "one").await.expect(201);
     let responded_at = ts(&first["ticket"]["respondedAt"]);
     let s = schedule(&h, &id).await.expect("a schedule named after the ticket");
     assert_eq!(
@@ -67,39 +60,22 @@ async fn responded_ticket_gets_one_schedule_that_moves_and_goes_with_the_status(
 
     // A second response upserts the same schedule to the new time.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let second = app
-        .post(
-            &format!("/tickets/{id}/respond"),
-            Some(&admin.jwt),
-            json!({"message": "two"}),
-        )
-        .await
-        .expect(201);
+    let second = app.respond(&admin.jwt, &id, "two").await.expect(201);
     let s2 = schedule(&h, &id).await.expect("still scheduled");
     assert_eq!(s2.input["respondedAt"], second["ticket"]["respondedAt"]);
     assert_ne!(s2.expression, s.expression);
 
     // Leaving RESPONDED deletes it, by change_status or by update.
-    app.post(
-        &format!("/tickets/{id}/change_status"),
-        Some(&admin.jwt),
-        json!({"status": "OPEN"}),
-    )
-    .await
-    .expect(200);
+    app.change_status(&admin.jwt, &id, "OPEN").await.expect(200);
     assert!(schedule(&h, &id).await.is_none(), "gone after reopening");
-    app.post(
-        &format!("/tickets/{id}"),
-        Some(&admin.jwt),
-        json!({"status": "RESPONDED"}),
-    )
-    .await
-    .expect(200);
+    app.update(&admin.jwt, &id, json!({"status": "RESPONDED"}))
+        .await
+        .expect(200);
     assert!(
         schedule(&h, &id).await.is_some(),
         "entering RESPONDED by update schedules too"
     );
-    app.post(&format!("/tickets/{id}"), Some(&admin.jwt), json!({"status": "CLOSED"}))
+    app.update(&admin.jwt, &id, json!({"status": "CLOSED"}))
         .await
         .expect(200);
     assert!(schedule(&h, &id).await.is_none(), "gone after closing");
@@ -107,10 +83,7 @@ async fn responded_ticket_gets_one_schedule_that_moves_and_goes_with_the_status(
 }
 
 async fn respond(app: &TestApp, jwt: &str, id: &str) -> CloseEvent {
-    let r = app
-        .post(&format!("/tickets/{id}/respond"), Some(jwt), json!({"message": "m"}))
-        .await
-        .expect(201);
+    let r = app.respond(jwt, id, "m").await.expect(201);
     CloseEvent {
         ticket_id: id.parse().unwrap(),
         responded_at: ts(&r["ticket"]["respondedAt"]),
@@ -150,13 +123,7 @@ async fn close_handler_closes_only_a_ticket_still_responded_for_that_response() 
         .unwrap()
         .to_owned();
     let event = respond(&app, &admin.jwt, &reopened).await;
-    app.post(
-        &format!("/tickets/{reopened}/change_status"),
-        Some(&admin.jwt),
-        json!({"status": "OPEN"}),
-    )
-    .await
-    .expect(200);
+    app.change_status(&admin.jwt, &reopened, "OPEN").await.expect(200);
     assert!(matches!(
         handle_close_event(&h.service, event).await.unwrap(),
         CloseOutcome::Skipped(_)
@@ -233,25 +200,11 @@ async fn no_endpoint_scans_and_create_ticket_takes_at_most_three_calls() {
     .await
     .expect(200);
     table.insert("GET /tickets?adminEmail&status&customerEmail", calls.take());
-    app.post(&format!("/tickets/{id}"), Some(&admin.jwt), json!({"title": "new"}))
-        .await
-        .expect(200);
+    app.update(&admin.jwt, id, json!({"title": "new"})).await.expect(200);
     table.insert("POST /tickets/{id}", calls.take());
-    app.post(
-        &format!("/tickets/{id}/respond"),
-        Some(&admin.jwt),
-        json!({"message": "m"}),
-    )
-    .await
-    .expect(201);
+    app.respond(&admin.jwt, id, "m").await.expect(201);
     table.insert("POST /tickets/{id}/respond", calls.take());
-    app.post(
-        &format!("/tickets/{id}/change_status"),
-        Some(&admin.jwt),
-        json!({"status": "CLOSED"}),
-    )
-    .await
-    .expect(200);
+    app.change_status(&admin.jwt, id, "CLOSED").await.expect(200);
     table.insert("POST /tickets/{id}/change_status", calls.take());
 
     for (endpoint, ops) in &table {
@@ -287,14 +240,7 @@ async fn rejected_mail_keeps_the_response_and_records_the_failure() {
         .send()
         .await
         .unwrap();
-    let r = app
-        .post(
-            &format!("/tickets/{id}/respond"),
-            Some(&admin.jwt),
-            json!({"message": "kept"}),
-        )
-        .await
-        .expect(201);
+    let r = app.respond(&admin.jwt, &id, "kept").await.expect(201);
     assert_eq!(r["delivery"]["state"], "failed", "{r}");
     assert!(
         r["delivery"]["reason"].as_str().unwrap().contains("MessageRejected"),
@@ -374,14 +320,22 @@ async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router) {
 }
 
 fn fault_settings() -> ticketing::adapters::aws::AwsSettings {
-    ticketing::adapters::aws::AwsSettings {
-        table: ticketing_tests::unique("faults-"),
-        mail_from: "support@faults.example.com".into(),
-        schedule_group: ticketing_tests::unique("faults-"),
-        close_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:close".into(),
-        scheduler_role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
-        dead_letter_arn: "arn:aws:sqs:us-east-1:123456789012:dlq".into(),
-    }
+    ticketing::adapters::aws::AwsSettings::local(
+        ticketing_tests::unique("faults-"),
+        ticketing_tests::unique("faults-"),
+        "support@faults.example.com",
+    )
+}
+
+/// The service the fault tests serve, on `ports`.
+fn fault_service(ports: ticketing::ports::Ports, mail_from: &str) -> ticketing::service::Service {
+    let settings = ticketing::service::Settings {
+        jwt_secret: "fault-tests-jwt-secret-0123456789abcdef".into(),
+        auto_close_after: std::time::Duration::from_secs(86_400),
+        mail_from: mail_from.into(),
+        signin: Default::default(),
+    };
+    ticketing::service::Service::new(ports, &settings).expect("a valid secret")
 }
 
 async fn http(
@@ -417,14 +371,7 @@ async fn aws_outage_is_a_bounded_503_and_service_resumes_after() {
     ticketing::adapters::aws::create_missing_resources(&adapters, &settings)
         .await
         .unwrap();
-    let service = ticketing::service::Service::new(
-        adapters.ports(),
-        ticketing::service::Config::new(
-            b"fault-tests-jwt-secret-0123456789abcdef",
-            std::time::Duration::from_secs(86_400),
-            settings.mail_from.clone(),
-        ),
-    );
+    let service = fault_service(adapters.ports(), &settings.mail_from);
     let base = serve(service).await;
     let (_, _, org) = http(
         Method::POST,
@@ -514,14 +461,7 @@ async fn mailer_down_keeps_the_response_and_records_the_failed_delivery() {
     ports.mailer = std::sync::Arc::new(ticketing::adapters::aws::SesMailer::new(aws_sdk_ses::Client::new(
         &dead_ses,
     )));
-    let service = ticketing::service::Service::new(
-        ports,
-        ticketing::service::Config::new(
-            b"fault-tests-jwt-secret-0123456789abcdef",
-            std::time::Duration::from_secs(86_400),
-            settings.mail_from.clone(),
-        ),
-    );
+    let service = fault_service(ports, &settings.mail_from);
     let base = serve(service).await;
     let domain = format!("{}.example.com", ticketing_tests::unique("m"));
     let (_, _, org) = http(

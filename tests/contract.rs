@@ -1,4 +1,4 @@
-//! The HTTP contract of DESIGN.md, over a real socket, run against every adapter set.
+//! The HTTP contract (docs/ARCHITECTURE.md), over a real socket, run against every adapter set.
 
 mod cases;
 
@@ -47,3 +47,32 @@ macro_rules! contract_suite {
 
 contract_suite!(embedded, ticketing_tests::EmbeddedSet);
 contract_suite!(aws, ticketing_tests::AwsSet);
+
+/// Every case in `cases/` (`pub async fn name(set: &dyn AdapterSet)`) is instantiated above exactly once, so a
+/// new case cannot be written and then silently never run.
+#[test]
+fn every_contract_case_is_in_the_suite() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/cases");
+    let mut defined = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir).expect("cases dir") {
+        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("readable case file");
+        for line in text.lines() {
+            // A case is a public async fn over an adapter set; other pub fns are helpers.
+            if let Some(rest) = line.trim_start().strip_prefix("pub async fn ")
+                && let Some((name, args)) = rest.split_once('(')
+                && args.starts_with("set: &dyn AdapterSet")
+            {
+                defined.insert(name.trim().to_owned());
+            }
+        }
+    }
+    let suite_text = include_str!("contract.rs");
+    let listed: Vec<String> = suite_text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("case!(")?.strip_suffix(");"))
+        .map(str::to_owned)
+        .collect();
+    let listed_set: std::collections::BTreeSet<String> = listed.iter().cloned().collect();
+    assert_eq!(listed.len(), listed_set.len(), "a case is listed twice");
+    assert_eq!(defined, listed_set, "cases/ and the case! list differ");
+}

@@ -27,9 +27,9 @@ fn openapi_describes_exactly_the_routes_ticketd_serves() {
         .map(|e| (e.method().to_string(), e.path().to_owned()))
         .collect();
     served.extend(
-        ticketd::EXTRA_ROUTES
+        ticketd::LocalRoute::ALL
             .iter()
-            .map(|(m, p)| (m.to_string(), p.to_string())),
+            .map(|r| (r.method().to_string(), r.path().to_owned())),
     );
     assert_eq!(spec_routes(), served);
 }

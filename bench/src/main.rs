@@ -514,14 +514,11 @@ async fn part_e(args: &Args, client: &Client, report: &mut Report) -> anyhow::Re
     }
     eprintln!("e. DynamoDB access on moto with {} tickets", args.dynamo_tickets);
     let unique = TicketId::new().0.simple().to_string();
-    let settings = ticketing::adapters::aws::AwsSettings {
-        table: format!("bench-{unique}"),
-        mail_from: format!("bench-{unique}@example.com"),
-        schedule_group: format!("bench-{unique}"),
-        close_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:close".into(),
-        scheduler_role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
-        dead_letter_arn: "arn:aws:sqs:us-east-1:123456789012:dlq".into(),
-    };
+    let settings = ticketing::adapters::aws::AwsSettings::local(
+        format!("bench-{unique}"),
+        format!("bench-{unique}"),
+        format!("bench-{unique}@example.com"),
+    );
     let mut config = ticketd::Config::new("127.0.0.1:0".parse()?, std::env::temp_dir());
     config.backend = ticketd::Backend::Aws {
         settings,

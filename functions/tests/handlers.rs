@@ -10,14 +10,11 @@ use tower::ServiceExt;
 
 fn settings() -> AwsSettings {
     let id = uuid_like();
-    AwsSettings {
-        table: format!("handlers-{id}"),
-        mail_from: "support@ticketing.example.com".into(),
-        schedule_group: format!("handlers-{id}"),
-        close_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:ticketing-close-ticket".into(),
-        scheduler_role_arn: "arn:aws:iam::123456789012:role/ticketing-scheduler".into(),
-        dead_letter_arn: "arn:aws:sqs:us-east-1:123456789012:ticketing-close-dlq".into(),
-    }
+    AwsSettings::local(
+        format!("handlers-{id}"),
+        format!("handlers-{id}"),
+        "support@ticketing.example.com",
+    )
 }
 
 fn uuid_like() -> String {
@@ -31,14 +28,13 @@ async fn service() -> Service {
     aws::create_missing_resources(&adapters, &settings)
         .await
         .expect("resources on moto");
-    Service::new(
-        adapters.ports(),
-        service::Config::new(
-            b"handler-tests-jwt-secret-0123456789abcdef",
-            Duration::from_secs(30 * 86_400),
-            settings.mail_from,
-        ),
-    )
+    let service_settings = service::Settings {
+        jwt_secret: "handler-tests-jwt-secret-0123456789abcdef".into(),
+        auto_close_after: Duration::from_secs(30 * 86_400),
+        mail_from: settings.mail_from,
+        signin: Default::default(),
+    };
+    Service::new(adapters.ports(), &service_settings).expect("a valid secret")
 }
 
 /// The sample event for `name`, placeholders filled.

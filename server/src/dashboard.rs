@@ -1,11 +1,10 @@
 //! The jobs dashboard (the local stand-in for the Scheduler console): close
 //! jobs and outbox mail, as HTML and as JSON.
 
-use axum::extract::Extension;
+use axum::Json;
 use axum::http::HeaderMap;
 use axum::response::Html;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{MethodRouter, get};
 use serde::Deserialize;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -25,16 +24,21 @@ pub struct Dashboard {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TokenQuery {
+pub struct TokenQuery {
     token: Option<String>,
 }
 
-pub fn routes(dashboard: Dashboard) -> Router<Service> {
-    Router::new()
-        .route("/dashboard", get(page))
-        .route("/dashboard/api/jobs", get(jobs_json))
-        .route("/dashboard/api/mail", get(mail_json))
-        .layer(Extension(Arc::new(dashboard)))
+/// The handlers, each bound to the dashboard; `LocalRoute` says where they are served.
+pub fn page(d: Arc<Dashboard>) -> MethodRouter<Service> {
+    get(move |headers: HeaderMap, q: ApiQuery<TokenQuery>| page_html(d.clone(), headers, q))
+}
+
+pub fn jobs(d: Arc<Dashboard>) -> MethodRouter<Service> {
+    get(move |headers: HeaderMap, q: ApiQuery<TokenQuery>| jobs_json(d.clone(), headers, q))
+}
+
+pub fn mail(d: Arc<Dashboard>) -> MethodRouter<Service> {
+    get(move |headers: HeaderMap, q: ApiQuery<TokenQuery>| mail_json(d.clone(), headers, q))
 }
 
 fn authorize(d: &Dashboard, headers: &HeaderMap, query: &TokenQuery) -> Result<(), Error> {
@@ -56,7 +60,7 @@ fn authorize(d: &Dashboard, headers: &HeaderMap, query: &TokenQuery) -> Result<(
 }
 
 async fn jobs_json(
-    Extension(d): Extension<Arc<Dashboard>>,
+    d: Arc<Dashboard>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> Result<Json<serde_json::Value>, Error> {
@@ -66,7 +70,7 @@ async fn jobs_json(
 }
 
 async fn mail_json(
-    Extension(d): Extension<Arc<Dashboard>>,
+    d: Arc<Dashboard>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> Result<Json<serde_json::Value>, Error> {
@@ -75,8 +79,8 @@ async fn mail_json(
     Ok(Json(serde_json::json!({ "mail": mail })))
 }
 
-async fn page(
-    Extension(d): Extension<Arc<Dashboard>>,
+async fn page_html(
+    d: Arc<Dashboard>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> Result<Html<String>, Error> {

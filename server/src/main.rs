@@ -1,6 +1,7 @@
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 use ticketing::domain::duration::parse_duration;
 use ticketing::http::client_ip::TrustedProxies;
@@ -11,7 +12,8 @@ use tracing_subscriber::EnvFilter;
 #[command(name = "ticketd", version)]
 struct Cli {
     /// Adapter set: `embedded` (SQLite, outbox, local jobs) or `aws` (DynamoDB, SES,
-    /// EventBridge Scheduler; needs a build with `--features aws` and the TICKETING_* variables of template.yaml).
+    /// EventBridge Scheduler; needs a build with `--features aws`; the TICKETING_* variables of template.yaml
+    /// override local defaults: table `ticketing`, schedule group `ticketing-auto-close`, placeholder ARNs).
     #[arg(long, env = "TICKETD_BACKEND", value_enum, default_value_t = BackendArg::Embedded)]
     backend: BackendArg,
     /// With `--backend aws`: create the table and schedule group when missing (e.g. on a fresh moto).
@@ -55,42 +57,49 @@ enum BackendArg {
     Aws,
 }
 
-fn backend(cli: &Cli) -> anyhow::Result<ticketd::Backend> {
+fn backend(cli: &Cli) -> Result<ticketd::Backend, String> {
     match cli.backend {
         BackendArg::Embedded => Ok(ticketd::Backend::Embedded),
         #[cfg(feature = "aws")]
         BackendArg::Aws => {
-            use ticketing::adapters::aws::AwsSettings;
-            // The sender comes from --mail-from like on the embedded backend.
-            let mail_from = cli.mail_from.clone();
-            let settings = AwsSettings::from_lookup(|k| {
-                if k == ticketing::adapters::aws::ENV_MAIL_FROM {
-                    Some(mail_from.clone())
-                } else {
-                    std::env::var(k).ok()
-                }
-            })?;
+            use ticketing::adapters::aws::{AwsSettings, LOCAL_SCHEDULE_GROUP, LOCAL_TABLE};
+            // Local defaults (moto on a laptop) that the TICKETING_* variables
+            // override; the sender comes from --mail-from as on the embedded backend.
+            let settings = AwsSettings::local(LOCAL_TABLE, LOCAL_SCHEDULE_GROUP, cli.mail_from.clone())
+                .overridden_by(|k| (k != ticketing::adapters::aws::ENV_MAIL_FROM).then(|| std::env::var(k).ok())?);
             Ok(ticketd::Backend::Aws {
                 settings,
                 create_resources: cli.create_aws_resources,
             })
         }
         #[cfg(not(feature = "aws"))]
-        BackendArg::Aws => anyhow::bail!(
+        BackendArg::Aws => Err(
             "this ticketd was built without AWS support: run `cargo run -p ticketd --features aws -- --backend aws`"
+                .into(),
         ),
     }
 }
 
+/// A configuration or start-up error: one line on stderr, exit status 2 (as
+/// clap does for bad flags), no error chain or backtrace.
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("ticketd: {message}");
+    ExitCode::from(2)
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let cli = Cli::parse();
     let signalled = shutdown_signal();
-    let server = ticketd::start(ticketd::Config {
-        backend: backend(&cli)?,
+    let backend = match backend(&cli) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let started = ticketd::start(ticketd::Config {
+        backend,
         listen: cli.listen,
         data_dir: cli.data_dir,
         auto_close_after: cli.auto_close_after,
@@ -104,16 +113,24 @@ async fn main() -> anyhow::Result<()> {
         },
         trusted_proxies: cli.trusted_proxies,
     })
-    .await?;
+    .await;
+    let server = match started {
+        Ok(s) => s,
+        // `{:#}`: what failed and why, on one line ("cannot open database ...: unable to open ...").
+        Err(e) => return fail(format!("{e:#}")),
+    };
     let stop = server.shutdown_handle();
     tokio::spawn(async move {
         signalled.await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop.send(true);
     });
-    server.wait().await?;
+    if let Err(e) = server.wait().await {
+        eprintln!("ticketd: {e:#}");
+        return ExitCode::FAILURE;
+    }
     tracing::info!("stopped");
-    Ok(())
+    ExitCode::SUCCESS
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is

@@ -431,3 +431,43 @@ async fn writer_loop_killed_mid_flight_loses_no_acknowledged_write() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A configuration error is one clear line on stderr and exit status 2: no
+/// error chain over several lines, no backtrace.
+#[test]
+fn configuration_errors_are_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let occupied = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = occupied.local_addr().unwrap().to_string();
+    let cases: [(&[&str], &str); 3] = [
+        (&["--jwt-secret", "too-short"], "at least 32 characters"),
+        (
+            &["--listen", &busy, "--jwt-secret", &"k".repeat(40)],
+            "cannot listen on",
+        ),
+        (&["--auto-close-after", "soon"], "auto-close-after"),
+    ];
+    for (args, expected) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_ticketd"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .env("RUST_LOG", "off")
+            .env("RUST_BACKTRACE", "1")
+            .env_remove("TICKETING_JWT_SECRET")
+            .output()
+            .expect("ticketd runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        if !expected.contains("auto-close") {
+            // clap's own usage errors span a few lines; ours are exactly one.
+            assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
+        }
+        assert!(
+            !stderr.contains("backtrace") && !stderr.contains("Caused by"),
+            "{stderr}"
+        );
+    }
+}

@@ -10,6 +10,7 @@ use crate::domain::{
 };
 use crate::error::StoreError;
 use async_trait::async_trait;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -101,4 +102,13 @@ impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::now()
     }
+}
+
+/// The ports the service runs on, as one adapter set provides them.
+#[derive(Clone)]
+pub struct Ports {
+    pub store: Arc<dyn Store>,
+    pub mailer: Arc<dyn Mailer>,
+    pub scheduler: Arc<dyn Scheduler>,
+    pub clock: Arc<dyn Clock>,
 }

@@ -239,10 +239,7 @@ pub async fn passwords_hashes_and_secrets_are_never_returned(set: &dyn AdapterSe
         .to_owned();
     let t = app.new_ticket(&org, &customer()).await;
     let id = t["id"].as_str().unwrap();
-    let r = app
-        .post(&format!("/tickets/{id}/respond"), Some(&jwt), json!({"message": "m"}))
-        .await
-        .expect(201);
+    let r = app.respond(&jwt, id, "m").await.expect(201);
     let list = app.get("/tickets", Some(&jwt)).await.expect(200);
     let one = app.ticket(&jwt, id).await;
     for body in [&admin, &t, &r, &list, &one] {

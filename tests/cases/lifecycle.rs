@@ -86,20 +86,12 @@ pub async fn update_requires_a_field_and_valid_values(set: &dyn AdapterSet) {
     app.post(&path, Some(&admin.jwt), json!({"title": "x".repeat(201)}))
         .await
         .expect_error(400, "invalid_request", Some("title"));
-    app.post(
-        &format!("/tickets/{id}/change_status"),
-        Some(&admin.jwt),
-        json!({"status": "NOPE"}),
-    )
-    .await
-    .expect_error(400, "invalid_request", Some("status"));
-    app.post(
-        &format!("/tickets/{id}/respond"),
-        Some(&admin.jwt),
-        json!({"message": ""}),
-    )
-    .await
-    .expect_error(400, "invalid_request", Some("message"));
+    app.change_status(&admin.jwt, id, "NOPE")
+        .await
+        .expect_error(400, "invalid_request", Some("status"));
+    app.respond(&admin.jwt, id, "")
+        .await
+        .expect_error(400, "invalid_request", Some("message"));
     let after = app.ticket(&admin.jwt, id).await;
     assert_eq!(after["status"], "OPEN");
     assert_eq!(after["title"], t["title"]);
@@ -117,20 +109,10 @@ pub async fn respond_to_closed_ticket_is_conflict(set: &dyn AdapterSet) {
         .as_str()
         .unwrap()
         .to_owned();
-    app.post(
-        &format!("/tickets/{id}/change_status"),
-        Some(&admin.jwt),
-        json!({"status": "CLOSED"}),
-    )
-    .await
-    .expect(200);
-    app.post(
-        &format!("/tickets/{id}/respond"),
-        Some(&admin.jwt),
-        json!({"message": "late"}),
-    )
-    .await
-    .expect_error(409, "conflict", None);
+    app.change_status(&admin.jwt, &id, "CLOSED").await.expect(200);
+    app.respond(&admin.jwt, &id, "late")
+        .await
+        .expect_error(409, "conflict", None);
     assert_eq!(
         app.ticket(&admin.jwt, id.as_str()).await["responses"]
             .as_array()
@@ -138,20 +120,8 @@ pub async fn respond_to_closed_ticket_is_conflict(set: &dyn AdapterSet) {
             .len(),
         0
     );
-    app.post(
-        &format!("/tickets/{id}/change_status"),
-        Some(&admin.jwt),
-        json!({"status": "OPEN"}),
-    )
-    .await
-    .expect(200);
-    app.post(
-        &format!("/tickets/{id}/respond"),
-        Some(&admin.jwt),
-        json!({"message": "now"}),
-    )
-    .await
-    .expect(201);
+    app.change_status(&admin.jwt, &id, "OPEN").await.expect(200);
+    app.respond(&admin.jwt, &id, "now").await.expect(201);
     app.stop().await;
 }
 
@@ -179,22 +149,9 @@ pub async fn responded_ticket_auto_closes_and_reopened_one_does_not(set: &dyn Ad
         .unwrap()
         .to_owned();
     for id in [&stays, &closes] {
-        app.post(
-            &format!("/tickets/{id}/respond"),
-            Some(&admin.jwt),
-            json!({"message": "done?"}),
-        )
-        .await
-        .expect(201);
+        app.respond(&admin.jwt, id, "done?").await.expect(201);
     }
-    let reopened = app
-        .post(
-            &format!("/tickets/{stays}/change_status"),
-            Some(&admin.jwt),
-            json!({"status": "OPEN"}),
-        )
-        .await
-        .expect(200);
+    let reopened = app.change_status(&admin.jwt, &stays, "OPEN").await.expect(200);
     assert!(reopened["autoCloseAt"].is_null());
 
     let closed = app
@@ -231,29 +188,10 @@ pub async fn only_the_latest_response_schedule_closes_the_ticket(set: &dyn Adapt
         .as_str()
         .unwrap()
         .to_owned();
-    app.post(
-        &format!("/tickets/{id}/respond"),
-        Some(&admin.jwt),
-        json!({"message": "first"}),
-    )
-    .await
-    .expect(201);
-    app.post(
-        &format!("/tickets/{id}/change_status"),
-        Some(&admin.jwt),
-        json!({"status": "OPEN"}),
-    )
-    .await
-    .expect(200);
+    app.respond(&admin.jwt, &id, "first").await.expect(201);
+    app.change_status(&admin.jwt, &id, "OPEN").await.expect(200);
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let second = app
-        .post(
-            &format!("/tickets/{id}/respond"),
-            Some(&admin.jwt),
-            json!({"message": "second"}),
-        )
-        .await
-        .expect(201);
+    let second = app.respond(&admin.jwt, &id, "second").await.expect(201);
     let last_due = time(&second["ticket"]["autoCloseAt"]);
     let closed = app
         .wait_for_ticket(&admin.jwt, &id, Duration::from_secs(15), |t| t["status"] == "CLOSED")
@@ -283,13 +221,7 @@ pub async fn data_and_due_jobs_survive_a_restart(set: &dyn AdapterSet) {
     let cust = customer();
     let open = app.new_ticket(&org, &cust).await["id"].as_str().unwrap().to_owned();
     let due = app.new_ticket(&org, &cust).await["id"].as_str().unwrap().to_owned();
-    app.post(
-        &format!("/tickets/{due}/respond"),
-        Some(&admin.jwt),
-        json!({"message": "kept"}),
-    )
-    .await
-    .expect(201);
+    app.respond(&admin.jwt, &due, "kept").await.expect(201);
 
     app.deployment
         .restart(Duration::from_millis(1500))

@@ -41,14 +41,7 @@ pub async fn seed_walkthrough_end_to_end(set: &dyn AdapterSet) {
         .iter()
         .find(|a| a.id == first["adminId"].as_str().unwrap())
         .unwrap();
-    let reply = app
-        .post(
-            &format!("/tickets/{id}/respond"),
-            Some(&assignee.jwt),
-            json!({"message": "We fixed the total."}),
-        )
-        .await
-        .expect(201);
+    let reply = app.respond(&assignee.jwt, id, "We fixed the total.").await.expect(201);
     assert_eq!(reply["message"], "We fixed the total.");
     assert_eq!(reply["adminId"], assignee.id.as_str());
     assert_eq!(reply["delivery"]["state"], "sent", "{reply}");
@@ -99,9 +92,9 @@ pub async fn seed_walkthrough_end_to_end(set: &dyn AdapterSet) {
     // Update: title and reassignment.
     let other = admins.iter().find(|a| a.id != assignee.id).unwrap();
     let updated = app
-        .post(
-            &format!("/tickets/{id}"),
-            Some(&assignee.jwt),
+        .update(
+            &assignee.jwt,
+            id,
             json!({"title": "Invoice total fixed", "adminId": other.id}),
         )
         .await
@@ -111,25 +104,11 @@ pub async fn seed_walkthrough_end_to_end(set: &dyn AdapterSet) {
     assert_eq!(updated["status"], "RESPONDED");
 
     // Change status: CLOSED, then reopened.
-    let closed = app
-        .post(
-            &format!("/tickets/{id}/change_status"),
-            Some(&other.jwt),
-            json!({"status": "CLOSED"}),
-        )
-        .await
-        .expect(200);
+    let closed = app.change_status(&other.jwt, id, "CLOSED").await.expect(200);
     assert_eq!(closed["status"], "CLOSED");
     assert!(closed["closedAt"].is_string());
     assert!(closed["autoCloseAt"].is_null());
-    let reopened = app
-        .post(
-            &format!("/tickets/{id}/change_status"),
-            Some(&other.jwt),
-            json!({"status": "OPEN"}),
-        )
-        .await
-        .expect(200);
+    let reopened = app.change_status(&other.jwt, id, "OPEN").await.expect(200);
     assert_eq!(reopened["status"], "OPEN");
     assert!(reopened["closedAt"].is_null());
     app.stop().await;

@@ -38,15 +38,12 @@ struct Running {
 }
 
 fn settings() -> AwsSettings {
-    AwsSettings {
-        table: unique("tickets-"),
-        // SES identities are global to moto: each deployment verifies its own.
-        mail_from: format!("{}@ticketing.example.com", unique("support-")),
-        schedule_group: unique("group-"),
-        close_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:ticketing-close-ticket".into(),
-        scheduler_role_arn: "arn:aws:iam::123456789012:role/ticketing-scheduler".into(),
-        dead_letter_arn: "arn:aws:sqs:us-east-1:123456789012:ticketing-close-dlq".into(),
-    }
+    // SES identities are global to moto: each deployment verifies its own sender.
+    AwsSettings::local(
+        unique("tickets-"),
+        unique("group-"),
+        format!("{}@ticketing.example.com", unique("support-")),
+    )
 }
 
 /// A schedule as stored in (moto's) EventBridge Scheduler.

@@ -212,6 +212,31 @@ impl TestApp {
         .expect(201)
     }
 
+    /// An admin responds to a ticket (the customer is emailed).
+    pub async fn respond(&self, jwt: &str, id: &str, message: &str) -> Reply {
+        self.post(
+            &format!("/tickets/{id}/respond"),
+            Some(jwt),
+            json!({ "message": message }),
+        )
+        .await
+    }
+
+    /// An admin moves a ticket to `status`.
+    pub async fn change_status(&self, jwt: &str, id: &str, status: &str) -> Reply {
+        self.post(
+            &format!("/tickets/{id}/change_status"),
+            Some(jwt),
+            json!({ "status": status }),
+        )
+        .await
+    }
+
+    /// An admin updates a ticket's fields (`POST /tickets/{id}`).
+    pub async fn update(&self, jwt: &str, id: &str, fields: Value) -> Reply {
+        self.post(&format!("/tickets/{id}"), Some(jwt), fields).await
+    }
+
     pub async fn ticket(&self, jwt: &str, id: &str) -> Value {
         self.get(&format!("/tickets/{id}"), Some(jwt)).await.expect(200)
     }

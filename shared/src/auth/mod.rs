@@ -6,3 +6,18 @@ pub mod secret;
 
 pub use jwt::{Claims, DEFAULT_TOKEN_LIFETIME, JwtKeys};
 pub use secret::{SecretHash, generate_secret};
+
+/// The shortest JWT signing secret accepted: 32 bytes is HS256's key size.
+pub const MIN_JWT_SECRET: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the JWT secret must be at least {MIN_JWT_SECRET} characters")]
+pub struct WeakSecret;
+
+/// The one rule every configuration path applies to the JWT signing secret.
+pub fn check_jwt_secret(secret: &str) -> Result<(), WeakSecret> {
+    if secret.len() < MIN_JWT_SECRET {
+        return Err(WeakSecret);
+    }
+    Ok(())
+}

@@ -1,98 +1,24 @@
 //! The HTTP API, written once: `ticketd` serves every endpoint, each Lambda
 //! binary serves one.
 
+mod auth;
 pub mod client_ip;
+mod endpoints;
 pub mod error;
 pub mod extract;
-mod handlers;
+mod tickets;
+
+pub use endpoints::Endpoint;
 
 use crate::service::Service;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Request, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{MethodRouter, get, post};
 use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
-
-/// The endpoints of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    OrgSignup,
-    AdminSignup,
-    AdminSignin,
-    CreateTicket,
-    ChangeStatus,
-    Respond,
-    GetTicket,
-    ListTickets,
-    UpdateTicket,
-}
-
-impl Endpoint {
-    pub const ALL: [Endpoint; 9] = [
-        Endpoint::OrgSignup,
-        Endpoint::AdminSignup,
-        Endpoint::AdminSignin,
-        Endpoint::CreateTicket,
-        Endpoint::ChangeStatus,
-        Endpoint::Respond,
-        Endpoint::GetTicket,
-        Endpoint::ListTickets,
-        Endpoint::UpdateTicket,
-    ];
-
-    pub fn method(self) -> Method {
-        match self {
-            Endpoint::GetTicket | Endpoint::ListTickets => Method::GET,
-            _ => Method::POST,
-        }
-    }
-
-    /// The path in axum syntax (`{id}`), which is also API Gateway's.
-    pub fn path(self) -> &'static str {
-        match self {
-            Endpoint::OrgSignup => "/auth/org/signup",
-            Endpoint::AdminSignup => "/auth/admin/signup",
-            Endpoint::AdminSignin => "/auth/admin/signin",
-            Endpoint::CreateTicket | Endpoint::ListTickets => "/tickets",
-            Endpoint::ChangeStatus => "/tickets/{id}/change_status",
-            Endpoint::Respond => "/tickets/{id}/respond",
-            Endpoint::GetTicket | Endpoint::UpdateTicket => "/tickets/{id}",
-        }
-    }
-
-    /// The Lambda function (and binary) serving this endpoint.
-    pub fn function_name(self) -> &'static str {
-        match self {
-            Endpoint::OrgSignup => "org-signup",
-            Endpoint::AdminSignup => "admin-signup",
-            Endpoint::AdminSignin => "admin-signin",
-            Endpoint::CreateTicket => "create-ticket",
-            Endpoint::ChangeStatus => "change-status",
-            Endpoint::Respond => "respond",
-            Endpoint::GetTicket => "get-ticket",
-            Endpoint::ListTickets => "list-tickets",
-            Endpoint::UpdateTicket => "update-ticket",
-        }
-    }
-
-    fn handler(self) -> MethodRouter<Service> {
-        match self {
-            Endpoint::OrgSignup => post(handlers::org_signup),
-            Endpoint::AdminSignup => post(handlers::admin_signup),
-            Endpoint::AdminSignin => post(handlers::admin_signin),
-            Endpoint::CreateTicket => post(handlers::create_ticket),
-            Endpoint::ChangeStatus => post(handlers::change_status),
-            Endpoint::Respond => post(handlers::respond),
-            Endpoint::GetTicket => get(handlers::get_ticket),
-            Endpoint::ListTickets => get(handlers::list_tickets),
-            Endpoint::UpdateTicket => post(handlers::update_ticket),
-        }
-    }
-}
 
 /// The API routes for `endpoints`, without state or middleware; see [`finish`].
 pub fn routes(endpoints: &[Endpoint]) -> Router<Service> {

@@ -201,8 +201,7 @@ impl JobRunner {
     async fn finish(&self, id: i64, result: crate::Result<CloseOutcome>) -> anyhow::Result<()> {
         let now = self.clock.now().millis();
         let (outcome, failed) = match &result {
-            Ok(CloseOutcome::Closed) => ("closed the ticket".to_owned(), false),
-            Ok(CloseOutcome::Skipped(why)) => (format!("skipped: {why}"), false),
+            Ok(outcome) => (outcome.to_string(), false),
             Err(e) => {
                 tracing::warn!(job = id, error = ?e, "close job failed");
                 (format!("error: {e}"), true)

@@ -12,7 +12,7 @@ pub use outbox::{MailView, OutboxMailer, recent_mail};
 pub use store::SqliteStore;
 
 use crate::ports::Clock;
-use crate::service::Ports;
+use crate::ports::Ports;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Notify;

@@ -1,0 +1,120 @@
+//! The AWS SDK's shared configuration: bounded timeouts and retries, and an
+//! HTTPS client that trusts only the roots AWS endpoints chain to.
+
+use super::settings::{ENV_AWS_TIMEOUT, ENV_TLS_NATIVE_ROOTS};
+use crate::domain::duration::parse_duration;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig, retry::RetryConfig};
+use std::time::Duration;
+
+/// The root certificates compiled in, by file name: AWS endpoints chain to the
+/// Amazon Trust Services roots (and Starfield Services G2).
+pub const ROOTS: [(&str, &[u8]); 5] = [
+    ("Amazon_Root_CA_1.pem", include_bytes!("roots/Amazon_Root_CA_1.pem")),
+    ("Amazon_Root_CA_2.pem", include_bytes!("roots/Amazon_Root_CA_2.pem")),
+    ("Amazon_Root_CA_3.pem", include_bytes!("roots/Amazon_Root_CA_3.pem")),
+    ("Amazon_Root_CA_4.pem", include_bytes!("roots/Amazon_Root_CA_4.pem")),
+    (
+        "Starfield_Services_Root_Certificate_Authority_-_G2.pem",
+        include_bytes!("roots/Starfield_Services_Root_Certificate_Authority_-_G2.pem"),
+    ),
+];
+
+/// The time budget of one AWS call when `TICKETING_AWS_TIMEOUT` is unset.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// The SDK configuration: region, credentials and endpoint from the usual
+/// sources (`AWS_ENDPOINT_URL` points it at moto), with bounded timeouts and
+/// retries so a dead dependency is a quick 503, never a hang.
+pub async fn sdk_config() -> SdkConfig {
+    sdk_config_at(None).await
+}
+
+/// [`sdk_config`], with every service's endpoint overridden (a private moto).
+pub async fn sdk_config_at(endpoint_url: Option<&str>) -> SdkConfig {
+    // Per call; raise it for slow stand-ins (moto copies whole tables per transaction).
+    let operation = std::env::var(ENV_AWS_TIMEOUT)
+        .ok()
+        .and_then(|v| parse_duration(&v).ok())
+        .unwrap_or(DEFAULT_CALL_TIMEOUT);
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(operation / 2)
+                .operation_timeout(operation)
+                .build(),
+        )
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_max_backoff(Duration::from_millis(500)),
+        );
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// The HTTPS client for AWS calls, trusting only [`ROOTS`]: parsing the
+/// system's whole CA bundle took more than half of a function's cold start.
+/// `TICKETING_TLS_NATIVE_ROOTS=true` trusts the system bundle instead (e.g.
+/// behind a TLS-inspecting proxy).
+fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+    let native = std::env::var(ENV_TLS_NATIVE_ROOTS).is_ok_and(|v| v == "true" || v == "1");
+    let trust = ROOTS
+        .iter()
+        .fold(TrustStore::empty().with_native_roots(native), |t, (_, pem)| {
+            t.with_pem_certificate(*pem)
+        });
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .expect("static TLS settings are valid");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https()
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+
+    /// Every compiled-in root is a well-formed certificate (a bad one would
+    /// only show as failed TLS handshakes against real AWS), and every file in
+    /// `roots/` is compiled in.
+    #[test]
+    fn compiled_in_roots_are_der_certificates_and_all_of_roots_dir() {
+        for (name, pem) in super::ROOTS {
+            let pem = std::str::from_utf8(pem).expect("PEM is text");
+            let body: String = pem
+                .lines()
+                .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+                .skip(1)
+                .take_while(|l| !l.starts_with("-----END CERTIFICATE-----"))
+                .collect();
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            // A DER SEQUENCE whose long-form length covers exactly the rest.
+            assert_eq!(der[0], 0x30, "{name}");
+            let len_bytes = usize::from(der[1] & 0x7f);
+            let len = der[2..2 + len_bytes]
+                .iter()
+                .fold(0usize, |n, b| (n << 8) | usize::from(*b));
+            assert_eq!(len + 2 + len_bytes, der.len(), "{name}");
+        }
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/adapters/aws/roots");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .expect("roots dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        let mut compiled: Vec<String> = super::ROOTS.iter().map(|(n, _)| n.to_string()).collect();
+        compiled.sort();
+        assert_eq!(on_disk, compiled);
+    }
+}

@@ -1,0 +1,210 @@
+//! Where the AWS resources are and how the service behaves on them: read
+//! once from the environment (the variables template.yaml sets), with
+//! defaults only for local runs.
+
+use crate::domain::duration::parse_duration;
+use crate::service;
+
+/// Where the AWS resources are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    pub table: String,
+    /// Sender of response emails; must be an SES-verified identity.
+    pub mail_from: String,
+    pub schedule_group: String,
+    /// The close-ticket function the schedules invoke.
+    pub close_function_arn: String,
+    /// The role EventBridge Scheduler assumes to invoke it.
+    pub scheduler_role_arn: String,
+    /// Where Scheduler sends invocations that kept failing.
+    pub dead_letter_arn: String,
+}
+
+/// Everything a Lambda function needs, read once from the environment.
+#[derive(Debug, Clone)]
+pub struct AwsConfig {
+    pub settings: AwsSettings,
+    pub service: service::Settings,
+}
+
+pub const ENV_TABLE: &str = "TICKETING_TABLE";
+pub const ENV_MAIL_FROM: &str = "TICKETING_MAIL_FROM";
+pub const ENV_SCHEDULE_GROUP: &str = "TICKETING_SCHEDULE_GROUP";
+pub const ENV_CLOSE_FUNCTION_ARN: &str = "TICKETING_CLOSE_FUNCTION_ARN";
+pub const ENV_SCHEDULER_ROLE_ARN: &str = "TICKETING_SCHEDULER_ROLE_ARN";
+pub const ENV_DEAD_LETTER_ARN: &str = "TICKETING_SCHEDULE_DLQ_ARN";
+pub const ENV_JWT_SECRET: &str = "TICKETING_JWT_SECRET";
+pub const ENV_AUTO_CLOSE_AFTER: &str = "TICKETING_AUTO_CLOSE_AFTER";
+/// Optional: sign-in throttle (defaults: 5 failures per email and client, 20 per client, per 15m).
+pub const ENV_SIGNIN_MAX_FAILURES: &str = "TICKETING_SIGNIN_MAX_FAILURES";
+pub const ENV_SIGNIN_MAX_CLIENT_FAILURES: &str = "TICKETING_SIGNIN_MAX_CLIENT_FAILURES";
+pub const ENV_SIGNIN_WINDOW: &str = "TICKETING_SIGNIN_WINDOW";
+/// Optional: the time budget of one AWS call, e.g. `4s` (see `sdk`).
+pub const ENV_AWS_TIMEOUT: &str = "TICKETING_AWS_TIMEOUT";
+/// Optional: `true` trusts the system's CA bundle instead of the compiled-in AWS roots (see `sdk`).
+pub const ENV_TLS_NATIVE_ROOTS: &str = "TICKETING_TLS_NATIVE_ROOTS";
+
+/// Local runs (`ticketd --backend aws` against moto): names of the table and
+/// schedule group when no variable says otherwise.
+pub const LOCAL_TABLE: &str = "ticketing";
+pub const LOCAL_SCHEDULE_GROUP: &str = "ticketing-auto-close";
+/// Placeholder ARNs for local runs: they only matter to schedules, which
+/// moto stores but never fires.
+pub const LOCAL_CLOSE_FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:ticketing-close-ticket";
+pub const LOCAL_SCHEDULER_ROLE_ARN: &str = "arn:aws:iam::000000000000:role/ticketing-scheduler";
+pub const LOCAL_DEAD_LETTER_ARN: &str = "arn:aws:sqs:us-east-1:000000000000:ticketing-close-dlq";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set (see template.yaml for what each function needs)")]
+    Missing(&'static str),
+    #[error("environment variable {0}: {1}")]
+    Invalid(&'static str, String),
+}
+
+impl AwsSettings {
+    /// Settings for a local run: the given names, placeholder ARNs. The one
+    /// builder tests and `ticketd` use.
+    pub fn local(table: impl Into<String>, schedule_group: impl Into<String>, mail_from: impl Into<String>) -> Self {
+        Self {
+            table: table.into(),
+            mail_from: mail_from.into(),
+            schedule_group: schedule_group.into(),
+            close_function_arn: LOCAL_CLOSE_FUNCTION_ARN.into(),
+            scheduler_role_arn: LOCAL_SCHEDULER_ROLE_ARN.into(),
+            dead_letter_arn: LOCAL_DEAD_LETTER_ARN.into(),
+        }
+    }
+
+    /// Every variable required (a deployed function must never fall back to a default).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let need = |k: &'static str| non_empty(&get, k).ok_or(ConfigError::Missing(k));
+        Ok(Self {
+            table: need(ENV_TABLE)?,
+            mail_from: need(ENV_MAIL_FROM)?,
+            schedule_group: need(ENV_SCHEDULE_GROUP)?,
+            close_function_arn: need(ENV_CLOSE_FUNCTION_ARN)?,
+            scheduler_role_arn: need(ENV_SCHEDULER_ROLE_ARN)?,
+            dead_letter_arn: need(ENV_DEAD_LETTER_ARN)?,
+        })
+    }
+
+    /// These settings with each variable that `get` has set taking precedence.
+    pub fn overridden_by(self, get: impl Fn(&str) -> Option<String>) -> Self {
+        let or = |k: &str, v: String| non_empty(&get, k).unwrap_or(v);
+        Self {
+            table: or(ENV_TABLE, self.table),
+            mail_from: or(ENV_MAIL_FROM, self.mail_from),
+            schedule_group: or(ENV_SCHEDULE_GROUP, self.schedule_group),
+            close_function_arn: or(ENV_CLOSE_FUNCTION_ARN, self.close_function_arn),
+            scheduler_role_arn: or(ENV_SCHEDULER_ROLE_ARN, self.scheduler_role_arn),
+            dead_letter_arn: or(ENV_DEAD_LETTER_ARN, self.dead_letter_arn),
+        }
+    }
+}
+
+fn non_empty(get: &impl Fn(&str) -> Option<String>, k: &str) -> Option<String> {
+    get(k).filter(|v| !v.trim().is_empty())
+}
+
+impl AwsConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let settings = AwsSettings::from_lookup(&get)?;
+        let jwt_secret = get(ENV_JWT_SECRET)
+            .filter(|v| !v.is_empty())
+            .ok_or(ConfigError::Missing(ENV_JWT_SECRET))?;
+        crate::auth::check_jwt_secret(&jwt_secret).map_err(|e| ConfigError::Invalid(ENV_JWT_SECRET, e.to_string()))?;
+        let delay = get(ENV_AUTO_CLOSE_AFTER).ok_or(ConfigError::Missing(ENV_AUTO_CLOSE_AFTER))?;
+        let auto_close_after = parse_duration(&delay).map_err(|e| ConfigError::Invalid(ENV_AUTO_CLOSE_AFTER, e))?;
+        let mut signin = service::SigninLimit::default();
+        if let Some(v) = get(ENV_SIGNIN_MAX_FAILURES) {
+            signin.max_failures = v
+                .parse()
+                .map_err(|_| ConfigError::Invalid(ENV_SIGNIN_MAX_FAILURES, "must be a whole number".into()))?;
+        }
+        if let Some(v) = get(ENV_SIGNIN_MAX_CLIENT_FAILURES) {
+            signin.max_client_failures = v
+                .parse()
+                .map_err(|_| ConfigError::Invalid(ENV_SIGNIN_MAX_CLIENT_FAILURES, "must be a whole number".into()))?;
+        }
+        if let Some(v) = get(ENV_SIGNIN_WINDOW) {
+            signin.window = parse_duration(&v).map_err(|e| ConfigError::Invalid(ENV_SIGNIN_WINDOW, e))?;
+        }
+        Ok(Self {
+            service: service::Settings {
+                jwt_secret,
+                auto_close_after,
+                mail_from: settings.mail_from.clone(),
+                signin,
+            },
+            settings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    fn env() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            (ENV_TABLE, "tickets"),
+            (ENV_MAIL_FROM, "support@example.com"),
+            (ENV_SCHEDULE_GROUP, "ticketing"),
+            (ENV_CLOSE_FUNCTION_ARN, "arn:aws:lambda:eu-west-1:1:function:close"),
+            (ENV_SCHEDULER_ROLE_ARN, "arn:aws:iam::1:role/scheduler"),
+            (ENV_DEAD_LETTER_ARN, "arn:aws:sqs:eu-west-1:1:dlq"),
+            (ENV_JWT_SECRET, "0123456789abcdef0123456789abcdef"),
+            (ENV_AUTO_CLOSE_AFTER, "30d"),
+        ])
+    }
+
+    #[test]
+    fn config_reads_every_variable() {
+        let env = env();
+        let c = AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.settings.table, "tickets");
+        assert_eq!(c.service.auto_close_after, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.service.mail_from, "support@example.com");
+    }
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        for missing in env().keys() {
+            let mut env = env();
+            env.remove(missing);
+            let err = AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).expect_err("fails");
+            assert!(err.to_string().contains(missing), "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_delay_and_short_secret_are_rejected() {
+        let mut env = env();
+        env.insert(ENV_AUTO_CLOSE_AFTER, "soon");
+        assert!(AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).is_err());
+        let mut env = self::tests::env();
+        env.insert(ENV_JWT_SECRET, "short");
+        assert!(AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).is_err());
+    }
+
+    #[test]
+    fn local_runs_take_defaults_that_variables_override() {
+        let local = AwsSettings::local(LOCAL_TABLE, LOCAL_SCHEDULE_GROUP, "s@x.io");
+        let env = HashMap::from([(ENV_TABLE, "mine"), (ENV_SCHEDULE_GROUP, " ")]);
+        let s = local.overridden_by(|k| env.get(k).map(|v| v.to_string()));
+        assert_eq!(s.table, "mine");
+        assert_eq!(s.schedule_group, LOCAL_SCHEDULE_GROUP, "a blank variable is unset");
+        assert_eq!(s.close_function_arn, LOCAL_CLOSE_FUNCTION_ARN);
+    }
+}

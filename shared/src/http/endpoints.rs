@@ -1,0 +1,84 @@
+//! The endpoints of the contract: method, path and Lambda function of each,
+//! and the handler (in its area's module) that serves it.
+
+use super::{auth, tickets};
+use crate::service::Service;
+use axum::http::Method;
+use axum::routing::{MethodRouter, get, post};
+
+/// The endpoints of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    OrgSignup,
+    AdminSignup,
+    AdminSignin,
+    CreateTicket,
+    ChangeStatus,
+    Respond,
+    GetTicket,
+    ListTickets,
+    UpdateTicket,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 9] = [
+        Endpoint::OrgSignup,
+        Endpoint::AdminSignup,
+        Endpoint::AdminSignin,
+        Endpoint::CreateTicket,
+        Endpoint::ChangeStatus,
+        Endpoint::Respond,
+        Endpoint::GetTicket,
+        Endpoint::ListTickets,
+        Endpoint::UpdateTicket,
+    ];
+
+    pub fn method(self) -> Method {
+        match self {
+            Endpoint::GetTicket | Endpoint::ListTickets => Method::GET,
+            _ => Method::POST,
+        }
+    }
+
+    /// The path in axum syntax (`{id}`), which is also API Gateway's.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::OrgSignup => "/auth/org/signup",
+            Endpoint::AdminSignup => "/auth/admin/signup",
+            Endpoint::AdminSignin => "/auth/admin/signin",
+            Endpoint::CreateTicket | Endpoint::ListTickets => "/tickets",
+            Endpoint::ChangeStatus => "/tickets/{id}/change_status",
+            Endpoint::Respond => "/tickets/{id}/respond",
+            Endpoint::GetTicket | Endpoint::UpdateTicket => "/tickets/{id}",
+        }
+    }
+
+    /// The Lambda function (and binary) serving this endpoint.
+    pub fn function_name(self) -> &'static str {
+        match self {
+            Endpoint::OrgSignup => "org-signup",
+            Endpoint::AdminSignup => "admin-signup",
+            Endpoint::AdminSignin => "admin-signin",
+            Endpoint::CreateTicket => "create-ticket",
+            Endpoint::ChangeStatus => "change-status",
+            Endpoint::Respond => "respond",
+            Endpoint::GetTicket => "get-ticket",
+            Endpoint::ListTickets => "list-tickets",
+            Endpoint::UpdateTicket => "update-ticket",
+        }
+    }
+
+    pub(super) fn handler(self) -> MethodRouter<Service> {
+        match self {
+            Endpoint::OrgSignup => post(auth::org_signup),
+            Endpoint::AdminSignup => post(auth::admin_signup),
+            Endpoint::AdminSignin => post(auth::admin_signin),
+            Endpoint::CreateTicket => post(tickets::create_ticket),
+            Endpoint::ChangeStatus => post(tickets::change_status),
+            Endpoint::Respond => post(tickets::respond),
+            Endpoint::GetTicket => get(tickets::get_ticket),
+            Endpoint::ListTickets => get(tickets::list_tickets),
+            Endpoint::UpdateTicket => post(tickets::update_ticket),
+        }
+    }
+}

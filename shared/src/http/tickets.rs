@@ -1,0 +1,212 @@
+//! The tickets area's handlers: filing, reading, listing, updating,
+//! changing status and responding. Each parses wire input into a typed
+//! command, naming the field on failure, before the service sees it.
+
+use super::extract::{AdminAuth, ApiJson, ApiQuery, TicketIdPath, org_secret};
+use crate::domain::{AdminId, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_TITLE, OrgId, Response, Status, Ticket, text};
+use crate::error::{Error, Result};
+use crate::service::{DEFAULT_PAGE, ListQuery, MAX_PAGE, NewTicket, Service, TicketPatch};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Deserializer, Serialize};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateTicketBody {
+    title: String,
+    description: String,
+    added_by: String,
+    #[serde(default)]
+    secret: Option<String>,
+}
+
+impl CreateTicketBody {
+    fn command(self) -> Result<NewTicket> {
+        Ok(NewTicket {
+            title: text("title", &self.title, MAX_TITLE)?,
+            description: text("description", &self.description, MAX_DESCRIPTION)?,
+            added_by: Email::parse("addedBy", &self.added_by)?,
+        })
+    }
+}
+
+pub async fn create_ticket(
+    State(service): State<Service>,
+    headers: HeaderMap,
+    ApiJson(mut body): ApiJson<CreateTicketBody>,
+) -> Result<(StatusCode, Json<Ticket>)> {
+    let secret = body.secret.take();
+    let org = service
+        .authenticate_org(org_secret(&headers, secret.as_deref()))
+        .await?;
+    let ticket = service.create_ticket(&org, body.command()?).await?;
+    Ok((StatusCode::CREATED, Json(ticket)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeStatusBody {
+    status: String,
+}
+
+pub async fn change_status(
+    State(service): State<Service>,
+    AdminAuth(claims): AdminAuth,
+    TicketIdPath(id): TicketIdPath,
+    ApiJson(body): ApiJson<ChangeStatusBody>,
+) -> Result<Json<Ticket>> {
+    let status = Status::parse("status", &body.status)?;
+    Ok(Json(service.change_status(&claims, id, status).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespondBody {
+    message: String,
+}
+
+#[derive(Serialize)]
+pub struct RespondReply {
+    #[serde(flatten)]
+    response: Response,
+    ticket: Ticket,
+}
+
+pub async fn respond(
+    State(service): State<Service>,
+    AdminAuth(claims): AdminAuth,
+    TicketIdPath(id): TicketIdPath,
+    ApiJson(body): ApiJson<RespondBody>,
+) -> Result<(StatusCode, Json<RespondReply>)> {
+    let message = text("message", &body.message, MAX_MESSAGE)?;
+    let (response, ticket) = service.respond(&claims, id, message).await?;
+    Ok((StatusCode::CREATED, Json(RespondReply { response, ticket })))
+}
+
+#[derive(Serialize)]
+pub struct TicketWithResponses {
+    #[serde(flatten)]
+    ticket: Ticket,
+    responses: Vec<Response>,
+}
+
+pub async fn get_ticket(
+    State(service): State<Service>,
+    AdminAuth(claims): AdminAuth,
+    TicketIdPath(id): TicketIdPath,
+) -> Result<Json<TicketWithResponses>> {
+    let (ticket, responses) = service.get_ticket(&claims, id).await?;
+    Ok(Json(TicketWithResponses { ticket, responses }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListParams {
+    admin_email: Option<String>,
+    status: Option<String>,
+    customer_email: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// A query parameter's value, unless absent or blank (blank means "no filter").
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl ListParams {
+    fn query(&self) -> Result<ListQuery> {
+        let limit = match given(&self.limit) {
+            None => DEFAULT_PAGE,
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .ok_or_else(|| Error::invalid("limit", format!("must be a whole number from 1 to {MAX_PAGE}")))?,
+        };
+        Ok(ListQuery {
+            admin: given(&self.admin_email)
+                .map(|a| Email::parse("adminEmail", a))
+                .transpose()?,
+            status: given(&self.status).map(|s| Status::parse("status", s)).transpose()?,
+            customer: given(&self.customer_email)
+                .map(|c| Email::parse("customerEmail", c))
+                .transpose()?,
+            limit,
+            cursor: given(&self.cursor).map(str::to_owned),
+        })
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListReply {
+    tickets: Vec<Ticket>,
+    next_cursor: Option<String>,
+}
+
+pub async fn list_tickets(
+    State(service): State<Service>,
+    AdminAuth(claims): AdminAuth,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<ListReply>> {
+    let result = service.list_tickets(&claims, params.query()?).await?;
+    Ok(Json(ListReply {
+        tickets: result.tickets,
+        next_cursor: result.next_cursor,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateTicketBody {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    /// Absent: unchanged; `null`: unassign; an id: reassign.
+    #[serde(default, deserialize_with = "present")]
+    admin_id: Option<Option<AdminId>>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    org_id: Option<OrgId>,
+}
+
+/// Tells a present `null` (`Some(None)`) from an absent field (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> std::result::Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl UpdateTicketBody {
+    fn command(self) -> Result<TicketPatch> {
+        let patch = TicketPatch {
+            title: self.title.as_deref().map(|t| text("title", t, MAX_TITLE)).transpose()?,
+            description: self
+                .description
+                .as_deref()
+                .map(|d| text("description", d, MAX_DESCRIPTION))
+                .transpose()?,
+            admin_id: self.admin_id,
+            status: self.status.as_deref().map(|s| Status::parse("status", s)).transpose()?,
+            org_id: self.org_id,
+        };
+        if patch.is_empty() {
+            return Err(Error::invalid(
+                "body",
+                "must set at least one of title, description, adminId, status, orgId",
+            ));
+        }
+        Ok(patch)
+    }
+}
+
+pub async fn update_ticket(
+    State(service): State<Service>,
+    AdminAuth(claims): AdminAuth,
+    TicketIdPath(id): TicketIdPath,
+    ApiJson(body): ApiJson<UpdateTicketBody>,
+) -> Result<Json<Ticket>> {
+    Ok(Json(service.update_ticket(&claims, id, body.command()?).await?))
+}

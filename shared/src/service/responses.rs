@@ -1,0 +1,80 @@
+//! Responding: the response is stored with the ticket's move to RESPONDED,
+//! then the customer is emailed and the delivery recorded on the response.
+
+use super::{CONCURRENT_CHANGE, Service, conflict_as};
+use crate::auth::Claims;
+use crate::domain::duration::format_duration;
+use crate::domain::{Delivery, Mail, Response, ResponseId, Status, Ticket, TicketId, rules};
+use crate::error::{Error, Result};
+
+impl Service {
+    /// Stores the response and moves the ticket to RESPONDED, then emails the
+    /// customer and records how that went. The response survives a failed send.
+    /// `message` is validated text.
+    pub async fn respond(&self, claims: &Claims, id: TicketId, message: String) -> Result<(Response, Ticket)> {
+        let before = self.own_ticket(claims, id).await?;
+        if before.status == Status::Closed {
+            return Err(Error::Conflict(
+                "the ticket is CLOSED; reopen it before responding".into(),
+            ));
+        }
+        let now = self.now();
+        let mut after = before.clone();
+        let effect = rules::record_response(&mut after, now, self.config.auto_close_after);
+        after.version = before.version + 1;
+        let mut response = Response {
+            id: ResponseId::new(),
+            ticket_id: id,
+            admin_id: claims.sub,
+            message,
+            created_at: now,
+            delivery: Delivery::Pending,
+        };
+        self.ports
+            .store
+            .add_response(&before, &after, &response)
+            .await
+            .map_err(|e| conflict_as(e, CONCURRENT_CHANGE))?;
+        self.apply_auto_close(effect).await;
+
+        let mail = self.response_mail(&after, &response);
+        response.delivery = match self.ports.mailer.send(&mail).await {
+            Ok(message_id) => Delivery::Sent {
+                message_id,
+                at: self.now(),
+            },
+            Err(e) => {
+                tracing::warn!(ticket = %id, response = %response.id, error = %e, "response email failed");
+                Delivery::Failed {
+                    reason: e.0,
+                    at: self.now(),
+                }
+            }
+        };
+        if let Err(e) = self.ports.store.set_delivery(id, response.id, &response.delivery).await {
+            // The response itself is stored; only its delivery note is missing.
+            tracing::error!(ticket = %id, response = %response.id, error = ?e, "could not record delivery");
+        }
+        tracing::info!(ticket = %id, response = %response.id, delivery = response.delivery.state(), "responded");
+        Ok((response, after))
+    }
+
+    /// The email carrying `response` to the ticket's customer.
+    fn response_mail(&self, ticket: &Ticket, response: &Response) -> Mail {
+        Mail {
+            to: ticket.added_by.clone(),
+            from: self.config.mail_from.clone(),
+            subject: format!("Re: {} [ticket {}]", ticket.title, ticket.id),
+            text: format!(
+                "{}\n\n--\nTicket {}: \"{}\" is now {}.\nIf this resolves your request there is nothing more to do; \
+                 otherwise reply within {} and we will pick it up.\n",
+                response.message,
+                ticket.id,
+                ticket.title,
+                ticket.status,
+                format_duration(self.config.auto_close_after),
+            ),
+            ticket_id: ticket.id,
+        }
+    }
+}
