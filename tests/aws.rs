@@ -159,7 +159,8 @@ async fn close_handler_closes_only_a_ticket_still_responded_for_that_response() 
 }
 
 /// Every endpoint is served by GetItem, Query and writes only: no Scan
-/// anywhere, and a ticket create takes at most 3 calls.
+/// anywhere, a ticket create takes at most 3 calls, and checking a token's
+/// admin costs one GetItem per process, not one per request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_endpoint_scans_and_create_ticket_takes_at_most_three_calls() {
     let (app, h) = start().await;
@@ -220,6 +221,18 @@ async fn no_endpoint_scans_and_create_ticket_takes_at_most_three_calls() {
     let create: u64 = table["POST /tickets"].values().sum();
     assert!(create <= 3, "create took {create} calls: {:?}", table["POST /tickets"]);
     assert_eq!(table["GET /tickets"].get("Query"), Some(&1));
+    // A token's admin is looked up once per process (one GetItem on first
+    // use), then known: later calls cost only their own reads.
+    assert_eq!(
+        table["GET /tickets/{id}"],
+        BTreeMap::from([("GetItem".into(), 1), ("Query".into(), 1)])
+    );
+    assert_eq!(table["GET /tickets"], BTreeMap::from([("Query".into(), 1)]));
+    // Sign-in: both throttle counts (GetItem each) and the email's accounts in one Query.
+    assert_eq!(
+        table["POST /auth/admin/signin"],
+        BTreeMap::from([("GetItem".into(), 2), ("Query".into(), 1)])
+    );
     app.stop().await;
 }
 
