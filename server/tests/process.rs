@@ -471,3 +471,46 @@ fn configuration_errors_are_one_line_and_exit_2() {
         );
     }
 }
+
+/// Behind a proxy named by `--trusted-proxies`, sign-in throttling counts per
+/// the client in `X-Forwarded-For`: one forwarded client guessing is locked
+/// out while another, through the same proxy, signs in. Without the flag the
+/// header is ignored and the peer itself is the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_clients_are_told_apart_only_behind_trusted_proxies() {
+    use reqwest::Method;
+    let signin = |base: String, forwarded: &'static str, password: &'static str| async move {
+        call(
+            &base,
+            Method::POST,
+            "/auth/admin/signin",
+            &[("x-forwarded-for", forwarded)],
+            Some(json!({"email": "ana@growfin.ai", "password": password})),
+        )
+        .await
+        .0
+    };
+    for (trusted, other_client_status) in [(true, 200), (false, 429)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["--signin-max-failures", "2"];
+        if trusted {
+            args.extend(["--trusted-proxies", "10.0.0.0/8, 127.0.0.1"]);
+        }
+        let ticketd = Ticketd::spawn(dir.path(), &args);
+        walkthrough(&ticketd.base, 1).await;
+        let base = ticketd.base.clone();
+        for _ in 0..2 {
+            assert_eq!(signin(base.clone(), "198.51.100.7", "wrong password").await, 401);
+        }
+        assert_eq!(
+            signin(base.clone(), "198.51.100.7", PASSWORD).await,
+            429,
+            "trusted: {trusted}"
+        );
+        assert_eq!(
+            signin(base.clone(), "203.0.113.9", PASSWORD).await,
+            other_client_status,
+            "trusted: {trusted}"
+        );
+    }
+}
