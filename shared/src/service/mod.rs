@@ -8,7 +8,7 @@ use crate::auth::{Claims, JwtKeys, SecretHash, generate_secret, password};
 use crate::domain::rules::{self, AutoClose};
 use crate::domain::{
     Admin, AdminId, CloseJob, Delivery, Domain, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_NAME, MAX_TITLE, Mail, Org,
-    OrgId, PageRequest, Response, ResponseId, Status, Ticket, TicketFilter, TicketId, text,
+    OrgId, PageRequest, Response, ResponseId, Status, Ticket, TicketFilter, TicketId, header_line, line, text,
 };
 use crate::error::{Error, Result};
 use crate::ports::{Clock, Mailer, Scheduler, Store};
@@ -145,7 +145,7 @@ impl Service {
     pub async fn signup_org(&self, name: &str, domain: &str) -> Result<OrgSignup> {
         let org = Org {
             id: OrgId::new(),
-            name: text("name", name, MAX_NAME)?,
+            name: line("name", name, MAX_NAME)?,
             domain: Domain::parse("domain", domain)?,
             created_at: self.now(),
         };
@@ -178,8 +178,8 @@ impl Service {
         let admin = Admin {
             id: AdminId::new(),
             org_id: org.id,
-            first_name: text("firstName", &input.first_name, MAX_NAME)?,
-            last_name: text("lastName", &input.last_name, MAX_NAME)?,
+            first_name: line("firstName", &input.first_name, MAX_NAME)?,
+            last_name: line("lastName", &input.last_name, MAX_NAME)?,
             email: Email::parse("email", &input.email)?,
             available: input.available.unwrap_or(true),
             created_at: self.now(),
@@ -254,7 +254,7 @@ impl Service {
         let draft = Ticket {
             id: TicketId::new(),
             org_id: org.id,
-            title: text("title", &input.title, MAX_TITLE)?,
+            title: line("title", &input.title, MAX_TITLE)?,
             description: text("description", &input.description, MAX_DESCRIPTION)?,
             added_by: Email::parse("addedBy", &input.added_by)?,
             admin_id: None,
@@ -314,7 +314,7 @@ impl Service {
         let title = patch
             .title
             .as_deref()
-            .map(|t| text("title", t, MAX_TITLE))
+            .map(|t| line("title", t, MAX_TITLE))
             .transpose()?;
         let description = patch
             .description
@@ -352,7 +352,7 @@ impl Service {
             after.admin_id = a;
         }
         let effect = match status {
-            Some(s) => rules::set_status(&mut after, s, now, self.config.auto_close_after),
+            Some(s) => rules::change_status(&mut after, s, now, self.config.auto_close_after)?,
             None => AutoClose::Unchanged,
         };
         if after == before {
@@ -402,7 +402,7 @@ impl Service {
         let mail = Mail {
             to: after.added_by.clone(),
             from: self.config.mail_from.clone(),
-            subject: format!("Re: {} [ticket {}]", after.title, after.id),
+            subject: header_line(&format!("Re: {} [ticket {}]", after.title, after.id)),
             text: format!(
                 "{}\n\n--\nTicket {}: \"{}\" is now {}.\nIf this resolves your request there is nothing more to do; \
                  otherwise reply within {} and we will pick it up.\n",
