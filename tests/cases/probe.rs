@@ -19,9 +19,7 @@ pub async fn single_line_fields_refuse_line_breaks_and_control_characters(set: &
     let admin = app.new_admin(&org).await;
     let alice = customer();
     let injected = "Refund\r\nBcc: everyone@evil.example";
-    let ticket = |title: &str, description: &str| {
-        json!({"title": title, "description": description, "addedBy": alice, "secret": org.secret})
-    };
+    let ticket = |title: &str, description: &str| json!({"title": title, "description": description, "addedBy": alice, "secret": org.secret});
     for (body, field) in [
         (ticket(injected, "d"), "title"),
         (ticket("a\nb", "d"), "title"),
@@ -110,7 +108,12 @@ pub async fn client_request_ids_are_kept_only_when_short_and_plain(set: &dyn Ada
             ids[0].clone()
         }
     };
-    for plain in ["trace-42", "0190f5c3-8a4e-7c12-9b3d-5e6f7a8b9c0d", "a.b_c", &"r".repeat(64)] {
+    for plain in [
+        "trace-42",
+        "0190f5c3-8a4e-7c12-9b3d-5e6f7a8b9c0d",
+        "a.b_c",
+        &"r".repeat(64),
+    ] {
         assert_eq!(echoed(Some(plain)).await, plain);
     }
     for hostile in [
@@ -140,11 +143,17 @@ pub async fn unknown_query_parameters_are_rejected_on_every_route(set: &dyn Adap
     let domain = format!("{}.example.com", unique("q"));
     let email = format!("{}@{}", unique("a"), org.domain);
     let calls: Vec<(Method, String, Option<Value>)> = vec![
-        (Method::POST, "/auth/org/signup".into(), Some(json!({"name": "Q", "domain": domain}))),
+        (
+            Method::POST,
+            "/auth/org/signup".into(),
+            Some(json!({"name": "Q", "domain": domain})),
+        ),
         (
             Method::POST,
             "/auth/admin/signup".into(),
-            Some(json!({"firstName": "Q", "lastName": "Q", "email": email, "password": PASSWORD, "secret": org.secret})),
+            Some(
+                json!({"firstName": "Q", "lastName": "Q", "email": email, "password": PASSWORD, "secret": org.secret}),
+            ),
         ),
         (
             Method::POST,
@@ -158,13 +167,21 @@ pub async fn unknown_query_parameters_are_rejected_on_every_route(set: &dyn Adap
         ),
         (Method::GET, "/tickets".into(), None),
         (Method::GET, format!("/tickets/{id}"), None),
-        (Method::POST, format!("/tickets/{id}"), Some(json!({"title": "changed"}))),
+        (
+            Method::POST,
+            format!("/tickets/{id}"),
+            Some(json!({"title": "changed"})),
+        ),
         (
             Method::POST,
             format!("/tickets/{id}/change_status"),
             Some(json!({"status": "CLOSED"})),
         ),
-        (Method::POST, format!("/tickets/{id}/respond"), Some(json!({"message": "hi"}))),
+        (
+            Method::POST,
+            format!("/tickets/{id}/respond"),
+            Some(json!({"message": "hi"})),
+        ),
     ];
     let bearer = format!("Bearer {}", admin.jwt);
     for (method, path, body) in &calls {
@@ -172,7 +189,12 @@ pub async fn unknown_query_parameters_are_rejected_on_every_route(set: &dyn Adap
             let url = format!("{path}?{query}");
             let headers = [("content-type", "application/json"), ("authorization", bearer.as_str())];
             let r = app
-                .raw(method.clone(), &url, &headers, body.as_ref().map(|b| b.to_string().into_bytes()))
+                .raw(
+                    method.clone(),
+                    &url,
+                    &headers,
+                    body.as_ref().map(|b| b.to_string().into_bytes()),
+                )
                 .await;
             if path == "/tickets" && *method == Method::GET && query == "limit=5&x" {
                 r.expect_error(400, "invalid_request", Some("x"));
@@ -199,12 +221,17 @@ pub async fn unknown_query_parameters_are_rejected_on_every_route(set: &dyn Adap
     .await
     .expect(201);
     let now = app.ticket(&admin.jwt, id).await;
-    assert_eq!((&now["version"], &now["status"]), (&ticket["version"], &ticket["status"]));
+    assert_eq!(
+        (&now["version"], &now["status"]),
+        (&ticket["version"], &ticket["status"])
+    );
     assert!(now["responses"].as_array().unwrap().is_empty());
     let listed = app.get("/tickets", Some(&admin.jwt)).await.expect(200);
     assert_eq!(listed["tickets"].as_array().unwrap().len(), 1);
     // The list's own parameters are still welcome.
-    app.get("/tickets?limit=5&status=OPEN", Some(&admin.jwt)).await.expect(200);
+    app.get("/tickets?limit=5&status=OPEN", Some(&admin.jwt))
+        .await
+        .expect(200);
     app.stop().await;
 }
 
@@ -214,15 +241,22 @@ pub async fn ids_are_accepted_only_in_the_canonical_uuid_form(set: &dyn AdapterS
     let app = TestApp::start(set, TestConfig::default()).await;
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
-    let id = app.new_ticket(&org, &customer()).await["id"].as_str().unwrap().to_owned();
+    let id = app.new_ticket(&org, &customer()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let spellings = |id: &str| [format!("{{{id}}}"), id.replace('-', ""), format!("urn:uuid:{id}")];
     for other in spellings(&id) {
         app.get(&format!("/tickets/{other}"), Some(&admin.jwt))
             .await
             .expect_error(400, "invalid_request", Some("id"));
-        app.post(&format!("/tickets/{other}/respond"), Some(&admin.jwt), json!({"message": "m"}))
-            .await
-            .expect_error(400, "invalid_request", Some("id"));
+        app.post(
+            &format!("/tickets/{other}/respond"),
+            Some(&admin.jwt),
+            json!({"message": "m"}),
+        )
+        .await
+        .expect_error(400, "invalid_request", Some("id"));
     }
     for other in spellings(&admin.id) {
         app.post(&format!("/tickets/{id}"), Some(&admin.jwt), json!({"adminId": other}))
@@ -249,7 +283,10 @@ pub async fn duplicate_json_keys_are_reported_by_name(set: &dyn AdapterSet) {
     let domain = format!("{}.example.com", unique("dup"));
     let bodies = [
         (format!(r#"{{"name": "A", "name": "B", "domain": "{domain}"}}"#), "name"),
-        (format!(r#"{{"name": "A", "domain": "{domain}", "domain": "x.example.com"}}"#), "domain"),
+        (
+            format!(r#"{{"name": "A", "domain": "{domain}", "domain": "x.example.com"}}"#),
+            "domain",
+        ),
     ];
     for (body, field) in bodies {
         let r = app
@@ -284,15 +321,26 @@ pub async fn responded_by_hand_starts_the_wait_from_open_and_conflicts_from_clos
     let id = app.new_ticket(&org, &alice).await["id"].as_str().unwrap().to_owned();
     let status = |s: &str| json!({"status": s});
     let marked = app
-        .post(&format!("/tickets/{id}/change_status"), Some(&admin.jwt), status("RESPONDED"))
+        .post(
+            &format!("/tickets/{id}/change_status"),
+            Some(&admin.jwt),
+            status("RESPONDED"),
+        )
         .await
         .expect(200);
     assert_eq!(marked["status"], "RESPONDED");
-    assert!(marked["respondedAt"].is_string() && marked["autoCloseAt"].is_string(), "{marked}");
+    assert!(
+        marked["respondedAt"].is_string() && marked["autoCloseAt"].is_string(),
+        "{marked}"
+    );
     assert!(app.mails_to(&alice).await.is_empty(), "no message, no email");
 
     let closed = app
-        .post(&format!("/tickets/{id}/change_status"), Some(&admin.jwt), status("CLOSED"))
+        .post(
+            &format!("/tickets/{id}/change_status"),
+            Some(&admin.jwt),
+            status("CLOSED"),
+        )
         .await
         .expect(200);
     for path in [format!("/tickets/{id}/change_status"), format!("/tickets/{id}")] {
@@ -301,12 +349,19 @@ pub async fn responded_by_hand_starts_the_wait_from_open_and_conflicts_from_clos
             .expect_error(409, "conflict", None);
     }
     let still = app.ticket(&admin.jwt, &id).await;
-    assert_eq!((&still["status"], &still["version"]), (&json!("CLOSED"), &closed["version"]));
+    assert_eq!(
+        (&still["status"], &still["version"]),
+        (&json!("CLOSED"), &closed["version"])
+    );
     assert!(still["autoCloseAt"].is_null());
 
-    app.post(&format!("/tickets/{id}/change_status"), Some(&admin.jwt), status("OPEN"))
-        .await
-        .expect(200);
+    app.post(
+        &format!("/tickets/{id}/change_status"),
+        Some(&admin.jwt),
+        status("OPEN"),
+    )
+    .await
+    .expect(200);
     app.post(&format!("/tickets/{id}"), Some(&admin.jwt), status("RESPONDED"))
         .await
         .expect(200);
@@ -326,9 +381,7 @@ pub async fn odd_emails_domains_and_blank_passwords_are_refused(set: &dyn Adapte
             .expect_error(400, "invalid_request", Some("domain"));
     }
     let d = &org.domain;
-    let admin = |email: String, password: &str| {
-        json!({"firstName": "A", "lastName": "B", "email": email, "password": password, "secret": org.secret})
-    };
+    let admin = |email: String, password: &str| json!({"firstName": "A", "lastName": "B", "email": email, "password": password, "secret": org.secret});
     for email in [
         format!(".a@{d}"),
         format!("a.@{d}"),
@@ -367,7 +420,12 @@ pub async fn tokens_not_yet_valid_or_issued_in_the_future_are_unauthorized(set: 
     let admin = app.new_admin(&org).await;
     let now = chrono::Utc::now().timestamp();
     let forge = |claims: Value| {
-        encode(&Header::default(), &claims, &EncodingKey::from_secret(JWT_SECRET.as_bytes())).unwrap()
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+        )
+        .unwrap()
     };
     let (sub, o) = (&admin.id, &org.id);
     for claims in [

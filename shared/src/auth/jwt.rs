@@ -71,9 +71,7 @@ impl JwtKeys {
     /// `None` for anything but a well-formed HS256 token signed with our key,
     /// unexpired, not before its `nbf`, and not issued in the future.
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        let claims = decode::<Claims>(token, &self.decoding, &self.validation)
-            .ok()?
-            .claims;
+        let claims = decode::<Claims>(token, &self.decoding, &self.validation).ok()?.claims;
         // The same clock the library checks `exp` and `nbf` against.
         let now = i64::try_from(jsonwebtoken::get_current_timestamp()).ok()?;
         (claims.iat <= now + MAX_IAT_AHEAD_SECS).then_some(claims)
@@ -205,14 +203,25 @@ mod tests {
         let claims = |iat: i64| serde_json::json!({"sub": sub, "org": org, "iat": iat, "exp": iat + 3600});
         assert!(keys().verify(&signed(claims(now + 3600))).is_none(), "an hour ahead");
         assert!(keys().verify(&signed(claims(now + MAX_IAT_AHEAD_SECS + 30))).is_none());
-        assert!(keys().verify(&signed(claims(now + 20))).is_some(), "small skew is tolerated");
+        assert!(
+            keys().verify(&signed(claims(now + 20))).is_some(),
+            "small skew is tolerated"
+        );
         assert!(keys().verify(&signed(claims(now - 60))).is_some());
     }
 
     #[test]
     fn token_without_iat_or_exp_is_rejected() {
         let (sub, org, now) = (AdminId::new(), OrgId::new(), now_secs());
-        assert!(keys().verify(&signed(serde_json::json!({"sub": sub, "org": org, "exp": now + 60}))).is_none());
-        assert!(keys().verify(&signed(serde_json::json!({"sub": sub, "org": org, "iat": now}))).is_none());
+        assert!(
+            keys()
+                .verify(&signed(serde_json::json!({"sub": sub, "org": org, "exp": now + 60})))
+                .is_none()
+        );
+        assert!(
+            keys()
+                .verify(&signed(serde_json::json!({"sub": sub, "org": org, "iat": now})))
+                .is_none()
+        );
     }
 }

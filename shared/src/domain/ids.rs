@@ -85,7 +85,11 @@ mod tests {
     fn only_the_hyphenated_form_parses() {
         assert_eq!(ID.parse::<TicketId>().unwrap().to_string(), ID);
         let upper = ID.to_ascii_uppercase();
-        assert_eq!(upper.parse::<TicketId>().unwrap().to_string(), ID, "hex digits in either case");
+        assert_eq!(
+            upper.parse::<TicketId>().unwrap().to_string(),
+            ID,
+            "hex digits in either case"
+        );
         for other in [
             format!("{{{ID}}}"),
             ID.replace('-', ""),
@@ -106,7 +110,10 @@ mod tests {
         let ok: AdminId = serde_json::from_value(serde_json::json!(ID)).unwrap();
         assert_eq!(serde_json::to_value(ok).unwrap(), serde_json::json!(ID));
         for other in [format!("{{{ID}}}"), ID.replace('-', ""), format!("urn:uuid:{ID}")] {
-            assert!(serde_json::from_value::<OrgId>(serde_json::json!(other)).is_err(), "{other}");
+            assert!(
+                serde_json::from_value::<OrgId>(serde_json::json!(other)).is_err(),
+                "{other}"
+            );
         }
         assert!(serde_json::from_value::<OrgId>(serde_json::json!(5)).is_err());
     }

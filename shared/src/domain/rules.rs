@@ -235,7 +235,10 @@ mod tests {
         ));
         assert_eq!(t, before);
         // Reopening first is the way.
-        assert_eq!(change_status(&mut t, Status::Open, at(4_000), DELAY).unwrap(), AutoClose::Unchanged);
+        assert_eq!(
+            change_status(&mut t, Status::Open, at(4_000), DELAY).unwrap(),
+            AutoClose::Unchanged
+        );
         assert!(change_status(&mut t, Status::Responded, at(5_000), DELAY).is_ok());
         assert_eq!(t.closed_at, None);
     }
@@ -250,7 +253,8 @@ mod tests {
             (Status::Responded, Status::Responded),
             (Status::Closed, Status::Closed),
         ] {
-            let (mut by_hand, mut direct) = (ticket(from), ticket(from));
+            let mut by_hand = ticket(from);
+            let mut direct = by_hand.clone();
             let effect = change_status(&mut by_hand, to, at(3_000), DELAY).unwrap();
             assert_eq!(effect, set_status(&mut direct, to, at(3_000), DELAY), "{from} -> {to}");
             assert_eq!(by_hand, direct);

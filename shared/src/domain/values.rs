@@ -19,9 +19,9 @@ impl Email {
         if s.len() > 254 {
             return Err(bad("longer than 254 characters"));
         }
-        if s.chars().any(|c| {
-            c.is_whitespace() || c.is_control() || is_format(c) || c == '<' || c == '>' || c == ','
-        }) {
+        if s.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || is_format(c) || c == '<' || c == '>' || c == ',')
+        {
             return Err(bad("contains a space or forbidden character"));
         }
         let (local, domain) = s.split_once('@').ok_or_else(|| bad("missing @"))?;
@@ -141,7 +141,10 @@ pub fn text(field: &str, raw: &str, max: usize) -> Result<String, Error> {
     let s = raw.trim().replace("\r\n", "\n");
     bounded(field, &s, max)?;
     if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(Error::invalid(field, "must not contain control characters other than newlines and tabs"));
+        return Err(Error::invalid(
+            field,
+            "must not contain control characters other than newlines and tabs",
+        ));
     }
     Ok(s)
 }
@@ -248,7 +251,12 @@ mod tests {
         ] {
             assert!(Email::parse("email", bad).is_err(), "{bad:?} was accepted");
         }
-        for good in ["a.b@x.example", "a+tag@x.example", "jos\u{E9}@x.example", "a_b-c@sub.x.example"] {
+        for good in [
+            "a.b@x.example",
+            "a+tag@x.example",
+            "jos\u{E9}@x.example",
+            "a_b-c@sub.x.example",
+        ] {
             assert!(Email::parse("email", good).is_ok(), "{good:?} was refused");
         }
     }
@@ -265,7 +273,13 @@ mod tests {
         for bad in ["127.0.0.1", "10.0.0.256", "x.123", "x.a", "x.1", "[::1]", "::1"] {
             assert!(Domain::parse("domain", bad).is_err(), "{bad:?} was accepted");
         }
-        for good in ["x.io", "a1.example2.com", "xn--80ak6aa92e.xn--p1ai", "123.example", "x.co"] {
+        for good in [
+            "x.io",
+            "a1.example2.com",
+            "xn--80ak6aa92e.xn--p1ai",
+            "123.example",
+            "x.co",
+        ] {
             assert!(Domain::parse("domain", good).is_ok(), "{good:?} was refused");
         }
     }
@@ -293,8 +307,15 @@ mod tests {
 
     #[test]
     fn single_line_text_refuses_line_breaks_controls_and_bidi_overrides() {
-        assert_eq!(line("title", "  Invoice wrong \u{1F600} ", 20).unwrap(), "Invoice wrong \u{1F600}");
-        assert_eq!(line("lastName", "\u{5D3}\u{5D5}\u{200F}", 20).unwrap(), "\u{5D3}\u{5D5}\u{200F}", "RLM mark is fine");
+        assert_eq!(
+            line("title", "  Invoice wrong \u{1F600} ", 20).unwrap(),
+            "Invoice wrong \u{1F600}"
+        );
+        assert_eq!(
+            line("lastName", "\u{5D3}\u{5D5}\u{200F}", 20).unwrap(),
+            "\u{5D3}\u{5D5}\u{200F}",
+            "RLM mark is fine"
+        );
         for bad in [
             "a\r\nBcc: x@evil.example",
             "a\nb",

@@ -142,9 +142,11 @@ pub fn check_query(query: Option<&str>, allowed: &[&str]) -> Result<(), Error> {
     let Some(query) = query.filter(|q| !q.is_empty()) else {
         return Ok(());
     };
-    let pairs = Query::<Vec<(String, String)>>::try_from_uri(&format!("/?{query}").parse().map_err(|_| {
-        Error::invalid("query", "could not be read")
-    })?)
+    let pairs = Query::<Vec<(String, String)>>::try_from_uri(
+        &format!("/?{query}")
+            .parse()
+            .map_err(|_| Error::invalid("query", "could not be read"))?,
+    )
     .map_err(|_| Error::invalid("query", "could not be read"))?
     .0;
     match pairs.into_iter().find(|(name, _)| !allowed.contains(&name.as_str())) {

@@ -171,7 +171,8 @@ pub fn is_plain_request_id(value: &HeaderValue) -> bool {
     let b = value.as_bytes();
     !b.is_empty()
         && b.len() <= MAX_REQUEST_ID
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 
 /// Removes a client request id that is not plain (or sent twice), so that a
@@ -192,7 +193,12 @@ mod tests {
 
     #[test]
     fn only_short_plain_request_ids_are_kept() {
-        for ok in ["abc", "0190f5c3-8a4e-7c12-9b3d-5e6f7a8b9c0d", "a.b_c-D9", &"x".repeat(64)] {
+        for ok in [
+            "abc",
+            "0190f5c3-8a4e-7c12-9b3d-5e6f7a8b9c0d",
+            "a.b_c-D9",
+            &"x".repeat(64),
+        ] {
             assert!(is_plain_request_id(&HeaderValue::from_str(ok).unwrap()), "{ok}");
         }
         for bad in ["", "a b", "a\tb", "a;b", "a\"b", "id=1", &"x".repeat(65)] {
@@ -206,7 +212,8 @@ mod tests {
         let with = |ids: &[&str]| {
             let mut req = Request::new(Body::empty());
             for id in ids {
-                req.headers_mut().append("x-request-id", HeaderValue::from_str(id).unwrap());
+                req.headers_mut()
+                    .append("x-request-id", HeaderValue::from_str(id).unwrap());
             }
             drop_unplain_request_id(req).headers().get("x-request-id").cloned()
         };

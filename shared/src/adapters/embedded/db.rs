@@ -183,7 +183,9 @@ mod tests {
     async fn a_new_database_and_its_wal_files_are_owner_only() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("t.db")).unwrap();
-        db.write(|tx| Ok(tx.execute_batch("CREATE TABLE probe (x)")?)).await.unwrap();
+        db.write(|tx| Ok(tx.execute_batch("CREATE TABLE probe (x)")?))
+            .await
+            .unwrap();
         assert_private(&db);
     }
 
@@ -199,7 +201,9 @@ mod tests {
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         }
         let db = Db::open(&path).unwrap();
-        db.write(|tx| Ok(tx.execute_batch("CREATE TABLE probe (x)")?)).await.unwrap();
+        db.write(|tx| Ok(tx.execute_batch("CREATE TABLE probe (x)")?))
+            .await
+            .unwrap();
         assert_private(&db);
     }
 }
