@@ -480,9 +480,11 @@ fn configuration_errors_are_one_line_and_exit_2() {
 async fn aws_backend_runs_on_local_defaults_with_no_ticketing_variables() {
     use reqwest::Method;
     std::env::var("AWS_ENDPOINT_URL").expect("needs moto: run ./scripts/test, which starts it");
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TICKETING_")) {
-        panic!("{k} is set: this test checks the defaults");
-    }
+    let set: Vec<String> = std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("TICKETING_"))
+        .collect();
+    assert!(set.is_empty(), "{set:?} set: this test checks the defaults");
     let dir = tempfile::tempdir().unwrap();
     let ticketd = Ticketd::spawn(dir.path(), &["--backend", "aws", "--create-aws-resources"]);
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -5,6 +5,7 @@ mod concurrency;
 mod errors;
 mod lifecycle;
 mod lists;
+mod probe;
 mod tenancy;
 mod walkthrough;
 
@@ -13,5 +14,6 @@ pub use concurrency::*;
 pub use errors::*;
 pub use lifecycle::*;
 pub use lists::*;
+pub use probe::*;
 pub use tenancy::*;
 pub use walkthrough::*;

@@ -10,4 +10,4 @@ mod values;
 pub use ids::{AdminId, OrgId, ResponseId, TicketId};
 pub use model::*;
 pub use time::Timestamp;
-pub use values::{Domain, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_NAME, MAX_TITLE, text};
+pub use values::{Domain, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_NAME, MAX_TITLE, header_line, line, text};
