@@ -292,7 +292,8 @@ pub async fn duplicate_json_keys_are_reported_by_name(set: &dyn AdapterSet) {
         let r = app
             .raw(Method::POST, "/auth/org/signup", &json_ct, Some(body.into_bytes()))
             .await;
-        assert_eq!(r.body["error"]["message"], "is given more than once", "{}", r.body);
+        let message = r.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("more than once"), "{}", r.body);
         r.expect_error(400, "invalid_request", Some(field));
     }
     let ticket = format!(

@@ -85,7 +85,7 @@ impl Endpoint {
         let allowed = self.query_params();
         self.bare_handler()
             .route_layer(middleware::from_fn(move |req: Request<Body>, next: Next| async move {
-                match extract::check_query(req.uri().query(), allowed) {
+                match extract::check_query(req.uri(), allowed) {
                     Ok(()) => next.run(req).await,
                     Err(e) => e.into_response(),
                 }
