@@ -1,4 +1,4 @@
-//! The HTTP contract of DESIGN.md, over a real socket, run against every adapter set.
+//! The HTTP contract of docs/ARCHITECTURE.md, over a real socket, run against every adapter set.
 
 mod cases;
 

@@ -1,4 +1,5 @@
-//! The embedded adapter set: SQLite store, outbox mailer, persistent close jobs.
+//! The embedded adapter set: SQLite store (behind a ticket cache), outbox
+//! mailer, persistent close jobs.
 
 mod cache;
 mod db;
