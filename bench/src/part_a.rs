@@ -1,9 +1,9 @@
 //! Part a, request cost: each ticketd route under closed-loop load, against a
 //! bare axum route measured the same way before and after.
 
+use crate::Args;
 use crate::common::{Org, field, new_org, post};
 use crate::load::{self, MakeRequest, Stats};
-use crate::Args;
 use reqwest::{Client, Method};
 use serde_json::json;
 use std::sync::Arc;
@@ -106,7 +106,11 @@ pub async fn run(args: &Args, client: &Client, base: &str) -> anyhow::Result<Req
         let (base, ids) = (base.to_owned(), ids.clone());
         Arc::new(move |i| {
             let body = json!({"message": format!("reply {i}")});
-            (Method::POST, format!("{base}/tickets/{}/respond", ids[i % ids.len()]), Some(body))
+            (
+                Method::POST,
+                format!("{base}/tickets/{}/respond", ids[i % ids.len()]),
+                Some(body),
+            )
         })
     };
     let plan: [(&'static str, bool, MakeRequest); 6] = [

@@ -35,8 +35,12 @@ pub async fn run(args: &Args, client: &Client, base: &str, server: &ticketd::Ser
     // and measure nothing more.
     let store = ticketing::adapters::embedded::SqliteStore::new(server.db.clone().context("embedded db")?);
     let t = Instant::now();
-    store.bulk_import_tickets(synthetic_tickets(&small, args.small)?).await?;
-    store.bulk_import_tickets(synthetic_tickets(&large, args.large)?).await?;
+    store
+        .bulk_import_tickets(synthetic_tickets(&small, args.small)?)
+        .await?;
+    store
+        .bulk_import_tickets(synthetic_tickets(&large, args.large)?)
+        .await?;
     eprintln!("   imported in {:.1}s", t.elapsed().as_secs_f64());
     let mut rows = Vec::new();
     for query in QUERIES {
@@ -67,7 +71,10 @@ pub async fn run(args: &Args, client: &Client, base: &str, server: &ticketd::Ser
             small: load::summarize(small_lat, 0, 0.0),
             large: load::summarize(large_lat, 0, 0.0),
         };
-        eprintln!("   {query}: p50 {:.3} ms vs {:.3} ms", row.small.p50_ms, row.large.p50_ms);
+        eprintln!(
+            "   {query}: p50 {:.3} ms vs {:.3} ms",
+            row.small.p50_ms, row.large.p50_ms
+        );
         rows.push(row);
     }
     Ok(rows)

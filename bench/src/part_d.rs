@@ -33,7 +33,10 @@ pub fn service_env(unique: &str) -> Vec<(&'static str, String)> {
             ENV_CLOSE_FUNCTION_ARN,
             "arn:aws:lambda:us-east-1:123456789012:function:close".into(),
         ),
-        (ENV_SCHEDULER_ROLE_ARN, "arn:aws:iam::123456789012:role/scheduler".into()),
+        (
+            ENV_SCHEDULER_ROLE_ARN,
+            "arn:aws:iam::123456789012:role/scheduler".into(),
+        ),
         (ENV_DEAD_LETTER_ARN, "arn:aws:sqs:us-east-1:123456789012:dlq".into()),
         (ENV_JWT_SECRET, JWT_SECRET.into()),
         (ENV_AUTO_CLOSE_AFTER, "30d".into()),

@@ -91,23 +91,63 @@ pub async fn run(args: &Args, client: &Client) -> anyhow::Result<Option<DynamoAc
     let domain = unique_domain("other");
     let (jwt, secret) = (org.jwt.as_str(), org.secret.as_str());
     let org_signup = json!({"name": "o", "domain": domain});
-    counted(&calls, e, "POST /auth/org/signup", post(client, format!("{base}/auth/org/signup"), None, org_signup)).await?;
+    counted(
+        &calls,
+        e,
+        "POST /auth/org/signup",
+        post(client, format!("{base}/auth/org/signup"), None, org_signup),
+    )
+    .await?;
     let email = format!("x@{domain}");
     let admin = json!({"firstName": "A", "lastName": "B", "email": email, "password": PASSWORD, "secret": secret});
-    counted(&calls, e, "POST /auth/admin/signup", post(client, format!("{base}/auth/admin/signup"), None, admin)).await?;
+    counted(
+        &calls,
+        e,
+        "POST /auth/admin/signup",
+        post(client, format!("{base}/auth/admin/signup"), None, admin),
+    )
+    .await?;
     let signin = json!({"email": email, "password": PASSWORD});
-    counted(&calls, e, "POST /auth/admin/signin", post(client, format!("{base}/auth/admin/signin"), None, signin)).await?;
+    counted(
+        &calls,
+        e,
+        "POST /auth/admin/signin",
+        post(client, format!("{base}/auth/admin/signin"), None, signin),
+    )
+    .await?;
     let ticket = json!({"title": "t", "description": "d", "addedBy": "c@example.org", "secret": secret});
-    let ticket = counted(&calls, e, "POST /tickets", post(client, format!("{base}/tickets"), None, ticket)).await?;
+    let ticket = counted(
+        &calls,
+        e,
+        "POST /tickets",
+        post(client, format!("{base}/tickets"), None, ticket),
+    )
+    .await?;
     let id = field(&ticket, "id")?;
-    counted(&calls, e, "GET /tickets/{id}", get(client, format!("{base}/tickets/{id}"), jwt)).await?;
+    counted(
+        &calls,
+        e,
+        "GET /tickets/{id}",
+        get(client, format!("{base}/tickets/{id}"), jwt),
+    )
+    .await?;
     let list = format!("{base}/tickets?status=OPEN&limit=50");
     counted(&calls, e, "GET /tickets?status=OPEN&limit=50", get(client, list, jwt)).await?;
     let update = post(client, format!("{base}/tickets/{id}"), Some(jwt), json!({"title": "u"}));
     counted(&calls, e, "POST /tickets/{id}", update).await?;
-    let respond = post(client, format!("{base}/tickets/{id}/respond"), Some(jwt), json!({"message": "m"}));
+    let respond = post(
+        client,
+        format!("{base}/tickets/{id}/respond"),
+        Some(jwt),
+        json!({"message": "m"}),
+    );
     counted(&calls, e, "POST /tickets/{id}/respond", respond).await?;
-    let close = post(client, format!("{base}/tickets/{id}/change_status"), Some(jwt), json!({"status": "CLOSED"}));
+    let close = post(
+        client,
+        format!("{base}/tickets/{id}/change_status"),
+        Some(jwt),
+        json!({"status": "CLOSED"}),
+    );
     counted(&calls, e, "POST /tickets/{id}/change_status", close).await?;
 
     let org_id: OrgId = org.id.parse()?;
@@ -130,7 +170,11 @@ pub async fn run(args: &Args, client: &Client) -> anyhow::Result<Option<DynamoAc
             .map(|(_, name)| name)
             .collect();
         filters.push(FilterRow {
-            filter: if names.is_empty() { "(none)".to_owned() } else { names.join(" + ") },
+            filter: if names.is_empty() {
+                "(none)".to_owned()
+            } else {
+                names.join(" + ")
+            },
             scanned: stats.scanned,
             count: stats.count,
             combined: mask.count_ones(),

@@ -150,7 +150,11 @@ pub fn render(args: &Args, results: &Results, previous_text: &str, took: Duratio
     let _ = writeln!(s, "- run time: {:.0} s (excluding compilation)", took.as_secs_f64());
     let _ = writeln!(s, "- parts measured in this run: {}", list(&measured));
     if !skipped.is_empty() {
-        let _ = writeln!(s, "- parts asked for but skipped (see the run's log): {}", list(&skipped));
+        let _ = writeln!(
+            s,
+            "- parts asked for but skipped (see the run's log): {}",
+            list(&skipped)
+        );
     }
     if !kept.is_empty() {
         let _ = writeln!(
@@ -263,7 +267,10 @@ fn part_c(c: &Signin, stamp: &str) -> String {
 fn part_d(args: &Args, rows: &[ColdStartRow], stamp: &str) -> String {
     let hello = rows.iter().find(|r| r.function == HELLO).map(|r| r.init_median);
     let mut s = String::new();
-    let _ = writeln!(s, "## d. Lambda cold start (x86-64 bootstraps, profile `lambda`)\n\n{stamp}");
+    let _ = writeln!(
+        s,
+        "## d. Lambda cold start (x86-64 bootstraps, profile `lambda`)\n\n{stamp}"
+    );
     let _ = writeln!(
         s,
         "Init = from spawning the bootstrap to its first `GET /2018-06-01/runtime/invocation/next` on an emulated Runtime API in this process; median of {} spawns. Zipped = cargo-lambda's `bootstrap.zip`.\n",
@@ -365,7 +372,10 @@ mod tests {
         let args = Args::parse_from(["bench", "--parts", "b"]);
         let text = render(&args, &Results::default(), OLD, Duration::from_secs(1));
         assert!(text.contains("- parts measured in this run: none\n"), "{text}");
-        assert!(text.contains("- parts asked for but skipped (see the run's log): b"), "{text}");
+        assert!(
+            text.contains("- parts asked for but skipped (see the run's log): b"),
+            "{text}"
+        );
         assert!(text.contains("- parts kept from the previous file, each stamped with the run that measured it: a, d"));
         assert!(text.find("## a.").unwrap() < text.find("## d.").unwrap());
         assert!(text.trim_end().ends_with("- a note"));

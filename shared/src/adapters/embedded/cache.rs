@@ -21,8 +21,8 @@
 
 use crate::auth::SecretHash;
 use crate::domain::{
-    Admin, AdminId, Delivery, Email, Org, OrgId, PageRequest, Response, ResponseId, SigninWindow, Ticket,
-    TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, Delivery, Email, Org, OrgId, PageRequest, Response, ResponseId, SigninWindow, Ticket, TicketFilter,
+    TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -69,9 +69,7 @@ struct Slot {
 
 fn weight((ticket, responses): &(Ticket, Vec<Response>)) -> usize {
     const ROW: usize = 256;
-    ROW + ticket.title.len()
-        + ticket.description.len()
-        + responses.iter().map(|r| ROW + r.message.len()).sum::<usize>()
+    ROW + ticket.title.len() + ticket.description.len() + responses.iter().map(|r| ROW + r.message.len()).sum::<usize>()
 }
 
 impl State {
@@ -258,17 +256,19 @@ impl<S: Store> Store for CachedStore<S> {
 
     async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response) -> StoreResult<()> {
         let (before, after, response) = (before.clone(), after.clone(), response.clone());
-        self.write(after.id, |s| async move {
-            s.add_response(&before, &after, &response).await
-        })
+        self.write(
+            after.id,
+            |s| async move { s.add_response(&before, &after, &response).await },
+        )
         .await
     }
 
     async fn set_delivery(&self, ticket: TicketId, response: ResponseId, delivery: &Delivery) -> StoreResult<()> {
         let delivery = delivery.clone();
-        self.write(ticket, |s| async move {
-            s.set_delivery(ticket, response, &delivery).await
-        })
+        self.write(
+            ticket,
+            |s| async move { s.set_delivery(ticket, response, &delivery).await },
+        )
         .await
     }
 
@@ -412,11 +412,19 @@ mod tests {
                 while !done.load(Ordering::SeqCst) {
                     let before = acked.lock().unwrap().clone();
                     let (ticket, responses) = desk.read(id).await;
-                    assert!(ticket.version >= before.version, "stale ticket {} < {}", ticket.version, before.version);
+                    assert!(
+                        ticket.version >= before.version,
+                        "stale ticket {} < {}",
+                        ticket.version,
+                        before.version
+                    );
                     let seen: HashSet<_> = responses.iter().map(|r| r.id).collect();
                     assert!(before.responses.is_subset(&seen), "an acknowledged response is missing");
                     for r in responses.iter().filter(|r| before.sent.contains(&r.id)) {
-                        assert!(matches!(r.delivery, Delivery::Sent { .. }), "an acknowledged delivery is missing");
+                        assert!(
+                            matches!(r.delivery, Delivery::Sent { .. }),
+                            "an acknowledged delivery is missing"
+                        );
                     }
                     reads += 1;
                     tokio::task::yield_now().await;
@@ -446,14 +454,18 @@ mod tests {
                                 created_at: Timestamp::now(),
                                 delivery: Delivery::Pending,
                             };
-                            desk.store.add_response(&before, &after, &response).await.map(|_| Some(response.id))
+                            desk.store
+                                .add_response(&before, &after, &response)
+                                .await
+                                .map(|_| Some(response.id))
                         };
                         match result {
                             Ok(response) => {
-                                let mut a = acked.lock().unwrap();
-                                a.version = a.version.max(after.version);
-                                a.responses.extend(response);
-                                drop(a);
+                                {
+                                    let mut a = acked.lock().unwrap();
+                                    a.version = a.version.max(after.version);
+                                    a.responses.extend(response);
+                                }
                                 if let Some(r) = response {
                                     let sent = Delivery::Sent {
                                         message_id: format!("m-{r}"),
