@@ -11,19 +11,12 @@ import json
 import sys
 
 import boto3
-import yaml
 
-
-class _CfnLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short-form tags (!Ref, !Sub, ...) kept as plain values."""
-
-
-_CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+from template_functions import load_template
 
 
 def main(endpoint, region, env_file):
-    with open("template.yaml") as f:
-        template = yaml.load(f, Loader=_CfnLoader)
+    template = load_template()
     with open(env_file) as f:
         env = json.load(f)["Parameters"]
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
