@@ -190,7 +190,10 @@ fn every_function_builds_from_the_functions_crate() {
     }
     let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
     assert!(manifest.contains("name = \"ticketing-functions\""));
-    assert!(!manifest.contains("embedded"), "the functions crate must not enable `embedded`");
+    assert!(
+        !manifest.contains("embedded"),
+        "the functions crate must not enable `embedded`"
+    );
 }
 
 /// In AWS the endpoint override is empty (the SDK's own endpoints); a local
@@ -215,22 +218,39 @@ fn the_local_env_file_sets_every_variable_the_template_declares_for_it() {
         .as_mapping()
         .unwrap();
     let env: serde_json::Value = serde_json::from_str(&repo_file("local.env.json")).expect("local.env.json is JSON");
-    let vars = env["Parameters"].as_object().expect("Parameters: variables for every function");
+    let vars = env["Parameters"]
+        .as_object()
+        .expect("Parameters: variables for every function");
     for name in vars.keys() {
-        assert!(declared.contains_key(name.as_str()), "local.env.json sets {name}, which template.yaml does not declare");
+        assert!(
+            declared.contains_key(name.as_str()),
+            "local.env.json sets {name}, which template.yaml does not declare"
+        );
     }
     for name in CONFIG_VARIABLES {
         let value = vars.get(name).and_then(|v| v.as_str()).unwrap_or_default();
         assert!(!value.is_empty(), "local.env.json sets no {name}");
     }
-    assert!(vars[aws::ENV_AWS_ENDPOINT_URL].as_str().unwrap().starts_with("http://host.docker.internal:"));
+    assert!(
+        vars[aws::ENV_AWS_ENDPOINT_URL]
+            .as_str()
+            .unwrap()
+            .starts_with("http://host.docker.internal:")
+    );
     let config = aws::AwsConfig::from_lookup(|k| vars.get(k).and_then(|v| v.as_str()).map(str::to_owned));
-    assert!(config.is_ok(), "local.env.json is not a valid config: {:?}", config.err());
+    assert!(
+        config.is_ok(),
+        "local.env.json is not a valid config: {:?}",
+        config.err()
+    );
 
     let samconfig = repo_file("samconfig.toml");
     let secret = vars[aws::ENV_JWT_SECRET].as_str().unwrap();
     let sender = vars[aws::ENV_MAIL_FROM].as_str().unwrap();
-    for section in ["[default.local_start_api.parameters]", "[default.local_invoke.parameters]"] {
+    for section in [
+        "[default.local_start_api.parameters]",
+        "[default.local_invoke.parameters]",
+    ] {
         let body = samconfig
             .split(section)
             .nth(1)
@@ -277,6 +297,9 @@ fn samconfig_builds_and_deploys_one_architecture_without_stale_flags() {
         "deploy must take the global Architecture: {deploy:?}"
     );
     for stale in ["beta_features", "cached"] {
-        assert!(!settings.iter().any(|l| l.starts_with(stale)), "samconfig.toml sets {stale}");
+        assert!(
+            !settings.iter().any(|l| l.starts_with(stale)),
+            "samconfig.toml sets {stale}"
+        );
     }
 }

@@ -58,6 +58,10 @@ pub const ENV_AUTO_CLOSE_AFTER: &str = "TICKETING_AUTO_CLOSE_AFTER";
 /// Optional: sign-in throttle (defaults: 5 failures per 15m).
 pub const ENV_SIGNIN_MAX_FAILURES: &str = "TICKETING_SIGNIN_MAX_FAILURES";
 pub const ENV_SIGNIN_WINDOW: &str = "TICKETING_SIGNIN_WINDOW";
+/// Optional: one endpoint for every AWS client, e.g. a local moto under
+/// `sam local`. Declared empty in template.yaml (AWS's own endpoints) so that
+/// `sam local --env-vars` can set it.
+pub const ENV_AWS_ENDPOINT_URL: &str = "TICKETING_AWS_ENDPOINT_URL";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -122,10 +126,18 @@ impl AwsConfig {
 }
 
 /// The SDK configuration: region, credentials and endpoint from the usual
-/// sources (`AWS_ENDPOINT_URL` points it at moto), with bounded timeouts and
-/// retries so a dead dependency is a quick 503, never a hang.
+/// sources (`AWS_ENDPOINT_URL` points it at moto, and so does a non-empty
+/// [`ENV_AWS_ENDPOINT_URL`]), with bounded timeouts and retries so a dead
+/// dependency is a quick 503, never a hang.
 pub async fn sdk_config() -> SdkConfig {
-    sdk_config_at(None).await
+    sdk_config_at(endpoint_override(|k| std::env::var(k).ok()).as_deref()).await
+}
+
+/// The [`ENV_AWS_ENDPOINT_URL`] override, if set to something.
+pub fn endpoint_override(get: impl Fn(&str) -> Option<String>) -> Option<String> {
+    get(ENV_AWS_ENDPOINT_URL)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 /// [`sdk_config`], with every service's endpoint overridden (a private moto).
@@ -298,6 +310,18 @@ mod tests {
                 .expect("fails");
             assert!(err.to_string().contains(missing), "{err}");
         }
+    }
+
+    #[test]
+    fn the_endpoint_override_applies_only_when_set_to_something() {
+        let with = |v: &'static str| move |k: &str| (k == ENV_AWS_ENDPOINT_URL).then(|| v.to_owned());
+        assert_eq!(endpoint_override(|_| None), None);
+        assert_eq!(endpoint_override(with("")), None);
+        assert_eq!(endpoint_override(with("  ")), None);
+        assert_eq!(
+            endpoint_override(with("http://host.docker.internal:5000")).as_deref(),
+            Some("http://host.docker.internal:5000")
+        );
     }
 
     #[test]
