@@ -41,6 +41,14 @@ macro_rules! contract_suite {
             case!(concurrent_creates_are_assigned_evenly_with_exact_counts);
             case!(concurrent_updates_are_applied_or_conflict_never_lost);
             case!(concurrent_signups_with_one_domain_or_email_create_exactly_one);
+            case!(single_line_fields_refuse_line_breaks_and_control_characters);
+            case!(client_request_ids_are_kept_only_when_short_and_plain);
+            case!(unknown_query_parameters_are_rejected_on_every_route);
+            case!(ids_are_accepted_only_in_the_canonical_uuid_form);
+            case!(duplicate_json_keys_are_reported_by_name);
+            case!(responded_by_hand_starts_the_wait_from_open_and_conflicts_from_closed);
+            case!(odd_emails_domains_and_blank_passwords_are_refused);
+            case!(tokens_not_yet_valid_or_issued_in_the_future_are_unauthorized);
         }
     };
 }

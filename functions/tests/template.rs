@@ -99,16 +99,7 @@ fn every_variable_the_config_reads_is_set_for_every_function() {
     let vars = t["Globals"]["Function"]["Environment"]["Variables"]
         .as_mapping()
         .unwrap();
-    for name in [
-        aws::ENV_TABLE,
-        aws::ENV_MAIL_FROM,
-        aws::ENV_SCHEDULE_GROUP,
-        aws::ENV_CLOSE_FUNCTION_ARN,
-        aws::ENV_SCHEDULER_ROLE_ARN,
-        aws::ENV_DEAD_LETTER_ARN,
-        aws::ENV_JWT_SECRET,
-        aws::ENV_AUTO_CLOSE_AFTER,
-    ] {
+    for name in CONFIG_VARIABLES {
         assert!(vars.contains_key(name), "Globals set no {name}");
     }
     assert_eq!(t["Parameters"]["JwtSecret"]["NoEcho"], true);
@@ -167,4 +158,148 @@ fn each_function_gets_only_the_permissions_it_uses() {
         .map(|s| s["Action"].as_str().unwrap())
         .collect();
     assert_eq!(role_actions, vec!["lambda:InvokeFunction", "sqs:SendMessage"]);
+}
+
+/// The config variables every function reads; a local run must give each one.
+const CONFIG_VARIABLES: [&str; 9] = [
+    aws::ENV_TABLE,
+    aws::ENV_MAIL_FROM,
+    aws::ENV_SCHEDULE_GROUP,
+    aws::ENV_CLOSE_FUNCTION_ARN,
+    aws::ENV_SCHEDULER_ROLE_ARN,
+    aws::ENV_DEAD_LETTER_ARN,
+    aws::ENV_JWT_SECRET,
+    aws::ENV_AUTO_CLOSE_AFTER,
+    aws::ENV_AWS_ENDPOINT_URL,
+];
+
+fn repo_file(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/../{name}", env!("CARGO_MANIFEST_DIR"))).expect(name)
+}
+
+/// `sam build` runs cargo-lambda in each function's CodeUri. From the
+/// workspace root, cargo unified features with ticketd and linked SQLite into
+/// every bootstrap; from this crate's directory it cannot.
+#[test]
+fn every_function_builds_from_the_functions_crate() {
+    let t = template();
+    assert_eq!(t["Globals"]["Function"]["CodeUri"], "functions");
+    for (name, f) in functions(&t) {
+        let own = &f["Properties"]["CodeUri"];
+        assert!(own.is_null() || *own == "functions", "{name} builds from {own:?}");
+    }
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    assert!(manifest.contains("name = \"ticketing-functions\""));
+    assert!(
+        !manifest.contains("embedded"),
+        "the functions crate must not enable `embedded`"
+    );
+}
+
+/// In AWS the endpoint override is empty (the SDK's own endpoints); a local
+/// run sets it, so it must be declared or `sam local --env-vars` ignores it.
+#[test]
+fn the_endpoint_override_is_declared_and_empty() {
+    let t = template();
+    assert_eq!(
+        t["Globals"]["Function"]["Environment"]["Variables"][aws::ENV_AWS_ENDPOINT_URL],
+        ""
+    );
+}
+
+/// local.env.json gives every variable a local run needs (the template's
+/// values name resources that only exist in a stack), only variables the
+/// template declares (sam local silently drops others), points at moto, and
+/// agrees with samconfig.toml's local parameter overrides.
+#[test]
+fn the_local_env_file_sets_every_variable_the_template_declares_for_it() {
+    let t = template();
+    let declared = t["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap();
+    let env: serde_json::Value = serde_json::from_str(&repo_file("local.env.json")).expect("local.env.json is JSON");
+    let vars = env["Parameters"]
+        .as_object()
+        .expect("Parameters: variables for every function");
+    for name in vars.keys() {
+        assert!(
+            declared.contains_key(name.as_str()),
+            "local.env.json sets {name}, which template.yaml does not declare"
+        );
+    }
+    for name in CONFIG_VARIABLES {
+        let value = vars.get(name).and_then(|v| v.as_str()).unwrap_or_default();
+        assert!(!value.is_empty(), "local.env.json sets no {name}");
+    }
+    assert!(
+        vars[aws::ENV_AWS_ENDPOINT_URL]
+            .as_str()
+            .unwrap()
+            .starts_with("http://host.docker.internal:")
+    );
+    let config = aws::AwsConfig::from_lookup(|k| vars.get(k).and_then(|v| v.as_str()).map(str::to_owned));
+    assert!(
+        config.is_ok(),
+        "local.env.json is not a valid config: {:?}",
+        config.err()
+    );
+
+    let samconfig = repo_file("samconfig.toml");
+    let secret = vars[aws::ENV_JWT_SECRET].as_str().unwrap();
+    let sender = vars[aws::ENV_MAIL_FROM].as_str().unwrap();
+    for section in [
+        "[default.local_start_api.parameters]",
+        "[default.local_invoke.parameters]",
+    ] {
+        let body = samconfig
+            .split(section)
+            .nth(1)
+            .unwrap_or_else(|| panic!("samconfig.toml has no {section}"));
+        let body = body.split("\n[").next().unwrap();
+        for want in [
+            "Architecture=x86_64".to_owned(),
+            format!("JwtSecret={secret}"),
+            format!("SenderEmail={sender}"),
+            "env_vars = \"local.env.json\"".to_owned(),
+            "host.docker.internal:host-gateway".to_owned(),
+        ] {
+            assert!(body.contains(&want), "{section} lacks {want}");
+        }
+    }
+}
+
+/// One Architecture for build and deploy (samconfig's global overrides, arm64
+/// by default); no stale beta flag; no SAM build cache (it hashes only
+/// functions/, so an edit in shared/ would ship a stale bootstrap).
+#[test]
+fn samconfig_builds_and_deploys_one_architecture_without_stale_flags() {
+    let samconfig = repo_file("samconfig.toml");
+    let settings: Vec<&str> = samconfig
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    let global = settings
+        .iter()
+        .skip_while(|l| **l != "[default.global.parameters]")
+        .take_while(|l| !l.starts_with("[default.validate"))
+        .find(|l| l.starts_with("parameter_overrides"))
+        .expect("global parameter_overrides");
+    assert!(global.contains("Architecture=arm64"), "{global}");
+    let deploy: Vec<&&str> = settings
+        .iter()
+        .skip_while(|l| **l != "[default.deploy.parameters]")
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .collect();
+    assert!(
+        !deploy.iter().any(|l| l.contains("Architecture")),
+        "deploy must take the global Architecture: {deploy:?}"
+    );
+    for stale in ["beta_features", "cached"] {
+        assert!(
+            !settings.iter().any(|l| l.starts_with(stale)),
+            "samconfig.toml sets {stale}"
+        );
+    }
 }

@@ -178,8 +178,7 @@ fn service_settings(config: &Config, jwt_secret: String, mail_from: String) -> s
 }
 
 async fn start_embedded(config: Config) -> anyhow::Result<Server> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    make_private_dir(&config.data_dir)?;
     let jwt_secret = match &config.jwt_secret {
         Some(s) => s.clone(),
         None => load_or_create_jwt_secret(&config.data_dir)?,
@@ -298,8 +297,31 @@ async fn wait_for(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-async fn health() -> Json<serde_json::Value> {
+/// Takes no query parameters: like every route, an unknown one is a 400.
+async fn health(_: http::extract::NoQuery) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Creates the data dir if needed and makes it owner-only (0700), whatever the
+/// umask and whatever mode an older version left: it holds the database (with
+/// password and secret hashes) and the JWT secret.
+fn make_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)
+            .with_context(|| format!("cannot read data dir {}", dir.display()))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode != 0o700 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot make data dir {} private (mode 0700)", dir.display()))?;
+            tracing::info!(dir = ?dir, was = format!("{mode:o}"), "data dir made private: mode 0700");
+        }
+    }
+    Ok(())
 }
 
 /// Reads the JWT secret kept in the data dir, or creates it (mode 0600).
@@ -347,6 +369,37 @@ mod tests {
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    /// The data dir, the database and its WAL files are owner-only, both when
+    /// ticketd creates them and when an earlier run left them readable.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn data_dir_and_database_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let set = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        let files = ["", "-wal", "-shm"].map(|s| dir.join(format!("{DB_FILE}{s}")));
+        for round in ["fresh", "left open by an earlier run"] {
+            let server = start(Config::new("127.0.0.1:0".parse().unwrap(), dir.clone()))
+                .await
+                .unwrap();
+            // While serving, the WAL files exist.
+            assert_eq!(mode(&dir), 0o700, "{round}: data dir");
+            for f in &files {
+                assert_eq!(mode(f), 0o600, "{round}: {}", f.display());
+            }
+            server.shutdown().await.unwrap();
+            set(&dir, 0o755);
+            for f in &files {
+                if !f.exists() {
+                    std::fs::write(f, b"").unwrap();
+                }
+                set(f, 0o644);
+            }
         }
     }
 }

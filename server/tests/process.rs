@@ -472,6 +472,55 @@ fn configuration_errors_are_one_line_and_exit_2() {
     }
 }
 
+/// `ticketd --backend aws` on a laptop needs no TICKETING_* variable: the
+/// table and schedule group have local defaults, the ARNs placeholders, and
+/// the JWT secret is generated into the data dir as on the embedded backend.
+#[cfg(feature = "aws")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_backend_runs_on_local_defaults_with_no_ticketing_variables() {
+    use reqwest::Method;
+    std::env::var("AWS_ENDPOINT_URL").expect("needs moto: run ./scripts/test, which starts it");
+    let set: Vec<String> = std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("TICKETING_"))
+        .collect();
+    assert!(set.is_empty(), "{set:?} set: this test checks the defaults");
+    let dir = tempfile::tempdir().unwrap();
+    let ticketd = Ticketd::spawn(dir.path(), &["--backend", "aws", "--create-aws-resources"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ticketd
+        .log()
+        .contains("DynamoDB table ticketing, schedule group ticketing-auto-close")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "start-up line names the defaults:\n{}",
+            ticketd.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let domain = format!("defaults-{}.example.com", std::process::id());
+    let (s, org) = call(
+        &ticketd.base,
+        Method::POST,
+        "/auth/org/signup",
+        &[],
+        Some(json!({"name": "Local", "domain": domain})),
+    )
+    .await;
+    assert_eq!(s, 201, "{org}");
+    let (s, t) = call(
+        &ticketd.base,
+        Method::POST,
+        "/tickets",
+        &[("x-api-key", org["secret"].as_str().unwrap())],
+        Some(json!({"title": "t", "description": "d", "addedBy": "c@example.org"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{t}");
+    assert!(dir.path().join("jwt-secret").exists(), "a generated JWT secret");
+}
+
 /// Behind a proxy named by `--trusted-proxies`, sign-in throttling counts per
 /// the client in `X-Forwarded-For`: one forwarded client guessing is locked
 /// out while another, through the same proxy, signs in. Without the flag the

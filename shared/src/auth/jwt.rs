@@ -7,6 +7,11 @@ use std::time::Duration;
 
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 3600);
 
+/// How far in the future a token's `iat` may be: we issue every token
+/// ourselves, from clocks kept by NTP to well under a second, so a minute only
+/// absorbs a badly drifting host. A later `iat` is a forgery or a broken clock.
+pub const MAX_IAT_AHEAD_SECS: i64 = 60;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// The admin.
@@ -38,6 +43,9 @@ impl JwtKeys {
         // Pinned to HS256: a token naming any other algorithm (or none) is rejected.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
+        // `nbf` is checked when the token carries one (we never set it), with
+        // the same leeway; the library has no `iat` check: see [`JwtKeys::verify`].
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -60,11 +68,13 @@ impl JwtKeys {
         (token, Timestamp::from_millis(claims.exp * 1000))
     }
 
-    /// `None` for anything but a well-formed, unexpired HS256 token signed with our key.
+    /// `None` for anything but a well-formed HS256 token signed with our key,
+    /// unexpired, not before its `nbf`, and not issued in the future.
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        decode::<Claims>(token, &self.decoding, &self.validation)
-            .ok()
-            .map(|data| data.claims)
+        let claims = decode::<Claims>(token, &self.decoding, &self.validation).ok()?.claims;
+        // The same clock the library checks `exp` and `nbf` against.
+        let now = i64::try_from(jsonwebtoken::get_current_timestamp()).ok()?;
+        (claims.iat <= now + MAX_IAT_AHEAD_SECS).then_some(claims)
     }
 }
 
@@ -162,5 +172,56 @@ mod tests {
         )
         .unwrap();
         assert!(keys().verify(&token).is_none());
+    }
+
+    fn signed(payload: serde_json::Value) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            &payload,
+            &EncodingKey::from_secret(b"test-secret-test-secret-test-secret"),
+        )
+        .unwrap()
+    }
+
+    fn now_secs() -> i64 {
+        Timestamp::now().millis() / 1000
+    }
+
+    #[test]
+    fn token_before_its_nbf_is_rejected_and_after_it_accepted() {
+        let (sub, org, now) = (AdminId::new(), OrgId::new(), now_secs());
+        let claims = |nbf: i64| serde_json::json!({"sub": sub, "org": org, "iat": now, "exp": now + 3600, "nbf": nbf});
+        assert!(keys().verify(&signed(claims(now + 600))).is_none(), "not valid yet");
+        let ok = keys().verify(&signed(claims(now - 10))).unwrap();
+        assert_eq!((ok.sub, ok.org), (sub, org));
+        assert!(keys().verify(&signed(claims(now))).is_some());
+    }
+
+    #[test]
+    fn token_issued_in_the_future_is_rejected_beyond_a_minute_of_skew() {
+        let (sub, org, now) = (AdminId::new(), OrgId::new(), now_secs());
+        let claims = |iat: i64| serde_json::json!({"sub": sub, "org": org, "iat": iat, "exp": iat + 3600});
+        assert!(keys().verify(&signed(claims(now + 3600))).is_none(), "an hour ahead");
+        assert!(keys().verify(&signed(claims(now + MAX_IAT_AHEAD_SECS + 30))).is_none());
+        assert!(
+            keys().verify(&signed(claims(now + 20))).is_some(),
+            "small skew is tolerated"
+        );
+        assert!(keys().verify(&signed(claims(now - 60))).is_some());
+    }
+
+    #[test]
+    fn token_without_iat_or_exp_is_rejected() {
+        let (sub, org, now) = (AdminId::new(), OrgId::new(), now_secs());
+        assert!(
+            keys()
+                .verify(&signed(serde_json::json!({"sub": sub, "org": org, "exp": now + 60})))
+                .is_none()
+        );
+        assert!(
+            keys()
+                .verify(&signed(serde_json::json!({"sub": sub, "org": org, "iat": now})))
+                .is_none()
+        );
     }
 }

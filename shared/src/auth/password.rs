@@ -27,6 +27,11 @@ pub fn check_password_rules(field: &str, password: &str) -> Result<(), Error> {
             format!("must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"),
         ));
     }
+    // Spaces inside a passphrase are fine; a password of nothing but
+    // whitespace is a mistake (or a form that sent its padding).
+    if password.chars().all(char::is_whitespace) {
+        return Err(Error::invalid(field, "must not be only spaces"));
+    }
     Ok(())
 }
 
@@ -96,5 +101,17 @@ mod tests {
         assert!(check_password_rules("password", "12345678").is_ok());
         assert!(check_password_rules("password", &"x".repeat(128)).is_ok());
         assert!(check_password_rules("password", &"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn all_whitespace_passwords_are_refused_but_passphrases_are_fine() {
+        for blank in [" ".repeat(8), "\t".repeat(9), " \u{A0} \u{3000}    ".to_owned()] {
+            match check_password_rules("password", &blank) {
+                Err(Error::Invalid { field, .. }) => assert_eq!(field, "password"),
+                other => panic!("{blank:?} gave {other:?}"),
+            }
+        }
+        assert!(check_password_rules("password", "correct horse battery").is_ok());
+        assert!(check_password_rules("password", "  spaced  ").is_ok());
     }
 }

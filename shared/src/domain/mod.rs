@@ -12,4 +12,4 @@ pub use client::{ClientId, ThrottleKey};
 pub use ids::{AdminId, OrgId, ResponseId, TicketId};
 pub use model::*;
 pub use time::Timestamp;
-pub use values::{Domain, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_NAME, MAX_TITLE, text};
+pub use values::{Domain, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_NAME, MAX_TITLE, header_line, line, text};

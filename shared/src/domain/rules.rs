@@ -3,6 +3,7 @@
 use super::ids::{AdminId, TicketId};
 use super::model::{AdminLoad, CloseJob, Status, Ticket};
 use super::time::Timestamp;
+use crate::error::Error;
 use std::time::Duration;
 
 /// What a change does to the ticket's pending auto-close.
@@ -23,6 +24,25 @@ pub fn set_status(ticket: &mut Ticket, to: Status, now: Timestamp, auto_close_af
         return AutoClose::Unchanged;
     }
     enter(ticket, to, now, auto_close_after)
+}
+
+/// A status change an admin asks for (`change_status`, or `status` in an
+/// update). Setting RESPONDED by hand means "the customer was answered outside
+/// this API; wait for them": from OPEN it starts the auto-close as a response
+/// does (no email: there is no message to send); from CLOSED it is a conflict,
+/// as responding to a CLOSED ticket is: reopen it first. Other moves are free.
+pub fn change_status(
+    ticket: &mut Ticket,
+    to: Status,
+    now: Timestamp,
+    auto_close_after: Duration,
+) -> Result<AutoClose, Error> {
+    if to == Status::Responded && ticket.status == Status::Closed {
+        return Err(Error::Conflict(
+            "the ticket is CLOSED; reopen it (status OPEN) before marking it RESPONDED".into(),
+        ));
+    }
+    Ok(set_status(ticket, to, now, auto_close_after))
 }
 
 /// A response always restamps `respondedAt`: the customer gets the full delay
@@ -197,12 +217,48 @@ mod tests {
     }
 
     #[test]
-    fn reopening_to_responded_from_closed_clears_closed_at() {
+    fn marking_an_open_ticket_responded_by_hand_starts_the_auto_close() {
+        let mut t = ticket(Status::Open);
+        let effect = change_status(&mut t, Status::Responded, at(3_000), DELAY).unwrap();
+        assert!(matches!(effect, AutoClose::Schedule(job) if job.due_at == at(3_000).plus(DELAY)));
+        assert_eq!((t.status, t.responded_at), (Status::Responded, Some(at(3_000))));
+    }
+
+    #[test]
+    fn marking_a_closed_ticket_responded_is_a_conflict_and_changes_nothing() {
         let mut t = ticket(Status::Closed);
         t.closed_at = Some(at(2_000));
-        set_status(&mut t, Status::Responded, at(3_000), DELAY);
+        let before = t.clone();
+        assert!(matches!(
+            change_status(&mut t, Status::Responded, at(3_000), DELAY),
+            Err(Error::Conflict(_))
+        ));
+        assert_eq!(t, before);
+        // Reopening first is the way.
+        assert_eq!(
+            change_status(&mut t, Status::Open, at(4_000), DELAY).unwrap(),
+            AutoClose::Unchanged
+        );
+        assert!(change_status(&mut t, Status::Responded, at(5_000), DELAY).is_ok());
         assert_eq!(t.closed_at, None);
-        assert!(t.auto_close_at.is_some());
+    }
+
+    #[test]
+    fn other_changes_by_hand_follow_set_status() {
+        for (from, to) in [
+            (Status::Open, Status::Closed),
+            (Status::Closed, Status::Open),
+            (Status::Responded, Status::Open),
+            (Status::Responded, Status::Closed),
+            (Status::Responded, Status::Responded),
+            (Status::Closed, Status::Closed),
+        ] {
+            let mut by_hand = ticket(from);
+            let mut direct = by_hand.clone();
+            let effect = change_status(&mut by_hand, to, at(3_000), DELAY).unwrap();
+            assert_eq!(effect, set_status(&mut direct, to, at(3_000), DELAY), "{from} -> {to}");
+            assert_eq!(by_hand, direct);
+        }
     }
 
     #[test]

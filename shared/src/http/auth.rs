@@ -4,7 +4,7 @@
 use super::client_ip::Client;
 use super::extract::{ApiJson, org_secret};
 use crate::auth::password;
-use crate::domain::{Admin, Domain, Email, MAX_NAME, OrgId, Timestamp, text};
+use crate::domain::{Admin, Domain, Email, MAX_NAME, OrgId, Timestamp, line};
 use crate::error::Result;
 use crate::service::{NewAdmin, NewOrg, Service, Signin};
 use axum::Json;
@@ -22,7 +22,7 @@ pub struct OrgSignupBody {
 impl OrgSignupBody {
     fn command(self) -> Result<NewOrg> {
         Ok(NewOrg {
-            name: text("name", &self.name, MAX_NAME)?,
+            name: line("name", &self.name, MAX_NAME)?,
             domain: Domain::parse("domain", &self.domain)?,
         })
     }
@@ -73,8 +73,8 @@ impl AdminSignupBody {
     fn command(self) -> Result<NewAdmin> {
         password::check_password_rules("password", &self.password)?;
         Ok(NewAdmin {
-            first_name: text("firstName", &self.first_name, MAX_NAME)?,
-            last_name: text("lastName", &self.last_name, MAX_NAME)?,
+            first_name: line("firstName", &self.first_name, MAX_NAME)?,
+            last_name: line("lastName", &self.last_name, MAX_NAME)?,
             email: Email::parse("email", &self.email)?,
             password: self.password,
             available: self.available.unwrap_or(true),

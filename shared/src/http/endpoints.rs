@@ -1,9 +1,12 @@
 //! The endpoints of the contract: method, path and Lambda function of each,
 //! and the handler (in its area's module) that serves it.
 
-use super::{auth, tickets};
+use super::{auth, extract, tickets};
 use crate::service::Service;
-use axum::http::Method;
+use axum::body::Body;
+use axum::http::{Method, Request};
+use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, get, post};
 
 /// The endpoints of the contract.
@@ -68,7 +71,28 @@ impl Endpoint {
         }
     }
 
+    /// The query parameters the endpoint takes; any other is a 400 naming it.
+    pub fn query_params(self) -> &'static [&'static str] {
+        match self {
+            Endpoint::ListTickets => &["adminEmail", "status", "customerEmail", "limit", "cursor"],
+            _ => &[],
+        }
+    }
+
+    /// The handler, behind the check of its query parameters: one check for
+    /// every endpoint, before authentication and the body are looked at.
     pub(super) fn handler(self) -> MethodRouter<Service> {
+        let allowed = self.query_params();
+        self.bare_handler()
+            .route_layer(middleware::from_fn(move |req: Request<Body>, next: Next| async move {
+                match extract::check_query(req.uri(), allowed) {
+                    Ok(()) => next.run(req).await,
+                    Err(e) => e.into_response(),
+                }
+            }))
+    }
+
+    fn bare_handler(self) -> MethodRouter<Service> {
         match self {
             Endpoint::OrgSignup => post(auth::org_signup),
             Endpoint::AdminSignup => post(auth::admin_signup),

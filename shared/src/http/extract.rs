@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::service::Service;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::{HeaderMap, StatusCode, header, request::Parts};
+use axum::http::{HeaderMap, StatusCode, Uri, header, request::Parts};
 use serde::de::DeserializeOwned;
 
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -73,6 +73,8 @@ fn json_error(err: serde_path_to_error::Error<serde_json::Error>) -> Error {
             };
             if let Some(name) = backticked(&msg, "missing field `") {
                 Error::invalid(join(name), "is required")
+            } else if let Some(name) = backticked(&msg, "duplicate field `") {
+                Error::invalid(join(name), "is given more than once")
             } else if let Some(name) = backticked(&msg, "unknown field `") {
                 // The path already ends at the unknown field.
                 Error::invalid(if path == "." { name.to_owned() } else { path }, "is not a known field")
@@ -131,6 +133,35 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                     _ => Error::invalid("query", detail.to_owned()),
                 }
             })
+    }
+}
+
+/// Checks that every query parameter is one of `allowed`: the contract rejects
+/// unknown parameters rather than ignoring them, on routes that take none too.
+pub fn check_query(uri: &Uri, allowed: &[&str]) -> Result<(), Error> {
+    if uri.query().is_none_or(str::is_empty) {
+        return Ok(());
+    }
+    let Query(pairs) =
+        Query::<Vec<(String, String)>>::try_from_uri(uri).map_err(|_| Error::invalid("query", "could not be read"))?;
+    match pairs.into_iter().find(|(name, _)| !allowed.contains(&name.as_str())) {
+        None => Ok(()),
+        // A long name is not echoed back.
+        Some((name, _)) if name.is_empty() || name.chars().count() > 64 => {
+            Err(Error::invalid("query", "holds an unknown query parameter"))
+        }
+        Some((name, _)) => Err(Error::invalid(name, "is not a known query parameter")),
+    }
+}
+
+/// For routes that take no query parameters at all (`/health`).
+pub struct NoQuery;
+
+impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
+        check_query(&parts.uri, &[]).map(|()| NoQuery)
     }
 }
 
@@ -196,5 +227,34 @@ mod tests {
         assert_eq!(field_of(r#"[1]"#), "body");
         assert_eq!(field_of(r#"{"title": "x"} trailing"#), "body");
         assert_eq!(field_of(""), "body");
+    }
+
+    #[test]
+    fn a_duplicate_key_is_named_as_such() {
+        match parse_json::<Body>(br#"{"title": "a", "title": "b"}"#) {
+            Err(Error::Invalid { field, message }) => {
+                assert_eq!((field.as_str(), message.as_str()), ("title", "is given more than once"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(field_of(r#"{"title": "a", "count": 1, "count": 2}"#), "count");
+    }
+
+    #[test]
+    fn unknown_query_parameters_are_named() {
+        let allowed = ["limit", "status"];
+        let check = |q: &str, allowed: &[&str]| check_query(&q.parse::<Uri>().unwrap(), allowed);
+        assert!(check("/tickets", &allowed).is_ok());
+        assert!(check("/tickets?", &allowed).is_ok());
+        assert!(check("/tickets?limit=5&status=OPEN&limit=", &allowed).is_ok());
+        let field = |q: &str, allowed: &[&str]| match check(&format!("/tickets?{q}"), allowed) {
+            Err(Error::Invalid { field, .. }) => field,
+            other => panic!("{q}: {other:?}"),
+        };
+        assert_eq!(field("limit=5&debug=1", &allowed), "debug");
+        assert_eq!(field("x", &[]), "x");
+        assert_eq!(field("fields%5B%5D=a", &[]), "fields[]");
+        assert_eq!(field("=1", &[]), "query");
+        assert_eq!(field(&format!("{}=1", "n".repeat(65)), &[]), "query");
     }
 }

@@ -12,8 +12,9 @@ pub use endpoints::Endpoint;
 
 use crate::service::Service;
 use axum::Router;
+use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderValue, Request, StatusCode};
 use axum::response::IntoResponse;
 use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -49,7 +50,8 @@ pub fn finish(routes: Router<Service>, service: Service) -> Router {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("-");
                     // The path only: query strings may carry customer emails.
-                    tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+                    // Debug-escaped: a path may hold any non-ASCII character.
+                    tracing::info_span!("request", id = %id, method = %req.method(), path = ?req.uri().path())
                 })
                 .on_response(
                     DefaultOnResponse::new()
@@ -59,7 +61,70 @@ pub fn finish(routes: Router<Service>, service: Service) -> Router {
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(tower::util::MapRequestLayer::new(drop_unplain_request_id))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             crate::Error::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
+}
+
+/// The longest client `X-Request-Id` kept (a UUID is 36 characters).
+pub const MAX_REQUEST_ID: usize = 64;
+
+/// Whether a client's request id is kept: short, and only `[A-Za-z0-9._-]`, so
+/// it is safe to echo in a header and to write in a log line as it is.
+pub fn is_plain_request_id(value: &HeaderValue) -> bool {
+    let b = value.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_REQUEST_ID
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+/// Removes a client request id that is not plain (or sent twice), so that a
+/// fresh UUID takes its place.
+fn drop_unplain_request_id(mut req: Request<Body>) -> Request<Body> {
+    let values = req.headers().get_all("x-request-id");
+    let mut iter = values.iter();
+    let keep = matches!((iter.next(), iter.next()), (Some(v), None) if is_plain_request_id(v));
+    if !keep {
+        req.headers_mut().remove("x-request-id");
+    }
+    req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_short_plain_request_ids_are_kept() {
+        for ok in [
+            "abc",
+            "0190f5c3-8a4e-7c12-9b3d-5e6f7a8b9c0d",
+            "a.b_c-D9",
+            &"x".repeat(64),
+        ] {
+            assert!(is_plain_request_id(&HeaderValue::from_str(ok).unwrap()), "{ok}");
+        }
+        for bad in ["", "a b", "a\tb", "a;b", "a\"b", "id=1", &"x".repeat(65)] {
+            assert!(!is_plain_request_id(&HeaderValue::from_str(bad).unwrap()), "{bad:?}");
+        }
+        assert!(!is_plain_request_id(&HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap()));
+    }
+
+    #[test]
+    fn an_unplain_or_repeated_request_id_is_dropped() {
+        let with = |ids: &[&str]| {
+            let mut req = Request::new(Body::empty());
+            for id in ids {
+                req.headers_mut()
+                    .append("x-request-id", HeaderValue::from_str(id).unwrap());
+            }
+            drop_unplain_request_id(req).headers().get("x-request-id").cloned()
+        };
+        assert_eq!(with(&["abc-1"]), Some(HeaderValue::from_static("abc-1")));
+        assert_eq!(with(&["a b"]), None);
+        assert_eq!(with(&["abc", "def"]), None);
+        assert_eq!(with(&[]), None);
+    }
 }

@@ -3,7 +3,9 @@
 //! command, naming the field on failure, before the service sees it.
 
 use super::extract::{AdminAuth, ApiJson, ApiQuery, TicketIdPath, org_secret};
-use crate::domain::{AdminId, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_TITLE, OrgId, Response, Status, Ticket, text};
+use crate::domain::{
+    AdminId, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_TITLE, OrgId, Response, Status, Ticket, line, text,
+};
 use crate::error::{Error, Result};
 use crate::service::{DEFAULT_PAGE, ListQuery, MAX_PAGE, NewTicket, Service, TicketPatch};
 use axum::Json;
@@ -24,7 +26,7 @@ pub struct CreateTicketBody {
 impl CreateTicketBody {
     fn command(self) -> Result<NewTicket> {
         Ok(NewTicket {
-            title: text("title", &self.title, MAX_TITLE)?,
+            title: line("title", &self.title, MAX_TITLE)?,
             description: text("description", &self.description, MAX_DESCRIPTION)?,
             added_by: Email::parse("addedBy", &self.added_by)?,
         })
@@ -182,7 +184,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> std::result:
 impl UpdateTicketBody {
     fn command(self) -> Result<TicketPatch> {
         let patch = TicketPatch {
-            title: self.title.as_deref().map(|t| text("title", t, MAX_TITLE)).transpose()?,
+            title: self.title.as_deref().map(|t| line("title", t, MAX_TITLE)).transpose()?,
             description: self
                 .description
                 .as_deref()

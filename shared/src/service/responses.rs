@@ -4,7 +4,7 @@
 use super::{CONCURRENT_CHANGE, Service, conflict_as};
 use crate::auth::Claims;
 use crate::domain::duration::format_duration;
-use crate::domain::{Delivery, Mail, Response, ResponseId, Status, Ticket, TicketId, rules};
+use crate::domain::{Delivery, Mail, Response, ResponseId, Status, Ticket, TicketId, header_line, rules};
 use crate::error::{Error, Result};
 
 impl Service {
@@ -64,7 +64,8 @@ impl Service {
         Mail {
             to: ticket.added_by.clone(),
             from: self.config.mail_from.clone(),
-            subject: format!("Re: {} [ticket {}]", ticket.title, ticket.id),
+            // Header-safe whatever the title holds (titles are single-line already).
+            subject: header_line(&format!("Re: {} [ticket {}]", ticket.title, ticket.id)),
             text: format!(
                 "{}\n\n--\nTicket {}: \"{}\" is now {}.\nIf this resolves your request there is nothing more to do; \
                  otherwise reply within {} and we will pick it up.\n",

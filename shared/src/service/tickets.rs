@@ -78,7 +78,7 @@ impl Service {
             after.admin_id = a;
         }
         let effect = match patch.status {
-            Some(s) => rules::set_status(&mut after, s, now, self.config.auto_close_after),
+            Some(s) => rules::change_status(&mut after, s, now, self.config.auto_close_after)?,
             None => AutoClose::Unchanged,
         };
         if after == before {

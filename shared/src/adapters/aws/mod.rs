@@ -21,7 +21,7 @@ pub use dynamo::DynamoStore;
 pub use dynamo_lists::QueryStats;
 pub use resources::create_missing_resources;
 pub use scheduler::{CloseEvent, EventBridgeScheduler, at_expression, schedule_name};
-pub use sdk::{DEFAULT_CALL_TIMEOUT, ROOTS, sdk_config, sdk_config_at};
+pub use sdk::{DEFAULT_CALL_TIMEOUT, ROOTS, endpoint_override, sdk_config, sdk_config_at};
 pub use ses::SesMailer;
 pub use settings::*;
 

@@ -1,7 +1,7 @@
 //! The AWS SDK's shared configuration: bounded timeouts and retries, and an
 //! HTTPS client that trusts only the roots AWS endpoints chain to.
 
-use super::settings::{ENV_AWS_TIMEOUT, ENV_TLS_NATIVE_ROOTS};
+use super::settings::{ENV_AWS_ENDPOINT_URL, ENV_AWS_TIMEOUT, ENV_TLS_NATIVE_ROOTS};
 use crate::domain::duration::parse_duration;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig, retry::RetryConfig};
@@ -24,10 +24,18 @@ pub const ROOTS: [(&str, &[u8]); 5] = [
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// The SDK configuration: region, credentials and endpoint from the usual
-/// sources (`AWS_ENDPOINT_URL` points it at moto), with bounded timeouts and
-/// retries so a dead dependency is a quick 503, never a hang.
+/// sources (`AWS_ENDPOINT_URL` points it at moto, and so does a non-empty
+/// [`ENV_AWS_ENDPOINT_URL`]), with bounded timeouts and retries so a dead
+/// dependency is a quick 503, never a hang.
 pub async fn sdk_config() -> SdkConfig {
-    sdk_config_at(None).await
+    sdk_config_at(endpoint_override(|k| std::env::var(k).ok()).as_deref()).await
+}
+
+/// The [`ENV_AWS_ENDPOINT_URL`] override, if set to something.
+pub fn endpoint_override(get: impl Fn(&str) -> Option<String>) -> Option<String> {
+    get(ENV_AWS_ENDPOINT_URL)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 /// [`sdk_config`], with every service's endpoint overridden (a private moto).
@@ -81,7 +89,20 @@ fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
 
 #[cfg(test)]
 mod tests {
+    use super::{ENV_AWS_ENDPOINT_URL, endpoint_override};
     use base64::Engine;
+
+    #[test]
+    fn the_endpoint_override_applies_only_when_set_to_something() {
+        let with = |v: &'static str| move |k: &str| (k == ENV_AWS_ENDPOINT_URL).then(|| v.to_owned());
+        assert_eq!(endpoint_override(|_| None), None);
+        assert_eq!(endpoint_override(with("")), None);
+        assert_eq!(endpoint_override(with("  ")), None);
+        assert_eq!(
+            endpoint_override(with("http://host.docker.internal:5000")).as_deref(),
+            Some("http://host.docker.internal:5000")
+        );
+    }
 
     /// Every compiled-in root is a well-formed certificate (a bad one would
     /// only show as failed TLS handshakes against real AWS), and every file in

@@ -57,7 +57,7 @@ impl Mailer for SesMailer {
                 }
                 MailError(reason)
             })?;
-        tracing::info!(message_id = out.message_id(), to = %mail.to, subject = %mail.subject, "mail sent with SES");
+        tracing::info!(message_id = out.message_id(), to = %mail.to, subject = ?mail.subject, "mail sent with SES");
         Ok(out.message_id().to_owned())
     }
 }

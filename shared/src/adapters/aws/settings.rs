@@ -39,6 +39,10 @@ pub const ENV_AUTO_CLOSE_AFTER: &str = "TICKETING_AUTO_CLOSE_AFTER";
 pub const ENV_SIGNIN_MAX_FAILURES: &str = "TICKETING_SIGNIN_MAX_FAILURES";
 pub const ENV_SIGNIN_MAX_CLIENT_FAILURES: &str = "TICKETING_SIGNIN_MAX_CLIENT_FAILURES";
 pub const ENV_SIGNIN_WINDOW: &str = "TICKETING_SIGNIN_WINDOW";
+/// Optional: one endpoint for every AWS client, e.g. a local moto under
+/// `sam local`. Declared empty in template.yaml (AWS's own endpoints) so that
+/// `sam local --env-vars` can set it.
+pub const ENV_AWS_ENDPOINT_URL: &str = "TICKETING_AWS_ENDPOINT_URL";
 /// Optional: the time budget of one AWS call, e.g. `4s` (see `sdk`).
 pub const ENV_AWS_TIMEOUT: &str = "TICKETING_AWS_TIMEOUT";
 /// Optional: `true` trusts the system's CA bundle instead of the compiled-in AWS roots (see `sdk`).

@@ -49,8 +49,10 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 impl Db {
-    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    /// Opens (creating if needed) the database at `path` and applies pending
+    /// migrations. The files are made owner-only first: see [`make_private`].
     pub fn open(path: &Path) -> anyhow::Result<Arc<Self>> {
+        make_private(path)?;
         let mut writer = open_connection(path)?;
         migrate(&mut writer)?;
         Ok(Arc::new(Self {
@@ -110,6 +112,49 @@ impl Db {
     }
 }
 
+/// The database holds password and secret hashes and every ticket, so it is
+/// owner-only (0600) whatever the umask. SQLite creates `-wal` and `-shm` with
+/// the main file's mode (it copies it, then `fchmod`s past the umask), so
+/// creating the main file 0600 before SQLite first opens it covers all three;
+/// files left with wider modes by an older version are narrowed here too.
+fn make_private(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use anyhow::Context;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        for file in sqlite_files(path) {
+            match std::fs::metadata(&file) {
+                Ok(m) if m.permissions().mode() & 0o777 != 0o600 => {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                        .with_context(|| format!("cannot make {} private (mode 0600)", file.display()))?;
+                    tracing::warn!(file = ?file, was = format!("{:o}", m.permissions().mode() & 0o777), "database file was readable by others: now mode 0600");
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The database file and the two SQLite keeps beside it in WAL mode.
+fn sqlite_files(path: &Path) -> [PathBuf; 3] {
+    let with = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    [path.to_owned(), with("-wal"), with("-shm")]
+}
+
 /// Applies pending migrations, each in its own transaction. Foreign keys are
 /// off meanwhile, as SQLite prescribes for rebuilding a referenced table
 /// (migration 3 rebuilds `admins`); each migration is checked against them
@@ -140,8 +185,54 @@ fn apply_migrations(conn: &mut Connection, applied: usize) -> anyhow::Result<()>
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Checked while the database is open (so `-wal` and `-shm` exist) and
+    /// after a write, whatever the umask that created them.
+    fn assert_private(db: &Db) {
+        for file in sqlite_files(db.path()) {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_database_and_its_wal_files_are_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        db.write(|tx| Ok(tx.execute_batch("CREATE TABLE probe (x)")?))
+            .await
+            .unwrap();
+        assert_private(&db);
+    }
+
+    #[tokio::test]
+    async fn files_left_readable_by_others_are_made_private_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Db::open(&path).unwrap());
+        for file in sqlite_files(&path) {
+            if !file.exists() {
+                std::fs::write(&file, b"").unwrap();
+            }
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        db.write(|tx| Ok(tx.execute_batch("CREATE TABLE probe (x)")?))
+            .await
+            .unwrap();
+        assert_private(&db);
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
     use super::*;
 
     /// A database made by the first two migrations, with an org, an admin and

@@ -1,11 +1,14 @@
-//! The embedded adapter set: SQLite store, outbox mailer, persistent close jobs.
+//! The embedded adapter set: SQLite store (behind a ticket cache), outbox
+//! mailer, persistent close jobs.
 
+mod cache;
 mod db;
 mod jobs;
 mod outbox;
 mod rows;
 mod store;
 
+pub use cache::CachedStore;
 pub use db::Db;
 pub use jobs::{JobRunner, JobView, LocalScheduler, recent_jobs};
 pub use outbox::{MailView, OutboxMailer, recent_mail};
@@ -20,14 +23,19 @@ use tokio::sync::Notify;
 /// The embedded parts over one database file.
 pub struct Embedded {
     pub db: Arc<Db>,
+    /// One cache per database: every `Ports` shares it, so a write through
+    /// any of them invalidates what the others read.
+    store: Arc<CachedStore<SqliteStore>>,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
 }
 
 impl Embedded {
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let db = Db::open(path)?;
         Ok(Self {
-            db: Db::open(path)?,
+            store: Arc::new(CachedStore::new(SqliteStore::new(db.clone()))),
+            db,
             clock,
             wake: Arc::new(Notify::new()),
         })
@@ -35,7 +43,7 @@ impl Embedded {
 
     pub fn ports(&self) -> Ports {
         Ports {
-            store: Arc::new(SqliteStore::new(self.db.clone())),
+            store: self.store.clone(),
             mailer: Arc::new(OutboxMailer::new(self.db.clone(), self.clock.clone())),
             scheduler: Arc::new(LocalScheduler::new(
                 self.db.clone(),

@@ -44,7 +44,7 @@ impl Mailer for OutboxMailer {
             })
             .await
             .map_err(|e| MailError(format!("outbox write failed: {e}")))?;
-        tracing::info!(message_id = %id, to = %mail.to, subject = %mail.subject, "mail written to outbox");
+        tracing::info!(message_id = %id, to = %mail.to, subject = ?mail.subject, "mail written to outbox");
         Ok(id)
     }
 }

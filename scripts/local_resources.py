@@ -1,0 +1,52 @@
+"""Creates in a local moto what template.yaml creates in AWS, for sam local.
+
+The table comes from template.yaml's TicketsTable (keys, attributes, indexes),
+so the local copy cannot drift from what deploys; the names come from the env
+file the functions run with (local.env.json): table, schedule group, and the
+sender SES must know as verified. Idempotent: existing resources are kept.
+
+usage: python scripts/local_resources.py ENDPOINT_URL REGION ENV_FILE
+"""
+import json
+import sys
+
+import boto3
+
+from template_functions import load_template
+
+
+def main(endpoint, region, env_file):
+    template = load_template()
+    with open(env_file) as f:
+        env = json.load(f)["Parameters"]
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
+    dynamo = session.client("dynamodb", endpoint_url=endpoint)
+    table = template["Resources"]["TicketsTable"]["Properties"]
+    name = env["TICKETING_TABLE"]
+    if name not in dynamo.list_tables()["TableNames"]:
+        dynamo.create_table(
+            TableName=name,
+            BillingMode=table["BillingMode"],
+            AttributeDefinitions=table["AttributeDefinitions"],
+            KeySchema=table["KeySchema"],
+            GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
+        )
+        ttl = table["TimeToLiveSpecification"]
+        dynamo.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": ttl["Enabled"]}
+        )
+        print(f"created table {name}")
+    scheduler = session.client("scheduler", endpoint_url=endpoint)
+    group = env["TICKETING_SCHEDULE_GROUP"]
+    try:
+        scheduler.get_schedule_group(Name=group)
+    except scheduler.exceptions.ResourceNotFoundException:
+        scheduler.create_schedule_group(Name=group)
+        print(f"created schedule group {group}")
+    # moto's SES, like SES, rejects mail from an unverified sender.
+    session.client("ses", endpoint_url=endpoint).verify_email_identity(EmailAddress=env["TICKETING_MAIL_FROM"])
+    print(f"verified sender {env['TICKETING_MAIL_FROM']}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
