@@ -176,7 +176,7 @@ impl<S: Store> CachedStore<S> {
         }
     }
 
-    /// Tickets held now (for tests and the dashboard).
+    /// Tickets held now.
     pub fn len(&self) -> usize {
         lock(&self.state).slots.values().filter(|s| s.value.is_some()).count()
     }
