@@ -61,6 +61,8 @@ fn machine() -> String {
 /// (stamped with the previous run's date if they carry no stamp) and the notes.
 struct Previous {
     parts: Vec<(char, String)>,
+    /// Sections written by hand or by other tools (e.g. "sam build"), kept as they are.
+    others: Vec<String>,
     notes: Option<String>,
 }
 
@@ -82,6 +84,7 @@ fn previous(text: &str) -> Previous {
     }
     let mut found = Previous {
         parts: Vec::new(),
+        others: Vec::new(),
         notes: None,
     };
     for chunk in chunks {
@@ -96,6 +99,8 @@ fn previous(text: &str) -> Previous {
                 format!("{title}\n\n{STAMP}{date}._\n{rest}")
             };
             found.parts.push((letter, section));
+        } else {
+            found.others.push(chunk);
         }
     }
     found
@@ -168,6 +173,10 @@ pub fn render(args: &Args, results: &Results, previous_text: &str, took: Duratio
         "- ratios compare figures measured side by side in one run, so machine noise hits both sides\n"
     );
     s.push_str(&sections);
+    for other in &previous.others {
+        s.push_str(other.trim_end());
+        s.push_str("\n\n");
+    }
     if let Some(notes) = previous.notes {
         s.push_str(notes.trim_end());
         s.push('\n');
@@ -349,6 +358,7 @@ mod tests {
 
     const OLD: &str = "# Benchmark results\n\n- date: 2026-11-28 05:04 UTC\n- machine: x\n\n\
         ## a. Request cost\n\n| t | 1 |\n\n## d. Lambda cold start\n\n_Measured 2026-11-27 01:00 UTC._\n\nrows\n\n\
+        ## sam build (issue 7)\n\n| build | wall |\n\n\
         ## Notes on this run (written by hand after it)\n\n- a note\n";
 
     /// A part not re-measured keeps its old section, stamped with the date it was measured.
@@ -378,6 +388,9 @@ mod tests {
         );
         assert!(text.contains("- parts kept from the previous file, each stamped with the run that measured it: a, d"));
         assert!(text.find("## a.").unwrap() < text.find("## d.").unwrap());
+        // A section the bench does not write (here by scripts/sam-build's author) survives, before the notes.
+        assert!(text.find("## d.").unwrap() < text.find("## sam build (issue 7)\n\n| build | wall |").unwrap());
+        assert!(text.find("## sam build").unwrap() < text.find("## Notes").unwrap());
         assert!(text.trim_end().ends_with("- a note"));
     }
 }
