@@ -157,10 +157,10 @@ def main(api_url, moto_url, env_file):
     close_fn = next(name for name, binary, _ in functions(load_template()) if binary == "close-ticket")
     due, stale = ids[0], ids[1]
     states = {}
-    for tid in (due, stale):
+    for n, tid in ((1, due), (2, stale)):
         s, r = api.call("POST", f"/tickets/{tid}/respond", {"message": "Done."}, route="POST /tickets/{id}/respond", **auth)
         states[tid] = r.get("ticket", r) if isinstance(r, dict) else {}
-        check(f"respond to {tid[:8]} for the close events", s in (200, 201) and states[tid].get("status") == "RESPONDED", f"{s} {r}")
+        check(f"respond to ticket {n} (for a close event)", s in (200, 201) and states[tid].get("status") == "RESPONDED", f"{s} {r}")
     s, t = api.call("POST", f"/tickets/{stale}/change_status", {"status": "OPEN"}, route="POST /tickets/{id}/change_status", **auth)
     check("reopen the second (its close event is now stale)", s == 200 and t.get("status") == "OPEN", f"{s} {t}")
     wait_until_due(states[due])
