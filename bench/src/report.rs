@@ -278,7 +278,7 @@ fn part_d(args: &Args, rows: &[ColdStartRow], stamp: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "## d. Lambda cold start (x86-64 bootstraps, profile `lambda`)\n\n{stamp}"
+        "## d. Lambda cold start (x86-64 bootstraps, profile `release`, as `sam build` builds them)\n\n{stamp}"
     );
     let _ = writeln!(
         s,
