@@ -33,10 +33,7 @@ async fn responded_ticket_gets_one_schedule_that_moves_and_goes_with_the_status(
     let (app, h) = start().await;
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
-    let id = app.new_ticket(&org, &customer()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.new_ticket_id(&org, &customer()).await;
     assert!(schedule(&h, &id).await.is_none());
 
     let first = app.respond(&admin.jwt, &id, "one").await.expect(201);
@@ -98,10 +95,7 @@ async fn close_handler_closes_only_a_ticket_still_responded_for_that_response() 
     let (app, h) = start().await;
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
-    let still = app.new_ticket(&org, &customer()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let still = app.new_ticket_id(&org, &customer()).await;
     let event = respond(&app, &admin.jwt, &still).await;
     assert_eq!(
         handle_close_event(&h.service, event).await.unwrap(),
@@ -118,10 +112,7 @@ async fn close_handler_closes_only_a_ticket_still_responded_for_that_response() 
     );
     assert_eq!(app.ticket(&admin.jwt, &still).await["version"], closed["version"]);
 
-    let reopened = app.new_ticket(&org, &customer()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let reopened = app.new_ticket_id(&org, &customer()).await;
     let event = respond(&app, &admin.jwt, &reopened).await;
     app.change_status(&admin.jwt, &reopened, "OPEN").await.expect(200);
     assert!(matches!(
@@ -130,10 +121,7 @@ async fn close_handler_closes_only_a_ticket_still_responded_for_that_response() 
     ));
     assert_eq!(app.ticket(&admin.jwt, &reopened).await["status"], "OPEN");
 
-    let again = app.new_ticket(&org, &customer()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let again = app.new_ticket_id(&org, &customer()).await;
     let stale = respond(&app, &admin.jwt, &again).await;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let latest = respond(&app, &admin.jwt, &again).await;
@@ -244,7 +232,7 @@ async fn rejected_mail_keeps_the_response_and_records_the_failure() {
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
     let cust = customer();
-    let id = app.new_ticket(&org, &cust).await["id"].as_str().unwrap().to_owned();
+    let id = app.new_ticket_id(&org, &cust).await;
     // Un-verify the sender: SES now rejects every send, as real SES does.
     h.adapters
         .ses

@@ -105,10 +105,7 @@ pub async fn respond_to_closed_ticket_is_conflict(set: &dyn AdapterSet) {
     let app = TestApp::start(set, TestConfig::default()).await;
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
-    let id = app.new_ticket(&org, &customer()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.new_ticket_id(&org, &customer()).await;
     app.change_status(&admin.jwt, &id, "CLOSED").await.expect(200);
     app.respond(&admin.jwt, &id, "late")
         .await
@@ -140,14 +137,8 @@ pub async fn responded_ticket_auto_closes_and_reopened_one_does_not(set: &dyn Ad
     .await;
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
-    let stays = app.new_ticket(&org, &customer()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let closes = app.new_ticket(&org, &customer()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let stays = app.new_ticket_id(&org, &customer()).await;
+    let closes = app.new_ticket_id(&org, &customer()).await;
     for id in [&stays, &closes] {
         app.respond(&admin.jwt, id, "done?").await.expect(201);
     }
@@ -184,10 +175,7 @@ pub async fn only_the_latest_response_schedule_closes_the_ticket(set: &dyn Adapt
     .await;
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
-    let id = app.new_ticket(&org, &customer()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.new_ticket_id(&org, &customer()).await;
     app.respond(&admin.jwt, &id, "first").await.expect(201);
     app.change_status(&admin.jwt, &id, "OPEN").await.expect(200);
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -219,8 +207,8 @@ pub async fn data_and_due_jobs_survive_a_restart(set: &dyn AdapterSet) {
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
     let cust = customer();
-    let open = app.new_ticket(&org, &cust).await["id"].as_str().unwrap().to_owned();
-    let due = app.new_ticket(&org, &cust).await["id"].as_str().unwrap().to_owned();
+    let open = app.new_ticket_id(&org, &cust).await;
+    let due = app.new_ticket_id(&org, &cust).await;
     app.respond(&admin.jwt, &due, "kept").await.expect(201);
 
     app.deployment

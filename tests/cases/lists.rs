@@ -12,7 +12,7 @@ pub async fn list_pages_newest_first_with_cursors(set: &dyn AdapterSet) {
     let cust = customer();
     let mut created = Vec::new();
     for _ in 0..7 {
-        created.push(app.new_ticket(&org, &cust).await["id"].as_str().unwrap().to_owned());
+        created.push(app.new_ticket_id(&org, &cust).await);
     }
     created.reverse();
 

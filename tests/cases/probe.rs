@@ -241,10 +241,7 @@ pub async fn ids_are_accepted_only_in_the_canonical_uuid_form(set: &dyn AdapterS
     let app = TestApp::start(set, TestConfig::default()).await;
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
-    let id = app.new_ticket(&org, &customer()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.new_ticket_id(&org, &customer()).await;
     let spellings = |id: &str| [format!("{{{id}}}"), id.replace('-', ""), format!("urn:uuid:{id}")];
     for other in spellings(&id) {
         app.get(&format!("/tickets/{other}"), Some(&admin.jwt))
@@ -319,7 +316,7 @@ pub async fn responded_by_hand_starts_the_wait_from_open_and_conflicts_from_clos
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
     let alice = customer();
-    let id = app.new_ticket(&org, &alice).await["id"].as_str().unwrap().to_owned();
+    let id = app.new_ticket_id(&org, &alice).await;
     let status = |s: &str| json!({"status": s});
     let marked = app
         .post(

@@ -212,6 +212,14 @@ impl TestApp {
         .expect(201)
     }
 
+    /// Files a ticket for `customer` and returns its id.
+    pub async fn new_ticket_id(&self, org: &OrgHandle, customer: &str) -> String {
+        self.new_ticket(org, customer).await["id"]
+            .as_str()
+            .expect("a ticket id")
+            .to_owned()
+    }
+
     /// An admin responds to a ticket (the customer is emailed).
     pub async fn respond(&self, jwt: &str, id: &str, message: &str) -> Reply {
         self.post(
