@@ -3,7 +3,7 @@
 The table comes from template.yaml's TicketsTable (keys, attributes, indexes),
 so the local copy cannot drift from what deploys; the names come from the env
 file the functions run with (local.env.json): table, schedule group, and the
-sender SES must know as verified. Idempotent: existing resources are kept.
+sender SES must know as verified, and the queues. Idempotent: existing resources are kept.
 
 usage: python scripts/local_resources.py ENDPOINT_URL REGION ENV_FILE
 """
@@ -30,6 +30,7 @@ def main(endpoint, region, env_file):
             AttributeDefinitions=table["AttributeDefinitions"],
             KeySchema=table["KeySchema"],
             GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": table["StreamSpecification"]["StreamViewType"]},
         )
         ttl = table["TimeToLiveSpecification"]
         dynamo.update_time_to_live(
@@ -43,6 +44,10 @@ def main(endpoint, region, env_file):
     except scheduler.exceptions.ResourceNotFoundException:
         scheduler.create_schedule_group(Name=group)
         print(f"created schedule group {group}")
+    # The queues the functions read and write, by the names in their ARNs.
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    for var in ("TICKETING_FAILURE_QUEUE_ARN", "TICKETING_SCHEDULE_DLQ_ARN"):
+        sqs.create_queue(QueueName=env[var].rsplit(":", 1)[-1])
     # moto's SES, like SES, rejects mail from an unverified sender.
     session.client("ses", endpoint_url=endpoint).verify_email_identity(EmailAddress=env["TICKETING_MAIL_FROM"])
     print(f"verified sender {env['TICKETING_MAIL_FROM']}")

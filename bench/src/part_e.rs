@@ -74,6 +74,7 @@ pub async fn run(args: &Args, client: &Client) -> anyhow::Result<Option<DynamoAc
     config.backend = ticketd::Backend::Aws {
         settings,
         create_resources: true,
+        endpoint_url: None,
     };
     config.jwt_secret = Some(JWT_SECRET.into());
     let server = ticketd::start(config).await?;

@@ -5,6 +5,7 @@
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
 use lambda_runtime::{LambdaEvent, service_fn};
+use ticketing::adapters::aws::stream::{Record, StreamEvent};
 use ticketing::adapters::aws::{self, CloseEvent};
 use ticketing::http::client_ip::SourceIp;
 use ticketing::http::{self, Endpoint};
@@ -63,6 +64,52 @@ pub async fn serve_close() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<CloseEvent>| {
         let service = service.clone();
         async move { close_ticket(&service, event.payload).await }
+    }))
+    .await
+}
+
+/// The reconcile function's handler: applies a batch of table-stream records
+/// (schedules follow tickets, new responses get their email). A failed record
+/// is reported by its sequence number, so Lambda retries the batch from
+/// there (bisecting it), and after its retries hands the batch's position to
+/// the on-failure destination for the sweeper.
+pub async fn reconcile(service: &Service, event: StreamEvent) -> serde_json::Value {
+    let records: Vec<Record> = event.records.iter().map(Record::from).collect();
+    let failures: Vec<serde_json::Value> = aws::stream::apply_records(service, &records)
+        .await
+        .map(|i| serde_json::json!({ "itemIdentifier": records[i].sequence_number }))
+        .into_iter()
+        .collect();
+    serde_json::json!({ "batchItemFailures": failures })
+}
+
+/// Runs the reconcile function (DynamoDB stream event source).
+pub async fn serve_reconcile() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let service = aws::service_from_env().await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<StreamEvent>| {
+        let service = service.clone();
+        async move { Ok::<_, lambda_runtime::Error>(reconcile(&service, event.payload).await) }
+    }))
+    .await
+}
+
+/// Runs the sweeper function (a `rate(1 minute)` schedule): closes overdue
+/// RESPONDED tickets and retries what the failure queues hold.
+pub async fn serve_sweeper() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let (service, adapters, settings) = aws::wiring_from_env().await?;
+    let sweeper = std::sync::Arc::new(tokio::sync::Mutex::new(aws::Sweeper::new(service, adapters, &settings)));
+    lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| {
+        let sweeper = sweeper.clone();
+        async move {
+            let (sweep, drained) = sweeper.lock().await.run().await;
+            Ok::<_, lambda_runtime::Error>(serde_json::json!({
+                "sweep": sweep,
+                "failuresRetried": drained.retried,
+                "failuresKept": drained.kept,
+            }))
+        }
     }))
     .await
 }

@@ -2,6 +2,7 @@
 //! (SQLite, an outbox, a local close-job runner), plus a jobs dashboard.
 
 mod dashboard;
+mod reconcile;
 
 use anyhow::Context;
 use axum::Json;
@@ -82,6 +83,9 @@ pub enum Backend {
         settings: ticketing::adapters::aws::AwsSettings,
         /// Create the table and schedule group when missing (e.g. on a fresh moto).
         create_resources: bool,
+        /// One endpoint for every AWS service (tests put a fault-injecting
+        /// proxy here); `None`: the SDK's usual sources.
+        endpoint_url: Option<String>,
     },
 }
 
@@ -99,7 +103,13 @@ pub struct Config {
     /// Proxies whose `X-Forwarded-For` names the client (for sign-in
     /// throttling); by default none, and the TCP peer is the client.
     pub trusted_proxies: TrustedProxies,
+    /// How often due auto-closes are swept (and, on AWS, the table stream
+    /// read and failures retried).
+    pub reconcile_interval: Duration,
 }
+
+/// `--reconcile-interval`'s default: a missed auto-close closes at most this late.
+pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Config {
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
@@ -113,6 +123,7 @@ impl Config {
             dashboard_token: None,
             signin: service::SigninLimit::default(),
             trusted_proxies: TrustedProxies::default(),
+            reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
         }
     }
 }
@@ -130,8 +141,8 @@ pub struct Server {
     pub aws: Option<ticketing::adapters::aws::AwsAdapters>,
     shutdown: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
-    /// The embedded close-job runner; none on AWS, where Scheduler runs close jobs.
-    runner: Option<JoinHandle<()>>,
+    /// Background tasks: the embedded close-job runner, the reconcile loop.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Server {
@@ -144,8 +155,8 @@ impl Server {
     /// Waits until the server stops (after [`Server::shutdown`] or a signal).
     pub async fn wait(self) -> anyhow::Result<()> {
         self.http.await??;
-        if let Some(runner) = self.runner {
-            runner.await?;
+        for task in self.background {
+            task.await?;
         }
         Ok(())
     }
@@ -163,7 +174,16 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         Backend::Aws {
             settings,
             create_resources,
-        } => start_aws(config.clone(), settings.clone(), *create_resources).await,
+            endpoint_url,
+        } => {
+            start_aws(
+                config.clone(),
+                settings.clone(),
+                *create_resources,
+                endpoint_url.clone(),
+            )
+            .await
+        }
     }
 }
 
@@ -197,16 +217,13 @@ async fn start_embedded(config: Config) -> anyhow::Result<Server> {
     });
     let routes = http::routes(&Endpoint::ALL).merge(local_routes(dashboard));
     let runner = embedded.job_runner();
+    let interval = config.reconcile_interval;
     let storage = format!("data in {}", db_path.display());
-    let mut server = serve(
-        config,
-        service,
-        routes,
-        storage,
-        dashboard_enabled,
-        Some(Box::new(move |service, stop| tokio::spawn(runner.run(service, stop)))),
-    )
-    .await?;
+    let background: Vec<Background> = vec![
+        Box::new(move |service, stop| tokio::spawn(runner.run(service, stop))),
+        Box::new(move |service, stop| tokio::spawn(reconcile::embedded(service, interval, stop))),
+    ];
+    let mut server = serve(config, service, routes, storage, dashboard_enabled, background).await?;
     server.db = Some(embedded.db.clone());
     Ok(server)
 }
@@ -216,6 +233,7 @@ async fn start_aws(
     config: Config,
     settings: ticketing::adapters::aws::AwsSettings,
     create_resources: bool,
+    endpoint_url: Option<String>,
 ) -> anyhow::Result<Server> {
     use ticketing::adapters::aws;
     // As on the embedded backend: generated once and kept in the data dir when not given.
@@ -228,7 +246,11 @@ async fn start_aws(
         }
     };
     let service_settings = service_settings(&config, jwt_secret, settings.mail_from.clone());
-    let adapters = aws::AwsAdapters::new(&aws::sdk_config().await, &settings);
+    let sdk = match &endpoint_url {
+        Some(url) => aws::sdk_config_at(Some(url)).await,
+        None => aws::sdk_config().await,
+    };
+    let adapters = aws::AwsAdapters::new(&sdk, &settings);
     if create_resources {
         aws::create_missing_resources(&adapters, &settings).await?;
     }
@@ -238,7 +260,12 @@ async fn start_aws(
         "DynamoDB table {}, schedule group {} (schedules invoke {}); no dashboard on AWS: see the Scheduler console",
         settings.table, settings.schedule_group, settings.close_function_arn
     );
-    let mut server = serve(config, service, routes, storage, false, None).await?;
+    let reconciler = aws::Reconciler::new(service.clone(), adapters.clone(), &settings);
+    let interval = config.reconcile_interval;
+    let background: Vec<Background> = vec![Box::new(move |_, stop| {
+        tokio::spawn(reconcile::aws(reconciler, interval, stop))
+    })];
+    let mut server = serve(config, service, routes, storage, false, background).await?;
     server.aws = Some(adapters);
     Ok(server)
 }
@@ -247,14 +274,14 @@ async fn start_aws(
 type Background =
     Box<dyn FnOnce(Service, std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> JoinHandle<()> + Send>;
 
-/// Binds and serves `routes`, with `background` (if any) running beside the server until shutdown.
+/// Binds and serves `routes`, with the `background` tasks running beside the server until shutdown.
 async fn serve(
     config: Config,
     service: Service,
     routes: axum::Router<Service>,
     storage: String,
     dashboard_enabled: bool,
-    background: Option<Background>,
+    background: Vec<Background>,
 ) -> anyhow::Result<Server> {
     // The fallback hash makes unknown-email sign-ins as slow as real ones; compute it now.
     tokio::task::spawn_blocking(ticketing::auth::password::warm_up).await?;
@@ -265,7 +292,10 @@ async fn serve(
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let runner = background.map(|start| start(service.clone(), Box::pin(wait_for(shutdown_rx.clone()))));
+    let background = background
+        .into_iter()
+        .map(|start| start(service.clone(), Box::pin(wait_for(shutdown_rx.clone()))))
+        .collect();
     let http = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(wait_for(shutdown_rx))
@@ -289,7 +319,7 @@ async fn serve(
         aws: None,
         shutdown,
         http,
-        runner,
+        background,
     })
 }
 

@@ -49,6 +49,18 @@ struct Cli {
     /// Proxies (comma-separated IPs or CIDRs) whose X-Forwarded-For names the client; by default none, and the TCP peer is the client.
     #[arg(long, env = "TICKETD_TRUSTED_PROXIES", default_value = "", value_parser = TrustedProxies::parse)]
     trusted_proxies: TrustedProxies,
+    /// How often ticketd sweeps due auto-closes and (on AWS) reads the table
+    /// stream and retries failures (e.g. 30s, 1m).
+    #[arg(long, env = "TICKETING_RECONCILE_INTERVAL", default_value = "1m", value_parser = parse_reconcile_interval)]
+    reconcile_interval: Duration,
+}
+
+/// A positive duration: a zero interval would spin.
+fn parse_reconcile_interval(v: &str) -> Result<Duration, String> {
+    match parse_duration(v)? {
+        d if d.is_zero() => Err("must be more than zero".into()),
+        d => Ok(d),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -70,6 +82,7 @@ fn backend(cli: &Cli) -> Result<ticketd::Backend, String> {
             Ok(ticketd::Backend::Aws {
                 settings,
                 create_resources: cli.create_aws_resources,
+                endpoint_url: None,
             })
         }
         #[cfg(not(feature = "aws"))]
@@ -112,6 +125,7 @@ async fn main() -> ExitCode {
             window: cli.signin_window,
         },
         trusted_proxies: cli.trusted_proxies,
+        reconcile_interval: cli.reconcile_interval,
     })
     .await;
     let server = match started {

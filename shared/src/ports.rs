@@ -71,6 +71,10 @@ pub trait Store: Send + Sync + 'static {
     async fn clear_signin_failures(&self, key: &ThrottleKey) -> StoreResult<()>;
     /// One page of the org's tickets matching `filter`, newest first.
     async fn list_tickets(&self, org: OrgId, filter: &TicketFilter, page: PageRequest) -> StoreResult<TicketPage>;
+    /// Up to `limit` RESPONDED tickets whose `auto_close_at` is at or before
+    /// `now`, earliest first, across all orgs: the sweeper's read. May lag a
+    /// write (DynamoDB's index is eventually consistent); callers re-read.
+    async fn due_auto_closes(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<Ticket>>;
 }
 
 /// Sends one email; returns the provider's message id.

@@ -1,8 +1,11 @@
 //! The AWS adapter set: `ticketd --backend aws` in-process against moto, each
 //! test on its own table and schedule group. moto never fires schedules, so a
-//! small pump plays EventBridge Scheduler: it reads the stored schedules back
-//! and, when one is due, hands its Input to the close function's handler and
-//! deletes it (`ActionAfterCompletion: DELETE`).
+//! small pump plays EventBridge Scheduler and Lambda: it reads the stored
+//! schedules back and, when one is due, deletes it (`ActionAfterCompletion:
+//! DELETE`: Scheduler's part ends when Lambda accepts the async invoke) and
+//! hands its Input to the close function's handler; if that fails, it puts
+//! Lambda's on-failure record into the failure queue, as close-ticket's
+//! `EventInvokeConfig` does once its retries are spent.
 
 use super::{AdapterSet, Deployment, JWT_SECRET, SentMail, TestConfig, unique};
 use async_trait::async_trait;
@@ -86,22 +89,35 @@ impl MotoSchedule {
     }
 }
 
-/// Fires due schedules of `group` through the close handler, like Scheduler would.
-async fn pump(service: Service, client: aws_sdk_scheduler::Client, group: String) {
+/// Fires due schedules of `group` through the close handler, like Scheduler
+/// and Lambda would.
+async fn pump(service: Service, aws: ticketing::adapters::aws::AwsAdapters, settings: AwsSettings) {
+    let (client, group) = (&aws.schedules, &settings.schedule_group);
     loop {
-        if let Ok(list) = client.list_schedules().group_name(&group).send().await {
+        if let Ok(list) = client.list_schedules().group_name(group).send().await {
             for summary in list.schedules() {
                 let Some(name) = summary.name() else { continue };
-                let Some(schedule) = MotoSchedule::get(&client, &group, name).await else {
+                let Some(schedule) = MotoSchedule::get(client, group, name).await else {
                     continue;
                 };
                 if schedule.due().is_some_and(|due| due <= Timestamp::now())
                     && let Ok(event) = serde_json::from_value::<CloseEvent>(schedule.input.clone())
-                    && ticketing::adapters::aws::handle_close_event(&service, event)
+                    && client
+                        .delete_schedule()
+                        .group_name(group)
+                        .name(name)
+                        .send()
                         .await
                         .is_ok()
+                    && let Err(e) = ticketing::adapters::aws::handle_close_event(&service, event).await
                 {
-                    let _ = client.delete_schedule().group_name(&group).name(name).send().await;
+                    let record =
+                        ticketing::adapters::aws::failures::Failure::async_invoke_record(&event, &e.to_string());
+                    if let Ok(url) =
+                        ticketing::adapters::aws::failures::queue_url(&aws.sqs, &settings.failure_queue_arn).await
+                    {
+                        let _ = aws.sqs.send_message().queue_url(url).message_body(record).send().await;
+                    }
                 }
             }
         }
@@ -115,12 +131,8 @@ impl Running {
         let ticketd::Backend::Aws { settings, .. } = &self.config.backend else {
             unreachable!()
         };
-        let schedules = server.aws.as_ref().expect("AWS adapters").schedules.clone();
-        self.pump = Some(tokio::spawn(pump(
-            server.service.clone(),
-            schedules,
-            settings.schedule_group.clone(),
-        )));
+        let aws = server.aws.clone().expect("AWS adapters");
+        self.pump = Some(tokio::spawn(pump(server.service.clone(), aws, settings.clone())));
         self.base_url = format!("http://{}", server.addr);
         self.server = Some(server);
         Ok(())
@@ -154,9 +166,11 @@ impl AwsSet {
         config.backend = ticketd::Backend::Aws {
             settings: settings.clone(),
             create_resources: true,
+            endpoint_url: test.aws_endpoint.clone(),
         };
         config.auto_close_after = test.auto_close_after;
         config.signin = test.signin;
+        config.reconcile_interval = test.reconcile_interval;
         config.jwt_secret = Some(JWT_SECRET.into());
         let mut running = Running {
             config,

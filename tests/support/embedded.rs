@@ -22,19 +22,32 @@ impl AdapterSet for EmbeddedSet {
     }
 
     async fn start(&self, test: TestConfig) -> anyhow::Result<Box<dyn Deployment>> {
+        Ok(self.start_with_db(test).await?.0)
+    }
+}
+
+impl EmbeddedSet {
+    /// A deployment, and its database for tests that play a crash's damage.
+    pub async fn start_with_db(
+        &self,
+        test: TestConfig,
+    ) -> anyhow::Result<(Box<dyn Deployment>, std::sync::Arc<ticketing::adapters::embedded::Db>)> {
         let dir = tempfile::tempdir()?;
         let mut config = ticketd::Config::new("127.0.0.1:0".parse()?, dir.path().join("data"));
         config.auto_close_after = test.auto_close_after;
         config.signin = test.signin;
+        config.reconcile_interval = test.reconcile_interval;
         config.jwt_secret = Some(JWT_SECRET.into());
         let server = ticketd::start(config.clone()).await?;
-        Ok(Box::new(Running {
+        let db = server.db.clone().expect("the embedded database");
+        let running = Running {
             base_url: format!("http://{}", server.addr),
             server: Some(server),
             _dir: dir,
             config,
             http: reqwest::Client::new(),
-        }))
+        };
+        Ok((Box::new(running), db))
     }
 }
 

@@ -4,10 +4,12 @@
 mod aws;
 pub mod client;
 mod embedded;
+pub mod faults;
 
 pub use aws::{AwsHandle, AwsSet, MotoSchedule, moto_endpoint};
 pub use client::{Reply, TestApp};
 pub use embedded::EmbeddedSet;
+pub use faults::FaultyAws;
 
 use async_trait::async_trait;
 use std::time::Duration;
@@ -19,6 +21,10 @@ pub const JWT_SECRET: &str = "contract-tests-jwt-secret-0123456789abcdef";
 pub struct TestConfig {
     pub auto_close_after: Duration,
     pub signin: ticketing::service::SigninLimit,
+    /// ticketd's `--reconcile-interval`: short, so the nets act within a test.
+    pub reconcile_interval: Duration,
+    /// AWS set only: the endpoint for every AWS call (a [`FaultyAws`]).
+    pub aws_endpoint: Option<String>,
 }
 
 impl Default for TestConfig {
@@ -26,6 +32,8 @@ impl Default for TestConfig {
         Self {
             auto_close_after: Duration::from_secs(30 * 86_400),
             signin: Default::default(),
+            reconcile_interval: Duration::from_secs(1),
+            aws_endpoint: None,
         }
     }
 }

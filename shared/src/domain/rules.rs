@@ -85,6 +85,20 @@ pub fn close_job_applies(ticket: &Ticket, job: &CloseJob) -> bool {
     ticket.status == Status::Responded && ticket.responded_at == Some(job.responded_at)
 }
 
+/// The close job a ticket should have pending: one for its latest response
+/// while it is RESPONDED, none otherwise. The reconciler makes the scheduler
+/// match this, so the schedule follows the data, not the request that wrote it.
+pub fn desired_close_job(ticket: &Ticket) -> Option<CloseJob> {
+    match (ticket.status, ticket.responded_at, ticket.auto_close_at) {
+        (Status::Responded, Some(responded_at), Some(due_at)) => Some(CloseJob {
+            ticket_id: ticket.id,
+            responded_at,
+            due_at,
+        }),
+        _ => None,
+    }
+}
+
 /// The admin a new ticket goes to: among available admins, the fewest
 /// non-closed tickets; ties go to the one assigned least recently (never
 /// assigned counts as longest ago), then to the lower id for determinism.

@@ -52,13 +52,15 @@ impl Service {
         Err(Error::Conflict("ticket kept changing during auto-close".into()))
     }
 
-    /// Tells the scheduler what a committed change did to the auto-close.
+    /// Tells the scheduler what a committed change did to the auto-close, at
+    /// once. Best effort: the reconciler (table stream) and the sweeper bring
+    /// the schedule in line with the stored ticket if this fails.
     pub(super) async fn apply_auto_close(&self, effect: AutoClose) {
         match effect {
             AutoClose::Unchanged => {}
             AutoClose::Schedule(job) => {
                 if let Err(e) = self.ports.scheduler.schedule_close(&job).await {
-                    tracing::error!(ticket = %job.ticket_id, error = ?e, "could not schedule auto-close");
+                    tracing::warn!(ticket = %job.ticket_id, error = ?e, "could not schedule auto-close now; the reconciler will");
                 }
             }
             AutoClose::Cancel(ticket) => {

@@ -6,6 +6,7 @@ mod auto_close;
 mod commands;
 mod cursor;
 mod orgs;
+mod reconcile;
 mod responses;
 mod signin;
 mod tickets;
@@ -13,6 +14,7 @@ mod tickets;
 pub use auto_close::CloseOutcome;
 pub use commands::{ListQuery, ListResult, NewAdmin, NewOrg, NewTicket, OrgSignup, Signin, TicketPatch};
 pub use cursor::CursorCodec;
+pub use reconcile::SweepReport;
 pub use signin::MAX_ACCOUNTS_PER_SIGNIN;
 
 use crate::auth::{self, Claims, JwtKeys};

@@ -425,6 +425,10 @@ impl Store for DynamoStore {
         Ok(())
     }
 
+    async fn due_auto_closes(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<Ticket>> {
+        self.due_tickets(now, limit).await
+    }
+
     async fn list_tickets(&self, org: OrgId, filter: &TicketFilter, page: PageRequest) -> StoreResult<TicketPage> {
         Ok(self.list_tickets_measured(org, filter, page).await?.0)
     }

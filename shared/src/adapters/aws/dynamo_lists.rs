@@ -4,7 +4,7 @@
 use super::dynamo::{DynamoStore, malformed};
 use super::errors::Classify;
 use super::items::{self, s};
-use crate::domain::{AdminId, OrgId, PageRequest, Ticket, TicketFilter, TicketPage};
+use crate::domain::{AdminId, OrgId, PageRequest, Ticket, TicketFilter, TicketPage, Timestamp};
 use crate::ports::StoreResult;
 
 /// What one Query read (`ScannedCount`) and returned (`Count`).
@@ -50,6 +50,31 @@ impl DynamoStore {
             .collect::<Result<Vec<_>, _>>()
             .map_err(malformed)?;
         Ok((TicketPage::from_overfetched(tickets, page.limit), stats))
+    }
+
+    /// RESPONDED tickets due at or before `now`, earliest first: one Query on
+    /// the sparse `by_due` index. The index is eventually consistent; the
+    /// close job re-reads each ticket before acting.
+    pub(super) async fn due_tickets(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<Ticket>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(items::DUE_INDEX)
+            .key_condition_expression("#p = :p AND #d <= :upto")
+            .expression_attribute_names("#p", items::DUE_PK)
+            .expression_attribute_names("#d", items::DUE_SK)
+            .expression_attribute_values(":p", s(items::DUE_PARTITION))
+            .expression_attribute_values(":upto", s(items::due_upper_bound(now)))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .classify()?;
+        out.items()
+            .iter()
+            .map(items::ticket_from)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(malformed)
     }
 
     /// Writes tickets as they are, 25 per `BatchWriteItem`: for imports and

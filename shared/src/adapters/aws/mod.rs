@@ -9,16 +9,20 @@ mod calls;
 mod dynamo;
 mod dynamo_lists;
 mod errors;
+pub mod failures;
 pub mod items;
+mod reconciler;
 mod resources;
 mod scheduler;
 mod sdk;
 mod ses;
 mod settings;
+pub mod stream;
 
 pub use calls::DynamoCalls;
 pub use dynamo::DynamoStore;
 pub use dynamo_lists::QueryStats;
+pub use reconciler::{Reconciler, Sweeper, Tick};
 pub use resources::create_missing_resources;
 pub use scheduler::{CloseEvent, EventBridgeScheduler, at_expression, schedule_name};
 pub use sdk::{DEFAULT_CALL_TIMEOUT, ROOTS, endpoint_override, sdk_config, sdk_config_at};
@@ -42,6 +46,8 @@ pub struct AwsAdapters {
     pub dynamo: aws_sdk_dynamodb::Client,
     pub ses: aws_sdk_ses::Client,
     pub schedules: aws_sdk_scheduler::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub streams: aws_sdk_dynamodbstreams::Client,
 }
 
 impl AwsAdapters {
@@ -68,6 +74,8 @@ impl AwsAdapters {
             dynamo,
             ses,
             schedules,
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            streams: aws_sdk_dynamodbstreams::Client::new(sdk),
         }
     }
 
@@ -84,9 +92,16 @@ impl AwsAdapters {
 /// The service on AWS, configured from the environment: what each Lambda
 /// function builds once, before its first invocation.
 pub async fn service_from_env() -> anyhow::Result<Service> {
+    Ok(wiring_from_env().await?.0)
+}
+
+/// The service and the adapters under it (for the functions that also read
+/// queues and the stream), configured from the environment.
+pub async fn wiring_from_env() -> anyhow::Result<(Service, AwsAdapters, AwsSettings)> {
     let config = AwsConfig::from_env()?;
     let adapters = AwsAdapters::new(&sdk_config().await, &config.settings);
-    Ok(Service::new(adapters.ports(), &config.service)?)
+    let service = Service::new(adapters.ports(), &config.service)?;
+    Ok((service, adapters, config.settings))
 }
 
 /// What the close function does with a schedule's input: close the ticket if

@@ -3,13 +3,13 @@
 //! the tests do against a fresh moto. In a real account, template.yaml does this.
 
 use super::errors::is_code;
-use super::items::{GSK, LIST_INDEXES, PK, SK};
+use super::items::{DUE_INDEX, DUE_PK, DUE_SK, GSK, LIST_INDEXES, PK, SK};
 use super::{AwsAdapters, AwsSettings};
 use anyhow::Context;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType,
+    ScalarAttributeType, StreamSpecification, StreamViewType,
 };
 
 pub async fn create_missing_resources(aws: &AwsAdapters, settings: &AwsSettings) -> anyhow::Result<()> {
@@ -32,6 +32,16 @@ pub async fn create_missing_resources(aws: &AwsAdapters, settings: &AwsSettings)
             tracing::info!(group = %settings.schedule_group, "created schedule group");
         }
         Err(e) => anyhow::bail!("GetScheduleGroup: {}", DisplayErrorContext(&e)),
+    }
+    for arn in [&settings.failure_queue_arn, &settings.dead_letter_arn] {
+        // CreateQueue with the same name and no attributes is idempotent.
+        let name = arn.rsplit(':').next().unwrap_or(arn);
+        aws.sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("CreateQueue {name}: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
     }
     let sender = sender_address(&settings.mail_from);
     let attrs = aws
@@ -110,6 +120,27 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow:
                     .context("index definition")?,
             );
     }
+    // The sparse due index (RESPONDED tickets only) and the stream the
+    // reconciler reads, as template.yaml declares them.
+    create = create
+        .attribute_definitions(string_attr(DUE_PK))
+        .attribute_definitions(string_attr(DUE_SK))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(DUE_INDEX)
+                .key_schema(key(DUE_PK, KeyType::Hash))
+                .key_schema(key(DUE_SK, KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .context("index definition")?,
+        )
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .context("stream specification")?,
+        );
     match create.send().await {
         Ok(_) => {}
         // Created meanwhile by someone else: fine.

@@ -18,6 +18,10 @@ pub struct AwsSettings {
     pub scheduler_role_arn: String,
     /// Where Scheduler sends invocations that kept failing.
     pub dead_letter_arn: String,
+    /// The SQS queue collecting what failed after Lambda's own retries: close
+    /// invocations (async on-failure destination) and stream batches
+    /// (reconcile's on-failure destination). The sweeper drains it.
+    pub failure_queue_arn: String,
 }
 
 /// Everything a Lambda function needs, read once from the environment.
@@ -33,6 +37,7 @@ pub const ENV_SCHEDULE_GROUP: &str = "TICKETING_SCHEDULE_GROUP";
 pub const ENV_CLOSE_FUNCTION_ARN: &str = "TICKETING_CLOSE_FUNCTION_ARN";
 pub const ENV_SCHEDULER_ROLE_ARN: &str = "TICKETING_SCHEDULER_ROLE_ARN";
 pub const ENV_DEAD_LETTER_ARN: &str = "TICKETING_SCHEDULE_DLQ_ARN";
+pub const ENV_FAILURE_QUEUE_ARN: &str = "TICKETING_FAILURE_QUEUE_ARN";
 pub const ENV_JWT_SECRET: &str = "TICKETING_JWT_SECRET";
 pub const ENV_AUTO_CLOSE_AFTER: &str = "TICKETING_AUTO_CLOSE_AFTER";
 /// Optional: sign-in throttle (defaults: 5 failures per email and client, 20 per client, per 15m).
@@ -57,6 +62,7 @@ pub const LOCAL_SCHEDULE_GROUP: &str = "ticketing-auto-close";
 pub const LOCAL_CLOSE_FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:ticketing-close-ticket";
 pub const LOCAL_SCHEDULER_ROLE_ARN: &str = "arn:aws:iam::000000000000:role/ticketing-scheduler";
 pub const LOCAL_DEAD_LETTER_ARN: &str = "arn:aws:sqs:us-east-1:000000000000:ticketing-close-dlq";
+const LOCAL_SQS_ARN_PREFIX: &str = "arn:aws:sqs:us-east-1:000000000000:";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -77,7 +83,16 @@ impl AwsSettings {
             close_function_arn: LOCAL_CLOSE_FUNCTION_ARN.into(),
             scheduler_role_arn: LOCAL_SCHEDULER_ROLE_ARN.into(),
             dead_letter_arn: LOCAL_DEAD_LETTER_ARN.into(),
+            failure_queue_arn: String::new(),
         }
+        .with_local_failure_queue()
+    }
+
+    /// A failure queue named after the table, so deployments sharing one moto
+    /// never drain each other's failures.
+    fn with_local_failure_queue(mut self) -> Self {
+        self.failure_queue_arn = format!("{LOCAL_SQS_ARN_PREFIX}{}-failures", self.table);
+        self
     }
 
     /// Every variable required (a deployed function must never fall back to a default).
@@ -94,6 +109,7 @@ impl AwsSettings {
             close_function_arn: need(ENV_CLOSE_FUNCTION_ARN)?,
             scheduler_role_arn: need(ENV_SCHEDULER_ROLE_ARN)?,
             dead_letter_arn: need(ENV_DEAD_LETTER_ARN)?,
+            failure_queue_arn: need(ENV_FAILURE_QUEUE_ARN)?,
         })
     }
 
@@ -107,6 +123,7 @@ impl AwsSettings {
             close_function_arn: or(ENV_CLOSE_FUNCTION_ARN, self.close_function_arn),
             scheduler_role_arn: or(ENV_SCHEDULER_ROLE_ARN, self.scheduler_role_arn),
             dead_letter_arn: or(ENV_DEAD_LETTER_ARN, self.dead_letter_arn),
+            failure_queue_arn: or(ENV_FAILURE_QUEUE_ARN, self.failure_queue_arn),
         }
     }
 }
@@ -168,6 +185,7 @@ mod tests {
             (ENV_CLOSE_FUNCTION_ARN, "arn:aws:lambda:eu-west-1:1:function:close"),
             (ENV_SCHEDULER_ROLE_ARN, "arn:aws:iam::1:role/scheduler"),
             (ENV_DEAD_LETTER_ARN, "arn:aws:sqs:eu-west-1:1:dlq"),
+            (ENV_FAILURE_QUEUE_ARN, "arn:aws:sqs:eu-west-1:1:failures"),
             (ENV_JWT_SECRET, "0123456789abcdef0123456789abcdef"),
             (ENV_AUTO_CLOSE_AFTER, "30d"),
         ])

@@ -349,6 +349,24 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn due_auto_closes(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<Ticket>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db
+            .read(move |c| {
+                // Served by the partial index `tickets_due` (schema_6).
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {TICKET_COLS} FROM tickets
+                     WHERE status = 'RESPONDED' AND auto_close_at IS NOT NULL AND auto_close_at <= ?1
+                     ORDER BY auto_close_at, id LIMIT ?2"
+                ))?;
+                let tickets = stmt
+                    .query_map(rusqlite::params![now.millis(), limit], ticket_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(tickets)
+            })
+            .await
+    }
+
     async fn list_tickets(&self, org: OrgId, filter: &TicketFilter, page: PageRequest) -> StoreResult<TicketPage> {
         let (sql, values) = list_query(org, filter, page);
         let limit = page.limit;

@@ -1,0 +1,295 @@
+//! What failed after Lambda's and Scheduler's own retries, taken back up by
+//! the sweeper: close invocations (close-ticket's async on-failure
+//! destination, or Scheduler's dead-letter queue) and stream batches the
+//! reconciler gave up on (its on-failure destination holds only the batch's
+//! position, so the records are read again from the stream).
+
+use super::scheduler::CloseEvent;
+use super::stream::{self, Record};
+use crate::service::Service;
+use anyhow::Context;
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use serde::Deserialize;
+
+/// One failure message, by what it asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Run the close job again.
+    Close(CloseEvent),
+    /// Re-apply the stream records from `start` to `end` of `shard`.
+    StreamBatch {
+        stream_arn: String,
+        shard_id: String,
+        start: String,
+        end: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BatchInfo {
+    stream_arn: String,
+    shard_id: String,
+    start_sequence_number: String,
+    end_sequence_number: String,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    /// Lambda's async on-failure record: the original event.
+    #[serde(rename = "requestPayload")]
+    request_payload: Option<serde_json::Value>,
+    /// Lambda's stream on-failure record: where the batch was.
+    #[serde(rename = "DDBStreamBatchInfo")]
+    batch: Option<BatchInfo>,
+}
+
+impl Failure {
+    /// Reads a queue message body: an on-failure record, or (Scheduler's
+    /// dead-letter queue) the schedule's input itself.
+    pub fn parse(body: &str) -> Option<Self> {
+        if let Ok(event) = serde_json::from_str::<CloseEvent>(body) {
+            return Some(Failure::Close(event));
+        }
+        let envelope: Envelope = serde_json::from_str(body).ok()?;
+        if let Some(b) = envelope.batch {
+            return Some(Failure::StreamBatch {
+                stream_arn: b.stream_arn,
+                shard_id: b.shard_id,
+                start: b.start_sequence_number,
+                end: b.end_sequence_number,
+            });
+        }
+        serde_json::from_value(envelope.request_payload?)
+            .ok()
+            .map(Failure::Close)
+    }
+
+    /// The on-failure record Lambda writes when an async invocation of the
+    /// close function kept failing (the test harness plays Lambda with it).
+    pub fn async_invoke_record(event: &CloseEvent, error: &str) -> String {
+        serde_json::json!({
+            "version": "1.0",
+            "requestContext": { "condition": "RetriesExhausted", "approximateInvokeCount": 3 },
+            "requestPayload": event,
+            "responseContext": { "statusCode": 200, "functionError": "Unhandled" },
+            "responsePayload": { "errorMessage": error },
+        })
+        .to_string()
+    }
+}
+
+/// Sequence numbers are decimal strings of varying length: compare as numbers.
+fn seq_le(a: &str, b: &str) -> bool {
+    (a.len(), a) <= (b.len(), b)
+}
+
+/// Takes one failure up again. Ok means it is done with (or can never be
+/// done: logged), so its message may go.
+pub async fn retry(
+    service: &Service,
+    streams: &aws_sdk_dynamodbstreams::Client,
+    failure: &Failure,
+) -> anyhow::Result<()> {
+    match failure {
+        Failure::Close(event) => {
+            let outcome = super::handle_close_event(service, *event).await?;
+            tracing::info!(ticket = %event.ticket_id, %outcome, "failed close retried");
+            Ok(())
+        }
+        Failure::StreamBatch {
+            stream_arn,
+            shard_id,
+            start,
+            end,
+        } => {
+            let records = match read_range(streams, stream_arn, shard_id, start, end).await {
+                Ok(r) => r,
+                Err(e) if is_trimmed(&e) => {
+                    // Past the stream's 24 h retention: the sweeper still closes
+                    // due tickets and retries pending mail from the table.
+                    tracing::error!(shard = %shard_id, %start, %end, "failed stream batch no longer readable; the sweeps cover it");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            match stream::apply_records(service, &records).await {
+                None => Ok(()),
+                Some(i) => anyhow::bail!("stream record {} still fails", records[i].sequence_number),
+            }
+        }
+    }
+}
+
+fn is_trimmed(e: &anyhow::Error) -> bool {
+    format!("{e:#}").contains("TrimmedDataAccess")
+}
+
+async fn read_range(
+    streams: &aws_sdk_dynamodbstreams::Client,
+    stream_arn: &str,
+    shard_id: &str,
+    start: &str,
+    end: &str,
+) -> anyhow::Result<Vec<Record>> {
+    let mut iterator = streams
+        .get_shard_iterator()
+        .stream_arn(stream_arn)
+        .shard_id(shard_id)
+        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+        .sequence_number(start)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "GetShardIterator: {}",
+                aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)
+            )
+        })?
+        .shard_iterator;
+    let mut out = Vec::new();
+    // A batch is at most 10,000 records; 100 pages of up to 1,000 cover it.
+    for _ in 0..100 {
+        let Some(it) = iterator.take() else { break };
+        let page = streams.get_records().shard_iterator(it).send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "GetRecords: {}",
+                aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)
+            )
+        })?;
+        if page.records().is_empty() {
+            break;
+        }
+        for r in page.records() {
+            let record = Record::from(r);
+            if !seq_le(&record.sequence_number, end) {
+                return Ok(out);
+            }
+            out.push(record);
+        }
+        iterator = page.next_shard_iterator;
+    }
+    Ok(out)
+}
+
+/// What one drain of a queue did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drained {
+    pub retried: usize,
+    /// Still failing: left in the queue, seen again after its visibility timeout.
+    pub kept: usize,
+}
+
+/// Receives up to `max` messages from the queue `url` and retries each; a
+/// message goes only once its failure is taken care of.
+pub async fn drain(
+    service: &Service,
+    sqs: &aws_sdk_sqs::Client,
+    streams: &aws_sdk_dynamodbstreams::Client,
+    url: &str,
+    max: usize,
+) -> anyhow::Result<Drained> {
+    let mut drained = Drained::default();
+    while drained.retried + drained.kept < max {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            // Long enough for a retry to finish; a failed one comes back after it.
+            .visibility_timeout(60)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("ReceiveMessage: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+        let messages = out.messages();
+        if messages.is_empty() {
+            break;
+        }
+        for m in messages {
+            let body = m.body().unwrap_or_default();
+            let done = match Failure::parse(body) {
+                Some(failure) => match retry(service, streams, &failure).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(failure = ?failure, error = %format!("{e:#}"), "failure retry failed; kept");
+                        false
+                    }
+                },
+                None => {
+                    // Not ours to understand: leave it for an operator (the
+                    // queue's alarm is already firing).
+                    tracing::error!(message_id = ?m.message_id(), "unrecognised failure message kept");
+                    false
+                }
+            };
+            if done {
+                if let Some(handle) = m.receipt_handle() {
+                    sqs.delete_message()
+                        .queue_url(url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .context("DeleteMessage")?;
+                }
+                drained.retried += 1;
+            } else {
+                drained.kept += 1;
+            }
+        }
+    }
+    Ok(drained)
+}
+
+/// The queue URL for an SQS ARN (`arn:aws:sqs:<region>:<account>:<name>`).
+pub async fn queue_url(sqs: &aws_sdk_sqs::Client, arn: &str) -> anyhow::Result<String> {
+    let name = arn.rsplit(':').next().unwrap_or(arn);
+    sqs.get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("GetQueueUrl {name}: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?
+        .queue_url
+        .context("GetQueueUrl returned no URL")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{TicketId, Timestamp};
+
+    #[test]
+    fn reads_each_kind_of_failure_message() {
+        let event = CloseEvent {
+            ticket_id: TicketId::new(),
+            responded_at: Timestamp::from_millis(7),
+        };
+        let dlq = serde_json::to_string(&event).unwrap();
+        assert_eq!(Failure::parse(&dlq), Some(Failure::Close(event)));
+        let on_failure = Failure::async_invoke_record(&event, "store unavailable");
+        assert_eq!(Failure::parse(&on_failure), Some(Failure::Close(event)));
+        let batch = serde_json::json!({
+            "requestContext": {"condition": "RetryAttemptsExhausted"},
+            "DDBStreamBatchInfo": {
+                "shardId": "shardId-1", "startSequenceNumber": "100", "endSequenceNumber": "1000",
+                "batchSize": 3, "streamArn": "arn:aws:dynamodb:r:1:table/t/stream/x"
+            }
+        });
+        assert_eq!(
+            Failure::parse(&batch.to_string()),
+            Some(Failure::StreamBatch {
+                stream_arn: "arn:aws:dynamodb:r:1:table/t/stream/x".into(),
+                shard_id: "shardId-1".into(),
+                start: "100".into(),
+                end: "1000".into(),
+            })
+        );
+        assert_eq!(Failure::parse("{\"something\": \"else\"}"), None);
+        assert_eq!(Failure::parse("not json"), None);
+    }
+
+    #[test]
+    fn sequence_numbers_compare_as_numbers() {
+        assert!(seq_le("99", "100"));
+        assert!(seq_le("100", "100"));
+        assert!(!seq_le("101", "100"));
+    }
+}

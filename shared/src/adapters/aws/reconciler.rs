@@ -1,0 +1,232 @@
+//! `ticketd --backend aws`'s stand-in for the `reconcile` and `sweeper`
+//! functions: the same code, driven by a timer in-process. Each tick reads
+//! the table's stream from where it left off (as Lambda's event source
+//! mapping would), retries what failed last tick, sweeps due auto-closes and
+//! drains the failure queues.
+
+use super::failures::{self, Drained};
+use super::stream::{self, Change, Record};
+use super::{AwsAdapters, AwsSettings};
+use crate::service::Service;
+use anyhow::Context;
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use std::collections::HashMap;
+
+/// What one tick did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tick {
+    pub changes_applied: usize,
+    pub changes_failed: usize,
+    pub sweep: crate::service::SweepReport,
+    pub failures: Drained,
+}
+
+/// The `sweeper` function's work: sweep due auto-closes, then retry what the
+/// failure queues hold.
+pub struct Sweeper {
+    service: Service,
+    aws: AwsAdapters,
+    queue_arns: Vec<String>,
+    /// Resolved from the ARNs on first use (one GetQueueUrl each per cold start).
+    queue_urls: Vec<String>,
+}
+
+impl Sweeper {
+    pub fn new(service: Service, aws: AwsAdapters, settings: &AwsSettings) -> Self {
+        Self {
+            service,
+            aws,
+            queue_arns: vec![settings.failure_queue_arn.clone(), settings.dead_letter_arn.clone()],
+            queue_urls: Vec::new(),
+        }
+    }
+
+    /// One sweep; the two halves are independent, so one failing does not
+    /// stop the other.
+    pub async fn run(&mut self) -> (crate::service::SweepReport, Drained) {
+        let sweep = self.service.sweep().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "sweep failed");
+            Default::default()
+        });
+        let drained = self.drain_failures().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %format!("{e:#}"), "could not drain the failure queues");
+            Default::default()
+        });
+        (sweep, drained)
+    }
+
+    async fn drain_failures(&mut self) -> anyhow::Result<Drained> {
+        if self.queue_urls.is_empty() {
+            for arn in &self.queue_arns {
+                self.queue_urls.push(failures::queue_url(&self.aws.sqs, arn).await?);
+            }
+        }
+        let mut total = Drained::default();
+        for url in &self.queue_urls {
+            let d = failures::drain(&self.service, &self.aws.sqs, &self.aws.streams, url, 100).await?;
+            total.retried += d.retried;
+            total.kept += d.kept;
+        }
+        Ok(total)
+    }
+}
+
+pub struct Reconciler {
+    service: Service,
+    aws: AwsAdapters,
+    table: String,
+    sweeper: Sweeper,
+    stream_arn: Option<String>,
+    /// Per shard: where to read next.
+    shards: HashMap<String, Position>,
+    /// Changes that failed, retried first next tick (deduplicated: each
+    /// re-reads the stored state, so once is enough).
+    retry: Vec<Change>,
+}
+
+#[derive(Debug, Clone)]
+enum Position {
+    Iterator(String),
+    /// The shard is closed and read to its end.
+    Done,
+}
+
+impl Reconciler {
+    pub fn new(service: Service, aws: AwsAdapters, settings: &AwsSettings) -> Self {
+        Self {
+            sweeper: Sweeper::new(service.clone(), aws.clone(), settings),
+            service,
+            aws,
+            table: settings.table.clone(),
+            stream_arn: None,
+            shards: HashMap::new(),
+            retry: Vec::new(),
+        }
+    }
+
+    /// One round. A step that fails is logged and left for the next tick; the
+    /// others still run.
+    pub async fn tick(&mut self) -> Tick {
+        let mut tick = Tick::default();
+        let mut pending = std::mem::take(&mut self.retry);
+        // Records read before a failure are kept: their shards' positions moved.
+        let mut records = Vec::new();
+        if let Err(e) = self.read_stream(&mut records).await {
+            tracing::warn!(error = %format!("{e:#}"), "could not read the table stream");
+        }
+        pending.extend(records.iter().filter_map(Record::change));
+        for change in pending {
+            if self.retry.contains(&change) {
+                continue;
+            }
+            match stream::apply(&self.service, &change).await {
+                Ok(()) => tick.changes_applied += 1,
+                Err(e) => {
+                    tracing::warn!(change = ?change, error = %e, "change failed; retried next tick");
+                    tick.changes_failed += 1;
+                    self.retry.push(change);
+                }
+            }
+        }
+        (tick.sweep, tick.failures) = self.sweeper.run().await;
+        tick
+    }
+
+    /// The records written since the last read, every shard, oldest first
+    /// per shard. The first read starts at the stream's oldest record: a
+    /// restart re-applies up to 24 h of changes, which are idempotent.
+    async fn read_stream(&mut self, records: &mut Vec<Record>) -> anyhow::Result<()> {
+        let stream_arn = match &self.stream_arn {
+            Some(arn) => arn.clone(),
+            None => {
+                let table = self.aws.dynamo.describe_table().table_name(&self.table).send().await?;
+                let arn = table
+                    .table
+                    .and_then(|t| t.latest_stream_arn)
+                    .context("the table has no stream (StreamSpecification missing)")?;
+                self.stream_arn = Some(arn.clone());
+                arn
+            }
+        };
+        let described = self
+            .aws
+            .streams
+            .describe_stream()
+            .stream_arn(&stream_arn)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "DescribeStream: {}",
+                    aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)
+                )
+            })?;
+        let shard_ids: Vec<String> = described
+            .stream_description()
+            .map(|d| {
+                d.shards()
+                    .iter()
+                    .filter_map(|s| s.shard_id().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for shard in shard_ids {
+            let position = match self.shards.get(&shard) {
+                Some(Position::Done) => continue,
+                Some(Position::Iterator(it)) => it.clone(),
+                None => self
+                    .aws
+                    .streams
+                    .get_shard_iterator()
+                    .stream_arn(&stream_arn)
+                    .shard_id(&shard)
+                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "GetShardIterator: {}",
+                            aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)
+                        )
+                    })?
+                    .shard_iterator
+                    .context("no shard iterator")?,
+            };
+            let mut iterator = Some(position);
+            // Read the shard up to its present end; pages of up to 1,000.
+            for _ in 0..50 {
+                let Some(it) = iterator.clone() else { break };
+                let page = match self.aws.streams.get_records().shard_iterator(&it).send().await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        // An expired iterator (15 min idle) restarts at the shard's
+                        // oldest record: re-applying is idempotent.
+                        if format!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e))
+                            .contains("ExpiredIterator")
+                        {
+                            self.shards.remove(&shard);
+                        }
+                        return Err(anyhow::anyhow!(
+                            "GetRecords: {}",
+                            aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)
+                        ));
+                    }
+                };
+                let got = page.records().len();
+                records.extend(page.records().iter().map(Record::from));
+                iterator = page.next_shard_iterator;
+                // Remember the position page by page, so an error later in
+                // this shard does not re-read (harmless) or skip anything.
+                if let Some(it) = &iterator {
+                    self.shards.insert(shard.clone(), Position::Iterator(it.clone()));
+                }
+                if got == 0 {
+                    break;
+                }
+            }
+            self.shards
+                .insert(shard, iterator.map_or(Position::Done, Position::Iterator));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! Auto-close reconciled from the data: whatever step of a request failed, a
+//! RESPONDED ticket ends up with its schedule, or closed by the sweeper soon
+//! after it fell due. The request path still schedules eagerly; correctness
+//! does not depend on it.
+
+use super::{CloseOutcome, Service};
+use crate::domain::{TicketId, rules};
+use crate::error::{Error, Result};
+use serde::Serialize;
+
+/// How many due tickets one sweep reads per Query. A sweep keeps reading while
+/// pages come back full, up to `MAX_SWEEP_PAGES`, so a backlog (after an
+/// outage) drains over a few runs instead of one run outliving its timeout.
+const SWEEP_PAGE: usize = 50;
+const MAX_SWEEP_PAGES: usize = 4;
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    /// Overdue RESPONDED tickets closed by this sweep.
+    pub closed: usize,
+    /// Due tickets that had moved on (the index lags the table).
+    pub skipped: usize,
+    /// Due tickets the sweep could not close this time (retried next sweep).
+    pub failed: usize,
+}
+
+impl Service {
+    /// Makes the scheduler match the ticket as stored now: its close job
+    /// upserted while it is RESPONDED, cancelled otherwise (or when it is gone).
+    /// Reads the ticket afresh, so a late or repeated call cannot restore a
+    /// stale schedule. Idempotent.
+    pub async fn reconcile_auto_close(&self, id: TicketId) -> Result<()> {
+        let desired = self
+            .ports
+            .store
+            .ticket(id)
+            .await?
+            .as_ref()
+            .and_then(rules::desired_close_job);
+        match desired {
+            Some(job) => self.ports.scheduler.schedule_close(&job).await,
+            None => self.ports.scheduler.cancel_close(id).await,
+        }
+        .map_err(|e| Error::Unavailable(e.context("scheduler")))?;
+        Ok(())
+    }
+
+    /// The safety net, run every reconcile interval: closes RESPONDED tickets
+    /// whose `autoCloseAt` has passed, whether or not their schedule fired.
+    pub async fn sweep(&self) -> Result<SweepReport> {
+        let mut report = SweepReport::default();
+        for _ in 0..MAX_SWEEP_PAGES {
+            let due = self.ports.store.due_auto_closes(self.now(), SWEEP_PAGE).await?;
+            let full = due.len() == SWEEP_PAGE;
+            let mut progressed = false;
+            for ticket in &due {
+                let Some(job) = rules::desired_close_job(ticket) else {
+                    report.skipped += 1;
+                    continue;
+                };
+                match self.run_close_job(&job).await {
+                    Ok(CloseOutcome::Closed) => {
+                        report.closed += 1;
+                        progressed = true;
+                    }
+                    Ok(CloseOutcome::Skipped(_)) => report.skipped += 1,
+                    Err(e) => {
+                        tracing::warn!(ticket = %job.ticket_id, error = %e, "sweep could not close a due ticket");
+                        report.failed += 1;
+                    }
+                }
+            }
+            // A full page where nothing closed is the lagging index showing the
+            // same tickets again: stop rather than spin.
+            if !full || !progressed {
+                break;
+            }
+        }
+        if report != SweepReport::default() {
+            tracing::info!(
+                closed = report.closed,
+                skipped = report.skipped,
+                failed = report.failed,
+                "swept due auto-closes"
+            );
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,239 @@
+//! Nothing lost: with a dependency broken in the middle of the work (a
+//! fault-injecting proxy in front of moto, or a job deleted from SQLite as a
+//! crash would lose it), every RESPONDED ticket still ends up with its
+//! schedule or closed, through ticketd's reconcile loop and the Lambda
+//! handlers' code.
+
+use std::time::{Duration, Instant};
+use ticketing::adapters::aws::failures::{self, Failure};
+use ticketing::adapters::aws::{CloseEvent, at_expression};
+use ticketing::domain::Timestamp;
+use ticketing_tests::client::customer;
+use ticketing_tests::faults::{DYNAMODB, SCHEDULER};
+use ticketing_tests::{AwsHandle, AwsSet, FaultyAws, MotoSchedule, TestApp, TestConfig};
+
+const INTERVAL: Duration = Duration::from_millis(500);
+
+async fn start_behind(proxy: &FaultyAws, auto_close_after: Duration) -> (TestApp, AwsHandle) {
+    let config = TestConfig {
+        auto_close_after,
+        reconcile_interval: INTERVAL,
+        aws_endpoint: Some(proxy.url.clone()),
+        ..TestConfig::default()
+    };
+    let (deployment, handle) = AwsSet.start_with_handle(config).await.expect("starts on moto");
+    (TestApp::on(deployment), handle)
+}
+
+fn ts(v: &serde_json::Value) -> Timestamp {
+    Timestamp::parse_rfc3339(v.as_str().expect("a time")).expect("RFC 3339")
+}
+
+async fn schedule(h: &AwsHandle, ticket: &str) -> Option<MotoSchedule> {
+    MotoSchedule::get(&h.adapters.schedules, &h.settings.schedule_group, ticket).await
+}
+
+/// Polls `check` until it gives a value or `within` passes.
+async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Scheduler down while an admin responds: the response is acknowledged, the
+/// schedule is missing; once Scheduler is back, the next reconcile ticks
+/// create it at the ticket's `autoCloseAt`, and the ticket closes on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_lost_to_a_scheduler_outage_is_reconciled_and_the_ticket_closes() {
+    let proxy = FaultyAws::start().await;
+    let (app, h) = start_behind(&proxy, Duration::from_secs(6)).await;
+    let org = app.new_org().await;
+    let admin = app.new_admin(&org).await;
+    let id = app.new_ticket_id(&org, &customer()).await;
+
+    proxy.fail(SCHEDULER);
+    app.respond(&admin.jwt, &id, "answered during the outage")
+        .await
+        .expect(201);
+    let responded = app.ticket(&admin.jwt, &id).await;
+    assert_eq!(responded["status"], "RESPONDED");
+    // Several ticks fail meanwhile; the change waits for Scheduler.
+    tokio::time::sleep(INTERVAL * 3).await;
+    assert!(proxy.refused(SCHEDULER) >= 2, "the respond and the ticks hit the fault");
+    proxy.heal(SCHEDULER);
+    assert!(
+        schedule(&h, &id).await.is_none(),
+        "nothing created while Scheduler was down"
+    );
+
+    // Within one interval (plus the tick's own time), the schedule exists.
+    let s = eventually(INTERVAL * 3, || schedule(&h, &id))
+        .await
+        .expect("the reconciler created the missing schedule");
+    assert_eq!(s.expression, at_expression(ts(&responded["autoCloseAt"])));
+    assert_eq!(s.input["ticketId"], id.as_str());
+
+    let closed = eventually(Duration::from_secs(15), || async {
+        let t = app.ticket(&admin.jwt, &id).await;
+        (t["status"] == "CLOSED").then_some(t)
+    })
+    .await
+    .expect("the ticket closed");
+    assert!(ts(&closed["closedAt"]) >= ts(&responded["autoCloseAt"]), "never early");
+    app.stop().await;
+}
+
+/// The store down when the schedule fires: the close fails, Lambda's
+/// on-failure record lands in the failure queue, and once the store is back
+/// the sweeper closes the ticket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_that_fails_lands_in_the_failure_queue_and_the_sweeper_closes_the_ticket() {
+    let proxy = FaultyAws::start().await;
+    let (app, h) = start_behind(&proxy, Duration::from_secs(4)).await;
+    let org = app.new_org().await;
+    let admin = app.new_admin(&org).await;
+    let id = app.new_ticket_id(&org, &customer()).await;
+    app.respond(&admin.jwt, &id, "closes in 4 s").await.expect(201);
+    let due = ts(&app.ticket(&admin.jwt, &id).await["autoCloseAt"]);
+    assert!(schedule(&h, &id).await.is_some());
+
+    proxy.fail(DYNAMODB);
+    let url = failures::queue_url(&h.adapters.sqs, &h.settings.failure_queue_arn)
+        .await
+        .unwrap();
+    let in_queue = eventually(Duration::from_secs(12), || async {
+        let attrs = h
+            .adapters
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .ok()?;
+        let n = |k: aws_sdk_sqs::types::QueueAttributeName| -> usize {
+            attrs
+                .attributes()
+                .and_then(|a| a.get(&k))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let total = n(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            + n(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
+        (total > 0).then_some(total)
+    })
+    .await;
+    assert_eq!(in_queue, Some(1), "the failed close is in the failure queue");
+    assert!(schedule(&h, &id).await.is_none(), "the schedule is gone (it fired)");
+    assert!(Timestamp::now() >= due);
+    proxy.heal(DYNAMODB);
+
+    let closed = eventually(Duration::from_secs(10), || async {
+        let t = app.ticket(&admin.jwt, &id).await;
+        (t["status"] == "CLOSED").then_some(t)
+    })
+    .await
+    .expect("the sweeper closed the ticket once the store was back");
+    assert_eq!(closed["responses"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+/// The sweeper function's drain, given each kind of failure message: a close
+/// retried from Lambda's on-failure record and from Scheduler's dead-letter
+/// queue, each closing its ticket once; an unreadable message is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_retries_each_kind_of_failure_message() {
+    let proxy = FaultyAws::start().await;
+    let (app, h) = start_behind(&proxy, Duration::from_secs(30 * 86_400)).await;
+    let org = app.new_org().await;
+    let admin = app.new_admin(&org).await;
+    let (a, b) = (
+        app.new_ticket_id(&org, &customer()).await,
+        app.new_ticket_id(&org, &customer()).await,
+    );
+    let mut events = Vec::new();
+    for id in [&a, &b] {
+        app.respond(&admin.jwt, id, "r").await.expect(201);
+        let t = app.ticket(&admin.jwt, id).await;
+        events.push(CloseEvent {
+            ticket_id: id.parse().unwrap(),
+            responded_at: ts(&t["respondedAt"]),
+        });
+    }
+    // A queue of the test's own, so the deployment's reconciler stays out.
+    let url = h
+        .adapters
+        .sqs
+        .create_queue()
+        .queue_name(ticketing_tests::unique("drain-"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    for body in [
+        Failure::async_invoke_record(&events[0], "store unavailable"),
+        serde_json::to_string(&events[1]).unwrap(),
+        "not a failure we know".to_owned(),
+    ] {
+        h.adapters
+            .sqs
+            .send_message()
+            .queue_url(&url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let drained = failures::drain(&h.service, &h.adapters.sqs, &h.adapters.streams, &url, 10)
+        .await
+        .unwrap();
+    assert_eq!((drained.retried, drained.kept), (2, 1));
+    for id in [&a, &b] {
+        assert_eq!(app.ticket(&admin.jwt, id).await["status"], "CLOSED", "{id}");
+    }
+    app.stop().await;
+}
+
+/// Embedded: the process dies between the ticket's commit and the close job's
+/// write (played by deleting the job row), and the job runner has nothing to
+/// run; the sweep still closes the ticket when it falls due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_job_lost_between_commit_and_scheduling_is_swept_on_embedded() {
+    let config = TestConfig {
+        auto_close_after: Duration::from_secs(2),
+        reconcile_interval: INTERVAL,
+        ..TestConfig::default()
+    };
+    let (deployment, db) = ticketing_tests::EmbeddedSet.start_with_db(config).await.unwrap();
+    let app = TestApp::on(deployment);
+    let org = app.new_org().await;
+    let admin = app.new_admin(&org).await;
+    let id = app.new_ticket_id(&org, &customer()).await;
+    app.respond(&admin.jwt, &id, "r").await.expect(201);
+    let due = ts(&app.ticket(&admin.jwt, &id).await["autoCloseAt"]);
+    let lost = db
+        .write(|tx| Ok(tx.execute("DELETE FROM close_jobs", [])?))
+        .await
+        .unwrap();
+    assert_eq!(lost, 1, "the close job was written, and is now lost");
+    let closed = eventually(Duration::from_secs(8), || async {
+        let t = app.ticket(&admin.jwt, &id).await;
+        (t["status"] == "CLOSED").then_some(t)
+    })
+    .await
+    .expect("the sweep closed the ticket");
+    assert!(ts(&closed["closedAt"]) >= due, "never early");
+    app.stop().await;
+}
