@@ -10,10 +10,13 @@ use ticketing_tests::client::customer;
 use ticketing_tests::{AwsHandle, AwsSet, MotoSchedule, TestApp, TestConfig};
 
 async fn start() -> (TestApp, AwsHandle) {
-    let (deployment, handle) = AwsSet
-        .start_with_handle(TestConfig::default())
-        .await
-        .expect("starts on moto");
+    // No reconcile tick after the first during a test: these count DynamoDB
+    // calls per request, and the loop's own reads would show up.
+    let config = TestConfig {
+        reconcile_interval: std::time::Duration::from_secs(3600),
+        ..TestConfig::default()
+    };
+    let (deployment, handle) = AwsSet.start_with_handle(config).await.expect("starts on moto");
     (TestApp::on(deployment), handle)
 }
 
