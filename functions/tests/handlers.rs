@@ -22,19 +22,29 @@ fn uuid_like() -> String {
 }
 
 async fn service() -> Service {
+    wiring(Duration::from_secs(30 * 86_400)).await.0
+}
+
+/// The service on fresh resources, with its adapters and settings.
+async fn wiring(auto_close_after: Duration) -> (Service, AwsAdapters, AwsSettings) {
     std::env::var("AWS_ENDPOINT_URL").expect("needs moto: run ./scripts/test");
     let settings = settings();
     let adapters = AwsAdapters::new(&aws::sdk_config().await, &settings);
     aws::create_missing_resources(&adapters, &settings)
         .await
         .expect("resources on moto");
+    let service = service_on(adapters.ports(), &settings, auto_close_after);
+    (service, adapters, settings)
+}
+
+fn service_on(ports: ticketing::ports::Ports, settings: &AwsSettings, auto_close_after: Duration) -> Service {
     let service_settings = service::Settings {
         jwt_secret: "handler-tests-jwt-secret-0123456789abcdef".into(),
-        auto_close_after: Duration::from_secs(30 * 86_400),
-        mail_from: settings.mail_from,
+        auto_close_after,
+        mail_from: settings.mail_from.clone(),
         signin: Default::default(),
     };
-    Service::new(adapters.ports(), &service_settings).expect("a valid secret")
+    Service::new(ports, &service_settings).expect("a valid secret")
 }
 
 /// The sample event for `name`, placeholders filled.
@@ -233,6 +243,151 @@ async fn close_function_closes_a_responded_ticket_once() {
     );
     let after = call("GET", format!("/tickets/{id}"), serde_json::Value::Null, Some(jwt)).await;
     assert_eq!(after["status"], "CLOSED");
+}
+
+/// An org, an admin's token and an OPEN ticket, through the service's router.
+async fn open_ticket(service: &Service) -> (String, String) {
+    let all = ticketing::http::router(service.clone(), &Endpoint::ALL);
+    let call = |path: &'static str, body: serde_json::Value| {
+        let all = all.clone();
+        async move {
+            let resp = all
+                .oneshot(http_request("POST", path, &body.to_string()))
+                .await
+                .unwrap();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        }
+    };
+    let domain = format!("{}.example.com", uuid_like());
+    let secret = call("/auth/org/signup", serde_json::json!({"name": "R", "domain": domain})).await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let email = format!("a@{domain}");
+    call("/auth/admin/signup", serde_json::json!({"firstName": "A", "lastName": "B", "email": email, "password": "correct horse battery", "secret": secret})).await;
+    let jwt = call(
+        "/auth/admin/signin",
+        serde_json::json!({"email": email, "password": "correct horse battery"}),
+    )
+    .await["jwt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t = call(
+        "/tickets",
+        serde_json::json!({"title": "t", "description": "d", "addedBy": "c@x.io", "secret": secret}),
+    )
+    .await;
+    (t["id"].as_str().unwrap().to_owned(), jwt)
+}
+
+/// The reconcile function, given the stream record of a ticket that entered
+/// RESPONDED while the eager schedule failed: with Scheduler still down it
+/// reports the record (Lambda retries from it); once Scheduler answers it
+/// creates the schedule at the stored `autoCloseAt`, and a redelivery
+/// changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_function_creates_the_schedule_the_request_failed_to() {
+    let (service, adapters, settings) = wiring(Duration::from_secs(30 * 86_400)).await;
+    // The same service with Scheduler where nothing listens.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dead_sdk = aws::sdk_config_at(Some(&format!("http://{dead}"))).await;
+    let mut down = adapters.ports();
+    down.scheduler = std::sync::Arc::new(aws::EventBridgeScheduler::new(
+        aws_sdk_scheduler::Client::new(&dead_sdk),
+        settings.schedule_group.clone(),
+        settings.close_function_arn.clone(),
+        settings.scheduler_role_arn.clone(),
+        settings.dead_letter_arn.clone(),
+    ));
+    let down = service_on(down, &settings, Duration::from_secs(30 * 86_400));
+
+    let (id, jwt) = open_ticket(&down).await;
+    let (status, body) = invoke(
+        &down,
+        Endpoint::Respond,
+        &event("respond", &[("<TICKET_ID>", &id), ("<JWT>", &jwt)]),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let get = || {
+        adapters
+            .schedules
+            .get_schedule()
+            .group_name(&settings.schedule_group)
+            .name(&id)
+            .send()
+    };
+    assert!(get().await.is_err(), "the eager schedule failed");
+
+    let ticket = ticketing::ports::Store::ticket(adapters.store.as_ref(), id.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("the ticket");
+    let stored = |ms: Option<ticketing::domain::Timestamp>| ms.unwrap().millis().to_string();
+    let sample = event(
+        "reconcile",
+        &[
+            ("<TICKET_ID>", &id),
+            ("<ORG_ID>", &ticket.org_id.to_string()),
+            ("1796009645139", &stored(ticket.responded_at)),
+            ("1798601645139", &stored(ticket.auto_close_at)),
+        ],
+    );
+    let batch = || serde_json::from_str::<aws::stream::StreamEvent>(&sample).expect("the sample parses");
+    let failed = ticketing_functions::reconcile(&down, batch()).await;
+    assert_eq!(
+        failed,
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "111100000000012345678901"}]})
+    );
+    for _ in 0..2 {
+        let done = ticketing_functions::reconcile(&service, batch()).await;
+        assert_eq!(done, serde_json::json!({"batchItemFailures": []}));
+        let s = get().await.expect("the schedule exists");
+        assert_eq!(
+            s.schedule_expression(),
+            Some(aws::at_expression(ticket.auto_close_at.unwrap()).as_str())
+        );
+    }
+}
+
+/// The sweeper function's work: a RESPONDED ticket past `autoCloseAt` whose
+/// schedule never fired is closed; one not yet due is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweeper_function_closes_overdue_tickets_only() {
+    let (service, adapters, settings) = wiring(Duration::from_secs(1)).await;
+    let (due, jwt) = open_ticket(&service).await;
+    invoke(
+        &service,
+        Endpoint::Respond,
+        &event("respond", &[("<TICKET_ID>", &due), ("<JWT>", &jwt)]),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let (not_due, jwt2) = open_ticket(&service).await;
+    let mut sweeper = aws::Sweeper::new(service.clone(), adapters, &settings);
+    let (sweep, drained) = sweeper.run().await;
+    assert_eq!(sweep.closed, 1, "{sweep:?}");
+    assert_eq!(drained.retried + drained.kept, 0);
+    let get = |id: String, jwt: String| {
+        let service = service.clone();
+        async move {
+            invoke(
+                &service,
+                Endpoint::GetTicket,
+                &event("get-ticket", &[("<TICKET_ID>", &id), ("<JWT>", &jwt)]),
+            )
+            .await
+            .1
+        }
+    };
+    assert_eq!(get(due, jwt).await["status"], "CLOSED");
+    assert_eq!(get(not_due, jwt2).await["status"], "OPEN");
+    assert_eq!(sweeper.run().await.0, Default::default(), "nothing left to do");
 }
 
 fn http_request(method: &str, path: &str, body: &str) -> Request {
