@@ -9,7 +9,7 @@ use ticketing::adapters::aws::failures::{self, Failure};
 use ticketing::adapters::aws::{CloseEvent, at_expression};
 use ticketing::domain::Timestamp;
 use ticketing_tests::client::customer;
-use ticketing_tests::faults::{DYNAMODB, SCHEDULER};
+use ticketing_tests::fault_proxy::{DYNAMODB, SCHEDULER};
 use ticketing_tests::{AwsHandle, AwsSet, FaultyAws, MotoSchedule, TestApp, TestConfig};
 
 const INTERVAL: Duration = Duration::from_millis(500);

@@ -4,12 +4,12 @@
 mod aws;
 pub mod client;
 mod embedded;
-pub mod faults;
+pub mod fault_proxy;
 
 pub use aws::{AwsHandle, AwsSet, MotoSchedule, moto_endpoint};
 pub use client::{Reply, TestApp};
 pub use embedded::EmbeddedSet;
-pub use faults::FaultyAws;
+pub use fault_proxy::FaultyAws;
 
 use async_trait::async_trait;
 use std::time::Duration;
