@@ -446,7 +446,7 @@ fn configuration_errors_are_one_line_and_exit_2() {
             "cannot listen on",
         ),
         (&["--auto-close-after", "soon"], "auto-close-after"),
-        (&["--reconcile-interval", "0s"], "more than zero"),
+        (&["--reconcile-interval", "0s"], "longer than zero"),
     ];
     for (args, expected) in cases {
         let out = Command::new(env!("CARGO_BIN_EXE_ticketd"))
