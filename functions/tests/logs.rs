@@ -38,7 +38,11 @@ impl Captured {
 async fn service() -> Service {
     std::env::var("AWS_ENDPOINT_URL").expect("needs moto: run ./scripts/test");
     let id = ticketing::domain::TicketId::new().0.simple().to_string();
-    let settings = AwsSettings::local(format!("logs-{id}"), format!("logs-{id}"), "support@ticketing.example.com");
+    let settings = AwsSettings::local(
+        format!("logs-{id}"),
+        format!("logs-{id}"),
+        "support@ticketing.example.com",
+    );
     let adapters = AwsAdapters::new(&aws::sdk_config().await, &settings);
     aws::create_missing_resources(&adapters, &settings)
         .await
@@ -149,7 +153,10 @@ async fn each_request_logs_one_json_line_with_route_status_latency_and_org_and_n
     // Sign-in names no org until it succeeds, and its reply names none; a wrong secret names none.
     assert_eq!(orgs, [known, known, None, known, known, known, None], "{text}");
     // What the service logs while handling a request carries that request's id.
-    let created = lines.iter().find(|l| l["message"] == "ticket created").expect("a create line");
+    let created = lines
+        .iter()
+        .find(|l| l["message"] == "ticket created")
+        .expect("a create line");
     let span = created["spans"]
         .as_array()
         .and_then(|spans| spans.iter().find(|s| s["name"] == "request"))
@@ -177,8 +184,14 @@ fn lambda_log_settings_choose_format_and_level() {
         move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
     };
     assert_eq!(LogFormat::from_env(env(&[])), LogFormat::Text);
-    assert_eq!(LogFormat::from_env(env(&[("AWS_LAMBDA_LOG_FORMAT", "Text")])), LogFormat::Text);
-    assert_eq!(LogFormat::from_env(env(&[("AWS_LAMBDA_LOG_FORMAT", "JSON")])), LogFormat::Json);
+    assert_eq!(
+        LogFormat::from_env(env(&[("AWS_LAMBDA_LOG_FORMAT", "Text")])),
+        LogFormat::Text
+    );
+    assert_eq!(
+        LogFormat::from_env(env(&[("AWS_LAMBDA_LOG_FORMAT", "JSON")])),
+        LogFormat::Json
+    );
     assert_eq!(log_filter(env(&[])).to_string(), "info");
     assert_eq!(log_filter(env(&[("AWS_LAMBDA_LOG_LEVEL", "WARN")])).to_string(), "warn");
     assert_eq!(

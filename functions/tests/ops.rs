@@ -30,7 +30,11 @@ fn intrinsic<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
     match v {
         Value::Tagged(t) if t.tag == name => Some(&t.value),
         Value::Mapping(m) if m.len() == 1 => {
-            let long = if name == "Ref" { name.to_owned() } else { format!("Fn::{name}") };
+            let long = if name == "Ref" {
+                name.to_owned()
+            } else {
+                format!("Fn::{name}")
+            };
             m.get(long.as_str())
         }
         _ => None,
@@ -151,7 +155,9 @@ fn alarm_on(alarm: &Value, namespace: &str, metric: &str, dimension: &str, value
 
 fn notifies_alarm_topic(name: &str, alarm: &Value) {
     let p = &alarm["Properties"];
-    let actions = p["AlarmActions"].as_sequence().unwrap_or_else(|| panic!("{name}: no AlarmActions"));
+    let actions = p["AlarmActions"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{name}: no AlarmActions"));
     assert!(
         actions.iter().any(|a| is_ref(a, "AlarmTopic")),
         "{name} does not notify AlarmTopic"
