@@ -49,6 +49,15 @@ struct Cli {
     /// Proxies (comma-separated IPs or CIDRs) whose X-Forwarded-For names the client; by default none, and the TCP peer is the client.
     #[arg(long, env = "TICKETD_TRUSTED_PROXIES", default_value = "", value_parser = TrustedProxies::parse)]
     trusted_proxies: TrustedProxies,
+    /// Log lines as text, or as one JSON object per line (fields at the top level, as the Lambda functions write).
+    #[arg(long, env = "TICKETD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -89,10 +98,18 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
     let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")));
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+    }
     let signalled = shutdown_signal();
     let backend = match backend(&cli) {
         Ok(b) => b,
