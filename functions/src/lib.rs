@@ -11,16 +11,70 @@ use ticketing::http::client_ip::SourceIp;
 use ticketing::http::{self, Endpoint};
 use ticketing::service::Service;
 
+/// How the functions write their logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line of text per event (sam local, a function with `LogFormat: Text`).
+    Text,
+    /// One JSON object per line, fields at the top level, which CloudWatch
+    /// Logs Insights queries by name (`LoggingConfig: LogFormat: JSON`).
+    Json,
+}
+
+impl LogFormat {
+    /// JSON when Lambda says its log format is JSON (`AWS_LAMBDA_LOG_FORMAT`).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Self {
+        match get("AWS_LAMBDA_LOG_FORMAT") {
+            Some(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
+            _ => LogFormat::Text,
+        }
+    }
+}
+
+/// The level filter: `RUST_LOG`, else the function's `ApplicationLogLevel`
+/// (`AWS_LAMBDA_LOG_LEVEL`), else info.
+pub fn log_filter(get: impl Fn(&str) -> Option<String>) -> tracing_subscriber::EnvFilter {
+    get("RUST_LOG")
+        .or_else(|| get("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_ascii_lowercase()))
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"))
+}
+
+/// The functions' subscriber, writing to `writer`: what `init_tracing`
+/// installs over stdout, and what tests capture.
+pub fn log_subscriber<W>(
+    format: LogFormat,
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false);
+    match format {
+        // The Lambda runtime's span adds requestId and xrayTraceId; the
+        // request span adds our request_id to whatever the service logs.
+        LogFormat::Json => Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(true)
+                .finish(),
+        ),
+        // CloudWatch stamps the time; no colours in log files.
+        LogFormat::Text => Box::new(builder.without_time().finish()),
+    }
+}
+
 fn init_tracing() {
-    // CloudWatch stamps the time; no colours in log files.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(false)
-        .without_time()
-        .init();
+    let env = |k: &str| std::env::var(k).ok();
+    let subscriber = log_subscriber(LogFormat::from_env(env), log_filter(env), std::io::stdout);
+    // Only fails if one is set already, which then keeps logging.
+    let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
 /// The router one endpoint's function serves: that route only.

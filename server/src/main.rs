@@ -54,6 +54,15 @@ struct Cli {
     // `parse_duration` refuses zero, which would spin.
     #[arg(long, env = "TICKETING_RECONCILE_INTERVAL", default_value = "1m", value_parser = parse_duration)]
     reconcile_interval: Duration,
+    /// Log lines as text, or as one JSON object per line (fields at the top level, as the Lambda functions write).
+    #[arg(long, env = "TICKETD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -95,10 +104,18 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
     let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")));
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+    }
     let signalled = shutdown_signal();
     let backend = match backend(&cli) {
         Ok(b) => b,

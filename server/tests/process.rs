@@ -257,8 +257,44 @@ async fn logs_never_contain_secrets_passwords_hashes_or_tokens() {
     ] {
         assert!(!log.contains(needle), "log leaks {needle:?}:\n{log}");
     }
-    assert!(log.contains("request{id="), "{log}");
+    assert!(log.contains("request{request_id="), "{log}");
     assert!(log.contains("generated one and saved it to"), "{log}");
+}
+
+/// `--log-format json`: every line a JSON object, one `request` line per
+/// request with its route template, status, latency and org, and no secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_have_one_line_per_request_and_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Ticketd::spawn(dir.path(), &["--log-format", "json"]);
+    let (secret, jwt, tickets) = walkthrough(&d.base, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = d.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let requests: Vec<&serde_json::Value> = lines.iter().filter(|l| l["message"] == "request").collect();
+    assert!(requests.len() >= 4, "{log}");
+    for line in &requests {
+        assert!(line["request_id"].is_string(), "{line}");
+        assert!(line["status"].is_u64(), "{line}");
+        assert!(line["latency_ms"].is_number(), "{line}");
+        assert!(
+            !line["route"].as_str().unwrap_or("").contains(&tickets[0]),
+            "a template: {line}"
+        );
+    }
+    let created = requests
+        .iter()
+        .find(|l| l["route"] == "/tickets" && l["method"] == "POST")
+        .expect("the create line");
+    assert_eq!(created["status"], 201);
+    assert!(created["org"].is_string(), "{created}");
+    for needle in [secret.as_str(), jwt.as_str(), PASSWORD, "$argon2"] {
+        assert!(!log.contains(needle), "log leaks {needle:?}:\n{log}");
+    }
 }
 
 /// On a non-loopback address the dashboard needs a token, or is off.

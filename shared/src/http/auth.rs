@@ -44,6 +44,7 @@ pub async fn org_signup(
     ApiJson(body): ApiJson<OrgSignupBody>,
 ) -> Result<(StatusCode, Json<OrgSignupReply>)> {
     let signup = service.signup_org(body.command()?).await?;
+    super::request_log::note_org(signup.org.id);
     Ok((
         StatusCode::CREATED,
         Json(OrgSignupReply {
@@ -91,6 +92,7 @@ pub async fn admin_signup(
     let org = service
         .authenticate_org(org_secret(&headers, secret.as_deref()))
         .await?;
+    super::request_log::note_org(org.id);
     let admin = service.signup_admin(&org, body.command()?).await?;
     Ok((StatusCode::CREATED, Json(admin)))
 }

@@ -183,7 +183,9 @@ impl FromRequestParts<Service> for AdminAuth {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
             .ok_or(Error::Unauthorized("Authorization must be: Bearer <jwt>"))?;
-        service.authenticate_admin(token).await.map(AdminAuth)
+        let claims = service.authenticate_admin(token).await?;
+        super::request_log::note_org(claims.org);
+        Ok(AdminAuth(claims))
     }
 }
 

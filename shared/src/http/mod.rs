@@ -6,6 +6,7 @@ pub mod client_ip;
 mod endpoints;
 pub mod error;
 pub mod extract;
+pub mod request_log;
 mod tickets;
 
 pub use endpoints::Endpoint;
@@ -16,10 +17,7 @@ use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Request, StatusCode};
 use axum::response::IntoResponse;
-use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 /// The API routes for `endpoints`, without state or middleware; see [`finish`].
 pub fn routes(endpoints: &[Endpoint]) -> Router<Service> {
@@ -34,37 +32,22 @@ pub fn router(service: Service, endpoints: &[Endpoint]) -> Router {
 }
 
 /// Adds what every deployment shares: JSON 404/405, the body limit, request
-/// ids and request tracing.
+/// ids and one log line per request (`request_log`).
 pub fn finish(routes: Router<Service>, service: Service) -> Router {
     routes
         .fallback(|| async { error::routing_error(StatusCode::NOT_FOUND) })
         .method_not_allowed_fallback(|| async { error::routing_error(StatusCode::METHOD_NOT_ALLOWED) })
         .with_state(service)
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request<_>| {
-                    let id = req
-                        .headers()
-                        .get("x-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    // The path only: query strings may carry customer emails.
-                    // Debug-escaped: a path may hold any non-ASCII character.
-                    tracing::info_span!("request", id = %id, method = %req.method(), path = ?req.uri().path())
-                })
-                .on_response(
-                    DefaultOnResponse::new()
-                        .level(Level::INFO)
-                        .latency_unit(LatencyUnit::Micros),
-                ),
-        )
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(tower::util::MapRequestLayer::new(drop_unplain_request_id))
+        // Inside the log layer, so a panic is logged as the 500 it becomes.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             crate::Error::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
+        // Per route (Router::layer), so it sees the matched route template.
+        .layer(axum::middleware::from_fn(request_log::log_request))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(tower::util::MapRequestLayer::new(drop_unplain_request_id))
 }
 
 /// The longest client `X-Request-Id` kept (a UUID is 36 characters).

@@ -42,6 +42,7 @@ pub async fn create_ticket(
     let org = service
         .authenticate_org(org_secret(&headers, secret.as_deref()))
         .await?;
+    super::request_log::note_org(org.id);
     let ticket = service.create_ticket(&org, body.command()?).await?;
     Ok((StatusCode::CREATED, Json(ticket)))
 }

@@ -1,8 +1,10 @@
 //! The [`Store`] port on one DynamoDB table. Every call is a `GetItem`, a
 //! `Query` or a (transactional) write; nothing scans.
 
+use super::budgets::{self, CallLimits};
 use super::errors::Classify;
 use super::items::{self, Item, s};
+use super::sdk::DEFAULT_CALL_TIMEOUT;
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
@@ -23,13 +25,13 @@ pub struct DynamoStore {
     /// become a herd of conflicting transactions; across processes (Lambda
     /// instances) the conditional counter update keeps assignment right.
     assign_turns: Vec<tokio::sync::Mutex<()>>,
+    /// How long a create keeps retrying when other creates keep taking the
+    /// chosen admin's counter first (a burst on one org); then it is a 503.
+    /// Derived from the client's own call timeout (see `budgets`).
+    assign_window: Duration,
 }
 
 const ASSIGN_STRIPES: usize = 64;
-
-/// How long a ticket create keeps retrying when other creates keep taking the
-/// chosen admin's counter first (a burst on one org); then it is a 503.
-const ASSIGN_BUDGET: Duration = Duration::from_secs(20);
 
 pub(super) fn malformed(e: items::Malformed) -> StoreError {
     StoreError::Internal(e.into())
@@ -37,10 +39,16 @@ pub(super) fn malformed(e: items::Malformed) -> StoreError {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let operation = client
+            .config()
+            .timeout_config()
+            .and_then(|t| t.operation_timeout())
+            .unwrap_or(DEFAULT_CALL_TIMEOUT);
         Self {
             client,
             table: table.into(),
             assign_turns: (0..ASSIGN_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            assign_window: budgets::assign_window(&CallLimits::for_operation(operation)),
         }
     }
 
@@ -53,10 +61,16 @@ impl DynamoStore {
             .expect("table, item and condition are set")
     }
 
+    /// One transaction, with a fresh idempotency token: when an attempt commits
+    /// but its answer is lost (timeout), the SDK's retry carries the same token
+    /// and DynamoDB answers it with the first outcome (for 10 minutes) instead
+    /// of failing its conditions against the items that attempt wrote: a false
+    /// 409 on an org signup that succeeded.
     async fn transact(&self, writes: Vec<TransactWriteItem>) -> StoreResult<()> {
         self.client
             .transact_write_items()
             .set_transact_items(Some(writes))
+            .client_request_token(uuid::Uuid::new_v4().to_string())
             .send()
             .await
             .classify()?;
@@ -258,7 +272,7 @@ impl Store for DynamoStore {
         let mut ticket = ticket.clone();
         let stripe = (ticket.org_id.0.as_u128() % ASSIGN_STRIPES as u128) as usize;
         let _turn = self.assign_turns[stripe].lock().await;
-        let deadline = tokio::time::Instant::now() + ASSIGN_BUDGET;
+        let deadline = tokio::time::Instant::now() + self.assign_window;
         for attempt in 0usize.. {
             if tokio::time::Instant::now() > deadline {
                 break;
@@ -293,8 +307,11 @@ impl Store for DynamoStore {
                 Ok(_) => return Ok(ticket),
                 // Another create moved this admin's count first: look again.
                 Err(StoreError::Conflict(_)) => {
-                    // Full jitter, capped: losers spread out instead of colliding again.
-                    let cap = 2u64.saturating_pow(attempt.min(7) as u32).max(2);
+                    // Full jitter, capped (budgets::ASSIGN_MAX_JITTER): losers
+                    // spread out instead of colliding again.
+                    let cap = 2u64
+                        .saturating_pow(attempt.min(7) as u32)
+                        .clamp(2, budgets::ASSIGN_MAX_JITTER.as_millis() as u64);
                     tokio::time::sleep(Duration::from_millis(rand::random_range(0..cap))).await;
                 }
                 Err(e) => return Err(e),

@@ -3,8 +3,10 @@
 //!
 //! - `settings`: where the resources are, from the environment
 //! - `sdk`: the SDK configuration and HTTPS client
+//! - `budgets`: each function's worst-case time over its AWS calls
 //! - `dynamo` (+ `dynamo_lists`) and `items`: the store and its one item mapping
 
+pub mod budgets;
 mod calls;
 mod dynamo;
 mod dynamo_lists;
@@ -25,7 +27,7 @@ pub use dynamo_lists::QueryStats;
 pub use reconciler::{Reconciler, Sweeper, Tick};
 pub use resources::create_missing_resources;
 pub use scheduler::{CloseEvent, EventBridgeScheduler, at_expression, schedule_name};
-pub use sdk::{DEFAULT_CALL_TIMEOUT, ROOTS, endpoint_override, sdk_config, sdk_config_at};
+pub use sdk::{DEFAULT_CALL_TIMEOUT, ROOTS, call_limits, endpoint_override, sdk_config, sdk_config_at};
 pub use ses::SesMailer;
 pub use settings::*;
 

@@ -1,6 +1,7 @@
 //! The AWS SDK's shared configuration: bounded timeouts and retries, and an
 //! HTTPS client that trusts only the roots AWS endpoints chain to.
 
+use super::budgets::CallLimits;
 use super::settings::{ENV_AWS_ENDPOINT_URL, ENV_AWS_TIMEOUT, ENV_TLS_NATIVE_ROOTS};
 use crate::domain::duration::parse_duration;
 use aws_config::timeout::TimeoutConfig;
@@ -20,8 +21,18 @@ pub const ROOTS: [(&str, &[u8]); 5] = [
     ),
 ];
 
-/// The time budget of one AWS call when `TICKETING_AWS_TIMEOUT` is unset.
+/// The time budget of one AWS call when `TICKETING_AWS_TIMEOUT` is unset
+/// (ticketd, tests); template.yaml sets the functions' own, shorter one.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// The limits of one AWS call, from `TICKETING_AWS_TIMEOUT` as `get` reads it
+/// (the process environment, or template.yaml in the budget test).
+pub fn call_limits(get: impl Fn(&str) -> Option<String>) -> CallLimits {
+    let operation = get(ENV_AWS_TIMEOUT)
+        .and_then(|v| parse_duration(&v).ok())
+        .unwrap_or(DEFAULT_CALL_TIMEOUT);
+    CallLimits::for_operation(operation)
+}
 
 /// The SDK configuration: region, credentials and endpoint from the usual
 /// sources (`AWS_ENDPOINT_URL` points it at moto, and so does a non-empty
@@ -41,23 +52,20 @@ pub fn endpoint_override(get: impl Fn(&str) -> Option<String>) -> Option<String>
 /// [`sdk_config`], with every service's endpoint overridden (a private moto).
 pub async fn sdk_config_at(endpoint_url: Option<&str>) -> SdkConfig {
     // Per call; raise it for slow stand-ins (moto copies whole tables per transaction).
-    let operation = std::env::var(ENV_AWS_TIMEOUT)
-        .ok()
-        .and_then(|v| parse_duration(&v).ok())
-        .unwrap_or(DEFAULT_CALL_TIMEOUT);
+    let limits = call_limits(|k| std::env::var(k).ok());
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client())
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(operation / 2)
-                .operation_timeout(operation)
+                .connect_timeout(limits.connect)
+                .operation_attempt_timeout(limits.attempt)
+                .operation_timeout(limits.operation)
                 .build(),
         )
         .retry_config(
             RetryConfig::standard()
-                .with_max_attempts(3)
-                .with_max_backoff(Duration::from_millis(500)),
+                .with_max_attempts(limits.max_attempts)
+                .with_max_backoff(limits.max_backoff),
         );
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);

@@ -1,0 +1,246 @@
+//! Each Lambda function's worst-case time: the AWS calls it makes one after
+//! another, each bounded by the SDK limits `sdk` configures, plus its retry
+//! loops and CPU work. `functions/tests/ops.rs` reads template.yaml and fails
+//! when a function has no entry here or its budget plus [`MARGIN`] exceeds
+//! its `Timeout`: a function killed after its commit leaves the client to
+//! retry, which duplicates what it wrote.
+
+use std::time::Duration;
+
+/// How the SDK bounds one AWS call; `sdk::sdk_config_at` builds its timeout
+/// and retry configuration from exactly these values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    pub connect: Duration,
+    pub attempt: Duration,
+    /// The whole call, every attempt and backoff included (the SDK cancels the
+    /// call when it runs out, whatever attempt it is on).
+    pub operation: Duration,
+    pub max_attempts: u32,
+    pub max_backoff: Duration,
+}
+
+impl CallLimits {
+    /// The limits for a per-call budget of `operation`: half of it per attempt
+    /// (so a stalled attempt leaves time for one retry), 3 attempts, 1 s to
+    /// connect, at most 0.5 s between attempts.
+    pub fn for_operation(operation: Duration) -> Self {
+        Self {
+            connect: Duration::from_secs(1),
+            attempt: operation / 2,
+            operation,
+            max_attempts: 3,
+            max_backoff: Duration::from_millis(500),
+        }
+    }
+
+    /// The longest one call can take: its attempts and backoffs, capped by the
+    /// operation timeout.
+    pub fn worst_call(&self) -> Duration {
+        let attempts = self.attempt * self.max_attempts + self.max_backoff * (self.max_attempts - 1);
+        attempts.min(self.operation)
+    }
+}
+
+/// Time a function keeps beyond its summed budget for what is not an AWS
+/// call: JSON, routing, the runtime's own API calls (a few ms each, measured
+/// in bench part d), and scheduling noise on a fraction of a vCPU.
+pub const MARGIN: Duration = Duration::from_secs(1);
+
+/// The DynamoDB calls of one ticket-assignment attempt: the admins' counters
+/// (Query) and the ticket with its counter update (TransactWriteItems).
+pub const ASSIGN_ATTEMPT_CALLS: u32 = 2;
+
+/// The longest pause between two assignment attempts (full jitter, capped).
+pub const ASSIGN_MAX_JITTER: Duration = Duration::from_millis(128);
+
+/// How long a ticket create keeps starting new assignment attempts after
+/// losing races to creates in other instances: one call's worth. An attempt
+/// takes ~10 ms on DynamoDB, so this allows ~100 of them; past it the create
+/// is a 503 the client retries, rather than a function killed mid-commit.
+pub fn assign_window(limits: &CallLimits) -> Duration {
+    limits.operation
+}
+
+/// One stretch of a function's work, in the order it runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Step {
+    /// AWS calls made one after another (calls made in parallel count once).
+    Calls(&'static str, u32),
+    /// A bounded loop: `rounds` rounds of `calls` calls each.
+    Repeat(&'static str, u32, u32),
+    /// The assignment loop of `create_ticket`: [`assign_window`], then the
+    /// attempt under way when it closes, and the pause before it.
+    AssignRetries,
+    /// Work that is not an AWS call, at its worst on the function's memory size.
+    Cpu(&'static str, Duration),
+}
+
+impl Step {
+    pub fn worst_case(&self, limits: &CallLimits) -> Duration {
+        match *self {
+            Step::Calls(_, n) => limits.worst_call() * n,
+            Step::Repeat(_, rounds, calls) => limits.worst_call() * (rounds * calls),
+            Step::AssignRetries => {
+                assign_window(limits) + ASSIGN_MAX_JITTER + limits.worst_call() * ASSIGN_ATTEMPT_CALLS
+            }
+            Step::Cpu(_, d) => d,
+        }
+    }
+}
+
+/// A function's worst path, by its binary name (template.yaml's
+/// `Metadata.BuildProperties.Binary`).
+#[derive(Debug, Clone, Copy)]
+pub struct FunctionBudget {
+    pub binary: &'static str,
+    pub steps: &'static [Step],
+}
+
+impl FunctionBudget {
+    pub fn worst_case(&self, limits: &CallLimits) -> Duration {
+        self.steps.iter().map(|s| s.worst_case(limits)).sum()
+    }
+}
+
+/// The first request with a token checks its admin once per instance.
+const ADMIN_AUTH: Step = Step::Calls("authenticate: GetItem admin (once per instance and admin)", 1);
+const ORG_AUTH: Step = Step::Calls("authenticate: GetItem org by secret hash", 1);
+/// One Argon2id run (19 MiB, t=2): ~50 ms on a full core (bench part c);
+/// 1024 MB is ~0.6 vCPU, so ~85 ms; doubled for a noisy neighbour.
+const ARGON2: Duration = Duration::from_millis(170);
+const SCHEDULE: Step = Step::Calls("auto-close: CreateSchedule, then UpdateSchedule if one exists", 2);
+
+/// Every function's worst path. A new function needs an entry: list the AWS
+/// calls its worst invocation makes one after another (a batch handler: per
+/// record times the batch size, as a `Repeat`).
+pub const FUNCTIONS: &[FunctionBudget] = &[
+    FunctionBudget {
+        binary: "org-signup",
+        steps: &[Step::Calls("TransactWriteItems org, domain marker, secret", 1)],
+    },
+    FunctionBudget {
+        binary: "admin-signup",
+        steps: &[
+            ORG_AUTH,
+            Step::Cpu("Argon2 hash", ARGON2),
+            Step::Calls("TransactWriteItems credentials and admin", 1),
+        ],
+    },
+    FunctionBudget {
+        binary: "admin-signin",
+        steps: &[
+            Step::Calls("throttle: GetItem client and pair windows (parallel)", 1),
+            Step::Calls("GetItem domain marker (orgDomain given)", 1),
+            Step::Calls("GetItem or Query credentials", 1),
+            Step::Cpu(
+                "Argon2 verify, one per account (MAX_ACCOUNTS_PER_SIGNIN = 5)",
+                ARGON2.saturating_mul(5),
+            ),
+            Step::Calls(
+                "throttle: UpdateItem, then PutItem for a new window (parallel per key)",
+                2,
+            ),
+        ],
+    },
+    FunctionBudget {
+        binary: "create-ticket",
+        steps: &[ORG_AUTH, Step::AssignRetries],
+    },
+    FunctionBudget {
+        binary: "get-ticket",
+        steps: &[
+            ADMIN_AUTH,
+            // A page is 1 MB: at least 25 responses of the longest message
+            // (10,000 characters, 4 bytes each at worst), ~500 typical ones.
+            Step::Repeat("Query ticket and responses, by 1 MB page", 3, 1),
+        ],
+    },
+    FunctionBudget {
+        binary: "list-tickets",
+        steps: &[
+            ADMIN_AUTH,
+            Step::Calls("GetItem admin by email (admin filter)", 1),
+            Step::Calls("Query one index page", 1),
+        ],
+    },
+    FunctionBudget {
+        binary: "update-ticket",
+        steps: &[
+            ADMIN_AUTH,
+            Step::Calls("GetItem new assignee", 1),
+            Step::Calls("GetItem ticket", 1),
+            Step::Calls("conditional PutItem or TransactWriteItems with counters", 1),
+            SCHEDULE,
+        ],
+    },
+    FunctionBudget {
+        binary: "change-status",
+        steps: &[
+            ADMIN_AUTH,
+            Step::Calls("GetItem ticket", 1),
+            Step::Calls("conditional PutItem or TransactWriteItems with counters", 1),
+            SCHEDULE,
+        ],
+    },
+    FunctionBudget {
+        binary: "respond",
+        steps: &[
+            ADMIN_AUTH,
+            Step::Calls("GetItem ticket", 1),
+            Step::Calls("TransactWriteItems ticket, response, counters", 1),
+            SCHEDULE,
+            Step::Calls("SES SendEmail", 1),
+            Step::Calls("UpdateItem delivery", 1),
+        ],
+    },
+    FunctionBudget {
+        binary: "close-ticket",
+        steps: &[Step::Repeat(
+            "run_close_job: up to 3 rounds of GetItem ticket + conditional write",
+            3,
+            2,
+        )],
+    },
+];
+
+/// The budget of the function built from `binary`.
+pub fn budget(binary: &str) -> Option<&'static FunctionBudget> {
+    FUNCTIONS.iter().find(|f| f.binary == binary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_call_is_capped_by_the_operation_timeout() {
+        let l = CallLimits::for_operation(Duration::from_secs(2));
+        assert_eq!(l.attempt, Duration::from_secs(1));
+        // 3 attempts of 1 s and two 0.5 s pauses would be 4 s; the call stops at 2 s.
+        assert_eq!(l.worst_call(), Duration::from_secs(2));
+        let uncapped = CallLimits {
+            operation: Duration::from_secs(60),
+            ..l
+        };
+        assert_eq!(uncapped.worst_call(), Duration::from_secs(4));
+    }
+
+    #[test]
+    fn the_assignment_loop_costs_its_window_and_one_last_attempt() {
+        let l = CallLimits::for_operation(Duration::from_secs(2));
+        assert_eq!(
+            Step::AssignRetries.worst_case(&l),
+            Duration::from_millis(2_000 + 128 + 4_000)
+        );
+    }
+
+    #[test]
+    fn each_binary_has_one_budget() {
+        let mut names: Vec<&str> = FUNCTIONS.iter().map(|f| f.binary).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "a binary is listed twice");
+    }
+}
