@@ -196,9 +196,15 @@ async fn the_sweeper_retries_each_kind_of_failure_message() {
             .await
             .unwrap();
     }
-    let drained = failures::drain(&h.service, &h.adapters.sqs, &h.adapters.streams, &url, 10)
-        .await
-        .unwrap();
+    let drained = failures::drain(
+        &h.service,
+        &h.adapters.sqs,
+        &h.adapters.streams,
+        &url,
+        tokio::time::Instant::now() + Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
     assert_eq!((drained.retried, drained.kept), (2, 1));
     for id in [&a, &b] {
         assert_eq!(app.ticket(&admin.jwt, id).await["status"], "CLOSED", "{id}");

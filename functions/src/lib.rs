@@ -129,7 +129,7 @@ pub async fn serve_close() -> Result<(), lambda_runtime::Error> {
 /// the on-failure destination for the sweeper.
 pub async fn reconcile(service: &Service, event: StreamEvent) -> serde_json::Value {
     let records: Vec<Record> = event.records.iter().map(Record::from).collect();
-    let failures: Vec<serde_json::Value> = aws::stream::apply_records(service, &records)
+    let failures: Vec<serde_json::Value> = aws::stream::apply_records(service, &records, None)
         .await
         .map(|i| serde_json::json!({ "itemIdentifier": records[i].sequence_number }))
         .into_iter()
@@ -157,7 +157,7 @@ pub async fn serve_sweeper() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| {
         let sweeper = sweeper.clone();
         async move {
-            let (sweep, drained) = sweeper.lock().await.run().await;
+            let (sweep, drained) = sweeper.lock().await.run(aws::budgets::SWEEP_WINDOW).await;
             Ok::<_, lambda_runtime::Error>(serde_json::json!({
                 "sweep": sweep,
                 "failuresRetried": drained.retried,

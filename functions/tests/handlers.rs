@@ -370,7 +370,7 @@ async fn sweeper_function_closes_overdue_tickets_only() {
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let (not_due, jwt2) = open_ticket(&service).await;
     let mut sweeper = aws::Sweeper::new(service.clone(), adapters, &settings);
-    let (sweep, drained) = sweeper.run().await;
+    let (sweep, drained) = sweeper.run(aws::budgets::SWEEP_WINDOW).await;
     assert_eq!(sweep.closed, 1, "{sweep:?}");
     assert_eq!(drained.retried + drained.kept, 0);
     let get = |id: String, jwt: String| {
@@ -387,7 +387,11 @@ async fn sweeper_function_closes_overdue_tickets_only() {
     };
     assert_eq!(get(due, jwt).await["status"], "CLOSED");
     assert_eq!(get(not_due, jwt2).await["status"], "OPEN");
-    assert_eq!(sweeper.run().await.0, Default::default(), "nothing left to do");
+    assert_eq!(
+        sweeper.run(aws::budgets::SWEEP_WINDOW).await.0,
+        Default::default(),
+        "nothing left to do"
+    );
 }
 
 fn http_request(method: &str, path: &str, body: &str) -> Request {

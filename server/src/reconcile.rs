@@ -32,7 +32,8 @@ pub async fn embedded(service: Service, interval: Duration, shutdown: Pin<Box<dy
     every(interval, shutdown, || {
         let service = service.clone();
         async move {
-            if let Err(e) = service.sweep().await {
+            // Within the interval, so sweeps never pile up behind each other.
+            if let Err(e) = service.sweep(tokio::time::Instant::now() + interval).await {
                 tracing::warn!(error = %e, "sweep failed");
             }
         }
@@ -52,7 +53,7 @@ pub async fn aws(
     every(interval, shutdown, || {
         let reconciler = reconciler.clone();
         async move {
-            let tick = reconciler.lock().await.tick().await;
+            let tick = reconciler.lock().await.tick(interval).await;
             tracing::debug!(?tick, "reconciled");
         }
     })

@@ -7,6 +7,7 @@ use super::{CloseOutcome, Service};
 use crate::domain::{TicketId, rules};
 use crate::error::{Error, Result};
 use serde::Serialize;
+use tokio::time::Instant;
 
 /// How many due tickets one sweep reads per Query. A sweep keeps reading while
 /// pages come back full, up to `MAX_SWEEP_PAGES`, so a backlog (after an
@@ -49,13 +50,18 @@ impl Service {
 
     /// The safety net, run every reconcile interval: closes RESPONDED tickets
     /// whose `autoCloseAt` has passed, whether or not their schedule fired.
-    pub async fn sweep(&self) -> Result<SweepReport> {
+    /// Starts no close after `deadline`, so a backlog never outlives the
+    /// sweeper's timeout; the rest waits for the next sweep.
+    pub async fn sweep(&self, deadline: Instant) -> Result<SweepReport> {
         let mut report = SweepReport::default();
         for _ in 0..MAX_SWEEP_PAGES {
             let due = self.ports.store.due_auto_closes(self.now(), SWEEP_PAGE).await?;
             let full = due.len() == SWEEP_PAGE;
             let mut progressed = false;
             for ticket in &due {
+                if Instant::now() >= deadline {
+                    return Ok(report);
+                }
                 let Some(job) = rules::desired_close_job(ticket) else {
                     report.skipped += 1;
                     continue;

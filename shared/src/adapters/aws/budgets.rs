@@ -62,6 +62,11 @@ pub fn assign_window(limits: &CallLimits) -> Duration {
     limits.operation
 }
 
+/// How long one sweeper run keeps starting work (closes, failure retries);
+/// the unit under way when it ends still finishes. A backlog drains over
+/// several runs instead of one run outliving its timeout.
+pub const SWEEP_WINDOW: Duration = Duration::from_secs(40);
+
 /// One stretch of a function's work, in the order it runs.
 #[derive(Debug, Clone, Copy)]
 pub enum Step {
@@ -74,6 +79,9 @@ pub enum Step {
     AssignRetries,
     /// Work that is not an AWS call, at its worst on the function's memory size.
     Cpu(&'static str, Duration),
+    /// A loop that starts no new unit after `window`: the window, then the
+    /// `calls` of the unit under way when it closes.
+    TimeBoxed(&'static str, Duration, u32),
 }
 
 impl Step {
@@ -85,6 +93,7 @@ impl Step {
                 assign_window(limits) + ASSIGN_MAX_JITTER + limits.worst_call() * ASSIGN_ATTEMPT_CALLS
             }
             Step::Cpu(_, d) => d,
+            Step::TimeBoxed(_, window, calls) => window + limits.worst_call() * calls,
         }
     }
 }
@@ -201,6 +210,22 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
             3,
             2,
         )],
+    },
+    FunctionBudget {
+        binary: "reconcile",
+        // BatchSize 10 in template.yaml; a record is a ticket (GetItem, then
+        // CreateSchedule and UpdateSchedule or DeleteSchedule) or a new
+        // response's mail (read, claim, SendEmail, record).
+        steps: &[Step::Repeat("per stream record, 10 per batch", 10, 4)],
+    },
+    FunctionBudget {
+        binary: "sweeper",
+        steps: &[
+            Step::Calls("Query by_due; GetQueueUrl x2 (first run)", 3),
+            // The unit under way: a close job (3 rounds of GetItem + write) is
+            // the longest; a stream record replayed is 4 calls plus its read.
+            Step::TimeBoxed("closes, mail retries, failure retries", SWEEP_WINDOW, 6),
+        ],
     },
 ];
 

@@ -10,6 +10,7 @@ use crate::service::Service;
 use anyhow::Context;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use serde::Deserialize;
+use tokio::time::Instant;
 
 /// One failure message, by what it asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +91,7 @@ pub async fn retry(
     service: &Service,
     streams: &aws_sdk_dynamodbstreams::Client,
     failure: &Failure,
+    deadline: Instant,
 ) -> anyhow::Result<()> {
     match failure {
         Failure::Close(event) => {
@@ -113,7 +115,7 @@ pub async fn retry(
                 }
                 Err(e) => return Err(e),
             };
-            match stream::apply_records(service, &records).await {
+            match stream::apply_records(service, &records, Some(deadline)).await {
                 None => Ok(()),
                 Some(i) => anyhow::bail!("stream record {} still fails", records[i].sequence_number),
             }
@@ -180,17 +182,18 @@ pub struct Drained {
     pub kept: usize,
 }
 
-/// Receives up to `max` messages from the queue `url` and retries each; a
-/// message goes only once its failure is taken care of.
+/// Receives messages from the queue `url` until it is empty or `deadline`
+/// passes, and retries each; a message goes only once its failure is taken
+/// care of. Nothing new starts after the deadline.
 pub async fn drain(
     service: &Service,
     sqs: &aws_sdk_sqs::Client,
     streams: &aws_sdk_dynamodbstreams::Client,
     url: &str,
-    max: usize,
+    deadline: Instant,
 ) -> anyhow::Result<Drained> {
     let mut drained = Drained::default();
-    while drained.retried + drained.kept < max {
+    while Instant::now() < deadline {
         let out = sqs
             .receive_message()
             .queue_url(url)
@@ -207,7 +210,9 @@ pub async fn drain(
         for m in messages {
             let body = m.body().unwrap_or_default();
             let done = match Failure::parse(body) {
-                Some(failure) => match retry(service, streams, &failure).await {
+                // Past the deadline the message is left for the next sweep.
+                Some(_) if Instant::now() >= deadline => false,
+                Some(failure) => match retry(service, streams, &failure, deadline).await {
                     Ok(()) => true,
                     Err(e) => {
                         tracing::warn!(failure = ?failure, error = %format!("{e:#}"), "failure retry failed; kept");

@@ -11,6 +11,8 @@ use crate::service::Service;
 use anyhow::Context;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use std::collections::HashMap;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// What one tick did, for logs and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,21 +43,22 @@ impl Sweeper {
         }
     }
 
-    /// One sweep; the two halves are independent, so one failing does not
-    /// stop the other.
-    pub async fn run(&mut self) -> (crate::service::SweepReport, Drained) {
-        let sweep = self.service.sweep().await.unwrap_or_else(|e| {
+    /// One sweep, starting no new work after `window`; the two halves are
+    /// independent, so one failing does not stop the other.
+    pub async fn run(&mut self, window: Duration) -> (crate::service::SweepReport, Drained) {
+        let deadline = Instant::now() + window;
+        let sweep = self.service.sweep(deadline).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "sweep failed");
             Default::default()
         });
-        let drained = self.drain_failures().await.unwrap_or_else(|e| {
+        let drained = self.drain_failures(deadline).await.unwrap_or_else(|e| {
             tracing::warn!(error = %format!("{e:#}"), "could not drain the failure queues");
             Default::default()
         });
         (sweep, drained)
     }
 
-    async fn drain_failures(&mut self) -> anyhow::Result<Drained> {
+    async fn drain_failures(&mut self, deadline: Instant) -> anyhow::Result<Drained> {
         if self.queue_urls.is_empty() {
             for arn in &self.queue_arns {
                 self.queue_urls.push(failures::queue_url(&self.aws.sqs, arn).await?);
@@ -63,7 +66,7 @@ impl Sweeper {
         }
         let mut total = Drained::default();
         for url in &self.queue_urls {
-            let d = failures::drain(&self.service, &self.aws.sqs, &self.aws.streams, url, 100).await?;
+            let d = failures::drain(&self.service, &self.aws.sqs, &self.aws.streams, url, deadline).await?;
             total.retried += d.retried;
             total.kept += d.kept;
         }
@@ -104,9 +107,9 @@ impl Reconciler {
         }
     }
 
-    /// One round. A step that fails is logged and left for the next tick; the
-    /// others still run.
-    pub async fn tick(&mut self) -> Tick {
+    /// One round, starting no new sweep work after `window`. A step that
+    /// fails is logged and left for the next tick; the others still run.
+    pub async fn tick(&mut self, window: Duration) -> Tick {
         let mut tick = Tick::default();
         let mut pending = std::mem::take(&mut self.retry);
         // Records read before a failure are kept: their shards' positions moved.
@@ -128,7 +131,7 @@ impl Reconciler {
                 }
             }
         }
-        (tick.sweep, tick.failures) = self.sweeper.run().await;
+        (tick.sweep, tick.failures) = self.sweeper.run(window).await;
         tick
     }
 

@@ -10,6 +10,7 @@ use crate::service::Service;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Deserialize;
 use std::collections::HashMap;
+use tokio::time::Instant;
 
 /// What an item change asks of the side effects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,9 +66,13 @@ pub async fn apply(service: &Service, change: &Change) -> Result<()> {
 
 /// Applies `records` in order; returns the index of the first record that
 /// failed (Lambda retries a stream batch from that record on), or `None`.
-pub async fn apply_records(service: &Service, records: &[Record]) -> Option<usize> {
+/// With a `deadline`, a record not started by then counts as failed.
+pub async fn apply_records(service: &Service, records: &[Record], deadline: Option<Instant>) -> Option<usize> {
     for (i, record) in records.iter().enumerate() {
         let Some(change) = record.change() else { continue };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Some(i);
+        }
         if let Err(e) = apply(service, &change).await {
             tracing::warn!(change = ?change, sequence = %record.sequence_number, error = %e, "stream change failed");
             return Some(i);
