@@ -10,6 +10,7 @@ mod dynamo;
 mod dynamo_lists;
 mod errors;
 pub mod items;
+mod jwt_keys;
 mod resources;
 mod scheduler;
 mod sdk;
@@ -19,6 +20,7 @@ mod settings;
 pub use calls::DynamoCalls;
 pub use dynamo::DynamoStore;
 pub use dynamo_lists::QueryStats;
+pub use jwt_keys::{KEYS_MAX_AGE, SecretsManagerKeys};
 pub use resources::create_missing_resources;
 pub use scheduler::{CloseEvent, EventBridgeScheduler, at_expression, schedule_name};
 pub use sdk::{DEFAULT_CALL_TIMEOUT, ROOTS, endpoint_override, sdk_config, sdk_config_at};
@@ -27,7 +29,7 @@ pub use settings::*;
 
 use crate::domain::CloseJob;
 use crate::ports::{Ports, SystemClock};
-use crate::service::{CloseOutcome, Service};
+use crate::service::{CloseOutcome, KeyConfig, Service};
 use aws_config::SdkConfig;
 use std::sync::Arc;
 
@@ -42,6 +44,7 @@ pub struct AwsAdapters {
     pub dynamo: aws_sdk_dynamodb::Client,
     pub ses: aws_sdk_ses::Client,
     pub schedules: aws_sdk_scheduler::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl AwsAdapters {
@@ -54,6 +57,7 @@ impl AwsAdapters {
         );
         let ses = aws_sdk_ses::Client::new(sdk);
         let schedules = aws_sdk_scheduler::Client::new(sdk);
+        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
         Self {
             store: Arc::new(DynamoStore::new(dynamo.clone(), &settings.table)),
             mailer: Arc::new(SesMailer::new(ses.clone())),
@@ -68,6 +72,16 @@ impl AwsAdapters {
             dynamo,
             ses,
             schedules,
+            secrets,
+        }
+    }
+
+    /// The JWT keys from the settings' secret, read on first use (not at
+    /// init: see docs/ARCHITECTURE.md); none without a secret.
+    pub fn jwt_keys(&self, settings: &AwsSettings) -> KeyConfig {
+        match &settings.jwt_secret_arn {
+            Some(arn) => KeyConfig::Source(Arc::new(SecretsManagerKeys::new(self.secrets.clone(), arn.clone()))),
+            None => KeyConfig::None,
         }
     }
 
@@ -84,8 +98,9 @@ impl AwsAdapters {
 /// The service on AWS, configured from the environment: what each Lambda
 /// function builds once, before its first invocation.
 pub async fn service_from_env() -> anyhow::Result<Service> {
-    let config = AwsConfig::from_env()?;
+    let mut config = AwsConfig::from_env()?;
     let adapters = AwsAdapters::new(&sdk_config().await, &config.settings);
+    config.service.jwt_keys = adapters.jwt_keys(&config.settings);
     Ok(Service::new(adapters.ports(), &config.service)?)
 }
 
