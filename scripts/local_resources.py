@@ -2,12 +2,15 @@
 
 The table comes from template.yaml's TicketsTable (keys, attributes, indexes),
 so the local copy cannot drift from what deploys; the names come from the env
-file the functions run with (local.env.json): table, schedule group, and the
-sender SES must know as verified. Idempotent: existing resources are kept.
+file the functions run with (local.env.json): table, schedule group, the
+JWT key secret (one generated key, kid "1", as template.yaml's JwtKeysSecret),
+and the sender SES must know as verified. Idempotent: existing resources are kept.
 
 usage: python scripts/local_resources.py ENDPOINT_URL REGION ENV_FILE
 """
 import json
+import secrets
+import string
 import sys
 
 import boto3
@@ -43,6 +46,15 @@ def main(endpoint, region, env_file):
     except scheduler.exceptions.ResourceNotFoundException:
         scheduler.create_schedule_group(Name=group)
         print(f"created schedule group {group}")
+    sm = session.client("secretsmanager", endpoint_url=endpoint)
+    keys = env["TICKETING_JWT_SECRET_ARN"]
+    try:
+        sm.describe_secret(SecretId=keys)
+    except sm.exceptions.ResourceNotFoundException:
+        alphabet = string.ascii_letters + string.digits
+        key = "".join(secrets.choice(alphabet) for _ in range(64))
+        sm.create_secret(Name=keys, SecretString=json.dumps({"currentKid": "1", "current": key}))
+        print(f"created JWT key secret {keys}")
     # moto's SES, like SES, rejects mail from an unverified sender.
     session.client("ses", endpoint_url=endpoint).verify_email_identity(EmailAddress=env["TICKETING_MAIL_FROM"])
     print(f"verified sender {env['TICKETING_MAIL_FROM']}")

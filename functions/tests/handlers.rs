@@ -28,8 +28,9 @@ async fn service() -> Service {
     aws::create_missing_resources(&adapters, &settings)
         .await
         .expect("resources on moto");
+    // The keys from the (moto) secret, as a deployed function reads them.
     let service_settings = service::Settings {
-        jwt_secret: "handler-tests-jwt-secret-0123456789abcdef".into(),
+        jwt_keys: adapters.jwt_keys(&settings),
         auto_close_after: Duration::from_secs(30 * 86_400),
         mail_from: settings.mail_from,
         signin: Default::default(),

@@ -26,7 +26,10 @@ impl AdapterSet for EmbeddedSet {
         let mut config = ticketd::Config::new("127.0.0.1:0".parse()?, dir.path().join("data"));
         config.auto_close_after = test.auto_close_after;
         config.signin = test.signin;
-        config.jwt_secret = Some(JWT_SECRET.into());
+        // The key as an earlier ticketd left it: migrated into the key file
+        // (kid "0"), which then serves every case, as in a real data dir.
+        std::fs::create_dir_all(&config.data_dir)?;
+        std::fs::write(config.data_dir.join(ticketd::JWT_SECRET_FILE), JWT_SECRET)?;
         let server = ticketd::start(config.clone()).await?;
         Ok(Box::new(Running {
             base_url: format!("http://{}", server.addr),

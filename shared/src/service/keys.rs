@@ -198,3 +198,144 @@ impl Inner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AdminId, OrgId, Timestamp};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A key store in memory, counting reads; `fail` makes reads fail.
+    struct Stored {
+        ring: Mutex<KeyRing>,
+        reads: AtomicUsize,
+        fail: std::sync::atomic::AtomicBool,
+        max_age: Duration,
+    }
+
+    #[async_trait::async_trait]
+    impl KeySource for Stored {
+        async fn load(&self) -> anyhow::Result<KeyRing> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            // A read takes a while, as over the network.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            anyhow::ensure!(!self.fail.load(Ordering::SeqCst), "store unreachable");
+            Ok(self.ring.lock().unwrap().clone())
+        }
+        fn max_age(&self) -> Duration {
+            self.max_age
+        }
+    }
+
+    fn stored(max_age: Duration) -> Arc<Stored> {
+        Arc::new(Stored {
+            ring: Mutex::new(KeyRing::single(SigningKey::generate("1").unwrap())),
+            reads: AtomicUsize::new(0),
+            fail: Default::default(),
+            max_age,
+        })
+    }
+
+    fn rotate(s: &Stored) {
+        let mut ring = s.ring.lock().unwrap();
+        *ring = ring.rotated();
+    }
+
+    async fn token(keys: &Keys) -> String {
+        keys.get().await.unwrap().jwt.issue(AdminId::new(), OrgId::new(), Timestamp::now()).0
+    }
+
+    fn internal(r: Result<impl Sized>) -> bool {
+        matches!(r, Err(Error::Internal(_)))
+    }
+
+    #[tokio::test]
+    async fn without_keys_a_jwt_route_is_an_internal_error_not_a_panic() {
+        let keys = Keys::new(&KeyConfig::None).unwrap();
+        assert!(internal(keys.get().await));
+        assert!(internal(keys.verify("a.b.c").await));
+    }
+
+    #[tokio::test]
+    async fn a_fixed_key_must_be_strong_and_is_never_read_again() {
+        assert!(Keys::new(&KeyConfig::Fixed("short".into())).is_err());
+        let keys = Keys::new(&KeyConfig::Fixed("f".repeat(40))).unwrap();
+        assert_eq!(keys.get().await.unwrap().jwt.kid(), LEGACY_KID);
+        let t = token(&keys).await;
+        assert!(keys.verify(&t).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn keys_are_read_once_and_a_burst_of_first_requests_reads_once() {
+        let s = stored(Duration::from_secs(3600));
+        let keys = Keys::new(&KeyConfig::Source(s.clone())).unwrap();
+        let burst: Vec<_> = (0..20)
+            .map(|_| {
+                let keys = keys.clone();
+                tokio::spawn(async move { keys.get().await.is_ok() })
+            })
+            .collect();
+        for task in burst {
+            assert!(task.await.unwrap());
+        }
+        assert_eq!(s.reads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_rotated_in_kid_is_learnt_from_its_first_token_at_most_once_per_interval() {
+        let s = stored(Duration::from_secs(3600));
+        let (signer, verifier) = (
+            Keys::new(&KeyConfig::Source(s.clone())).unwrap(),
+            Keys::new(&KeyConfig::Source(s.clone())).unwrap(),
+        );
+        let old = token(&verifier).await;
+        token(&signer).await;
+        rotate(&s);
+        // A new signer (a cold function) signs with the new key; the warm verifier reads once.
+        let fresh = Keys::new(&KeyConfig::Source(s.clone())).unwrap();
+        let new = token(&fresh).await;
+        let reads = s.reads.load(Ordering::SeqCst);
+        assert!(verifier.verify(&new).await.is_ok());
+        assert!(verifier.verify(&old).await.is_ok(), "the previous key still verifies");
+        assert_eq!(s.reads.load(Ordering::SeqCst), reads + 1);
+        // Two more rotations: the next unknown kid within the interval reads nothing.
+        rotate(&s);
+        rotate(&s);
+        let newest = token(&Keys::new(&KeyConfig::Source(s.clone())).unwrap()).await;
+        let reads = s.reads.load(Ordering::SeqCst);
+        assert!(matches!(verifier.verify(&newest).await, Err(Error::Unauthorized(_))));
+        assert_eq!(s.reads.load(Ordering::SeqCst), reads, "rate-limited");
+    }
+
+    #[tokio::test]
+    async fn stale_keys_are_read_again_and_a_failed_read_keeps_the_old_ones() {
+        let s = stored(Duration::from_millis(50));
+        let keys = Keys::new(&KeyConfig::Source(s.clone())).unwrap();
+        let first_kid = keys.get().await.unwrap().jwt.kid().to_owned();
+        rotate(&s);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let second_kid = keys.get().await.unwrap().jwt.kid().to_owned();
+        assert_ne!(second_kid, first_kid, "a stale ring is read again");
+        s.fail.store(true, Ordering::SeqCst);
+        rotate(&s);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(keys.get().await.unwrap().jwt.kid(), second_kid, "kept");
+        let reads = s.reads.load(Ordering::SeqCst);
+        keys.get().await.unwrap();
+        assert_eq!(s.reads.load(Ordering::SeqCst), reads, "retried only after the interval");
+    }
+
+    #[tokio::test]
+    async fn a_first_read_that_fails_is_an_internal_error_and_is_retried() {
+        let s = stored(Duration::from_secs(3600));
+        s.fail.store(true, Ordering::SeqCst);
+        let keys = Keys::new(&KeyConfig::Source(s.clone())).unwrap();
+        assert!(internal(keys.get().await));
+        assert!(internal(keys.get().await), "fails fast within a second");
+        assert_eq!(s.reads.load(Ordering::SeqCst), 1);
+        s.fail.store(false, Ordering::SeqCst);
+        tokio::time::sleep(FIRST_READ_RETRY).await;
+        assert!(keys.get().await.is_ok());
+    }
+}

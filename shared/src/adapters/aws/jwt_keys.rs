@@ -55,6 +55,11 @@ impl SecretsManagerKeys {
     /// template.yaml's generated secret) unless it exists.
     pub async fn create_if_missing(&self) -> anyhow::Result<()> {
         let ring = KeyRing::single(SigningKey::generate(INITIAL_KID).expect("a generated key passes the rules"));
+        self.create(&ring).await
+    }
+
+    /// Creates the secret holding `ring`; an existing secret is kept as it is.
+    pub async fn create(&self, ring: &KeyRing) -> anyhow::Result<()> {
         match self
             .client
             .create_secret()
