@@ -68,6 +68,8 @@ struct State {
     /// Good until then; `None`: never stale (a fixed key).
     fresh_until: Option<Instant>,
     last_read: Option<Instant>,
+    /// The last read a token's unknown kid caused.
+    last_unknown_kid_read: Option<Instant>,
 }
 
 /// With no keys at all, a failed read is retried by the next request at
@@ -110,7 +112,7 @@ impl Keys {
         if let Some(loaded) = inner.fresh(Instant::now()) {
             return Ok(loaded);
         }
-        inner.read(false).await
+        inner.read(None).await
     }
 
     /// The claims of a token signed with a key of the ring; a token whose kid
@@ -121,10 +123,10 @@ impl Keys {
             Ok(claims) => Ok(claims),
             Err(Rejected::UnknownKid) => {
                 let inner = self.0.as_ref().expect("get succeeded, so there are keys");
-                if inner.source.is_none() || !inner.may_read(Instant::now()) {
+                if inner.source.is_none() || !inner.may_read_for_unknown_kid(Instant::now()) {
                     return Err(UNAUTHORIZED);
                 }
-                let reread = inner.read(true).await?;
+                let reread = inner.read(Some(Instant::now())).await?;
                 reread.jwt.verify(token).map_err(|_| UNAUTHORIZED)
             }
             Err(Rejected::Invalid) => Err(UNAUTHORIZED),
@@ -143,25 +145,31 @@ impl Inner {
         s.loaded.clone().filter(|_| fresh)
     }
 
-    fn may_read(&self, now: Instant) -> bool {
+    fn may_read_for_unknown_kid(&self, now: Instant) -> bool {
         self.state()
-            .last_read
+            .last_unknown_kid_read
             .is_none_or(|at| now.duration_since(at) >= MIN_RELOAD_INTERVAL)
     }
 
     /// Reads the source (once for all callers waiting meanwhile). A failed
     /// read keeps serving the keys already loaded, and is retried after
     /// [`MIN_RELOAD_INTERVAL`]; with none loaded it is an internal error.
-    async fn read(&self, unknown_kid: bool) -> Result<Arc<Loaded>> {
+    /// `unknown_kid`: when a token with a kid not loaded asked for the read.
+    async fn read(&self, unknown_kid: Option<Instant>) -> Result<Arc<Loaded>> {
         let Some(source) = &self.source else {
             return self.state().loaded.clone().ok_or_else(|| Error::internal(anyhow::anyhow!("no keys")));
         };
         let _one_reader = self.reading.lock().await;
         let now = Instant::now();
         let loaded = self.state().loaded.clone();
-        if unknown_kid {
-            // Another caller may have read while this one waited.
-            if !self.may_read(now) {
+        if let Some(asked) = unknown_kid {
+            // Another caller read after this one asked (so that read is as
+            // new as ours would be), or one read for an unknown kid lately.
+            let s = self.state();
+            let read_since = s.last_read.is_some_and(|at| at >= asked);
+            let too_soon = s.last_unknown_kid_read.is_some_and(|at| now - at < MIN_RELOAD_INTERVAL);
+            drop(s);
+            if read_since || too_soon {
                 return loaded.ok_or_else(|| Error::internal(anyhow::anyhow!("no JWT keys read yet")));
             }
         } else if let Some(fresh) = self.fresh(now) {
@@ -173,13 +181,16 @@ impl Inner {
         let result = source.load().await;
         let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
         s.last_read = Some(Instant::now());
+        if unknown_kid.is_some() {
+            s.last_unknown_kid_read = s.last_read;
+        }
         match result {
             Ok(ring) => {
                 tracing::info!(
                     kid = %ring.current.kid,
                     previous = ring.previous.as_ref().map(|k| k.kid.as_str()),
                     took_ms = started.elapsed().as_millis() as u64,
-                    unknown_kid,
+                    unknown_kid = unknown_kid.is_some(),
                     "JWT keys read"
                 );
                 let loaded = Loaded::new(&ring);
