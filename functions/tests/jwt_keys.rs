@@ -67,7 +67,14 @@ async fn call(service: &Service, endpoint: Endpoint, path: &str, body: Value, jw
 /// An org with one admin and two tickets; returns the org secret.
 async fn org_with_tickets(service: &Service, email: &str) -> String {
     let domain = format!("{}.example.com", ticketing::domain::TicketId::new().0.simple());
-    let (s, org) = call(service, Endpoint::OrgSignup, "/auth/org/signup", json!({"name": "K", "domain": domain}), None).await;
+    let (s, org) = call(
+        service,
+        Endpoint::OrgSignup,
+        "/auth/org/signup",
+        json!({"name": "K", "domain": domain}),
+        None,
+    )
+    .await;
     assert_eq!(s, 201, "{org}");
     let secret = org["secret"].as_str().unwrap().to_owned();
     let admin = json!({"firstName": "A", "lastName": "B", "email": email, "password": PASSWORD, "secret": secret});
@@ -100,7 +107,14 @@ fn kid(jwt: &str) -> String {
 }
 
 async fn list_status(function: &Service, jwt: &str, query: &str) -> (u16, Value) {
-    call(function, Endpoint::ListTickets, &format!("/tickets{query}"), Value::Null, Some(jwt)).await
+    call(
+        function,
+        Endpoint::ListTickets,
+        &format!("/tickets{query}"),
+        Value::Null,
+        Some(jwt),
+    )
+    .await
 }
 
 /// Rotating logs nobody out: a warm function accepts the tokens of the
@@ -122,9 +136,17 @@ async fn a_rotation_logs_nobody_out_and_the_key_two_rotations_old_is_refused() {
     let keys = SecretsManagerKeys::new(adapters.secrets.clone(), settings.jwt_secret_arn.clone().unwrap());
     let rotated = keys.rotate().await.unwrap();
     let second = signin(&cold_function(&adapters, &settings), email).await;
-    assert_eq!(kid(&second), rotated.current.kid, "a cold function signs with the new key");
+    assert_eq!(
+        kid(&second),
+        rotated.current.kid,
+        "a cold function signs with the new key"
+    );
     assert_eq!(list_status(&warm, &first, "").await.0, 200, "the previous key verifies");
-    assert_eq!(list_status(&warm, &second, "").await.0, 200, "the new kid is read on first sight");
+    assert_eq!(
+        list_status(&warm, &second, "").await.0,
+        200,
+        "the new kid is read on first sight"
+    );
     let (s, rest) = list_status(&warm, &second, &format!("?limit=1&cursor={cursor}")).await;
     assert_eq!((s, rest["tickets"].as_array().map(Vec::len)), (200, Some(1)), "{rest}");
 
@@ -161,6 +183,9 @@ async fn a_function_without_keys_serves_its_route_and_a_jwt_route_is_a_bare_500(
         assert_eq!(s, 500, "{body}");
         assert_eq!(body["error"]["code"], "internal", "{body}");
         let text = body.to_string().to_lowercase();
-        assert!(!text.contains("jwt") && !text.contains("key") && !text.contains("template"), "{body}");
+        assert!(
+            !text.contains("jwt") && !text.contains("key") && !text.contains("template"),
+            "{body}"
+        );
     }
 }

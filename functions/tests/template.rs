@@ -140,7 +140,9 @@ fn each_function_gets_only_the_permissions_it_uses() {
         assert_eq!(a.contains("ses:SendEmail"), binary == "respond", "{name}: {a:?}");
         if ["get-ticket", "list-tickets"].contains(&binary) {
             assert!(
-                a.iter().all(|x| x == "dynamodb:GetItem" || x == "dynamodb:Query"),
+                a.iter().all(
+                    |x| ["dynamodb:GetItem", "dynamodb:Query", "secretsmanager:GetSecretValue"].contains(&x.as_str())
+                ),
                 "{name} must only read: {a:?}"
             );
         }
@@ -178,9 +180,11 @@ fn only_the_jwt_functions_can_read_the_jwt_keys() {
     let secret = &t["Resources"]["JwtKeysSecret"];
     assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
     let generate = &secret["Properties"]["GenerateSecretString"];
-    let start: serde_json::Value =
-        serde_json::from_str(generate["SecretStringTemplate"].as_str().unwrap()).unwrap();
-    assert_eq!(start, serde_json::json!({"currentKid": ticketing::auth::keyring::INITIAL_KID}));
+    let start: serde_json::Value = serde_json::from_str(generate["SecretStringTemplate"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        start,
+        serde_json::json!({"currentKid": ticketing::auth::keyring::INITIAL_KID})
+    );
     assert_eq!(generate["GenerateStringKey"], "current");
     assert!(generate["PasswordLength"].as_u64().unwrap() >= ticketing::auth::MIN_JWT_SECRET as u64);
     let mut readers = BTreeSet::new();
@@ -213,7 +217,17 @@ fn only_the_jwt_functions_can_read_the_jwt_keys() {
     }
     assert_eq!(
         readers,
-        BTreeSet::from(["admin-signin", "change-status", "get-ticket", "list-tickets", "respond", "update-ticket"].map(String::from))
+        BTreeSet::from(
+            [
+                "admin-signin",
+                "change-status",
+                "get-ticket",
+                "list-tickets",
+                "respond",
+                "update-ticket"
+            ]
+            .map(String::from)
+        )
     );
 }
 

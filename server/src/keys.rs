@@ -28,7 +28,8 @@ pub struct KeyFile {
 impl KeySource for KeyFile {
     async fn load(&self) -> anyhow::Result<KeyRing> {
         // A 300-byte file, read at most once a second: no need to leave the runtime for it.
-        let text = std::fs::read_to_string(&self.path).with_context(|| format!("cannot read {}", self.path.display()))?;
+        let text =
+            std::fs::read_to_string(&self.path).with_context(|| format!("cannot read {}", self.path.display()))?;
         KeyRing::from_json(&text).with_context(|| format!("{} is not a valid key file", self.path.display()))
     }
 
@@ -145,7 +146,10 @@ mod tests {
         assert_eq!(third.previous.as_ref(), Some(&second.current));
         assert_eq!(load_or_create(dir.path()).unwrap(), third);
         assert_eq!(mode(&dir.path().join(JWT_KEYS_FILE)), 0o600);
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, [JWT_KEYS_FILE], "no temporary file left");
     }
 

@@ -249,7 +249,14 @@ async fn logs_never_contain_secrets_passwords_hashes_or_tokens() {
     let keys: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join(ticketd::JWT_KEYS_FILE)).unwrap()).unwrap();
     let key = keys["current"].as_str().unwrap();
-    for needle in [secret.as_str(), jwt.as_str(), PASSWORD, "wrong password", "$argon2", key] {
+    for needle in [
+        secret.as_str(),
+        jwt.as_str(),
+        PASSWORD,
+        "wrong password",
+        "$argon2",
+        key,
+    ] {
         assert!(!log.contains(needle), "log leaks {needle:?}:\n{log}");
     }
     assert!(log.contains("request{id="), "{log}");
@@ -596,7 +603,14 @@ async fn list_until(base: &str, jwt: &str, ready: impl Fn(u16) -> bool) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let bearer = format!("Bearer {jwt}");
-        let (s, _) = call(base, reqwest::Method::GET, "/tickets", &[("authorization", &bearer)], None).await;
+        let (s, _) = call(
+            base,
+            reqwest::Method::GET,
+            "/tickets",
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await;
         if ready(s) || Instant::now() > deadline {
             return s;
         }
@@ -641,12 +655,20 @@ async fn rotating_the_jwt_key_logs_nobody_out_until_the_key_is_two_rotations_old
     let second_kid = rotate_jwt_key(dir.path());
     let second = signin_with_kid(&d.base, &second_kid).await;
     assert_eq!(kid(&second), second_kid, "new sign-ins carry the new kid");
-    assert_eq!(list_until(&d.base, &first, |_| true).await, 200, "the previous key still verifies");
+    assert_eq!(
+        list_until(&d.base, &first, |_| true).await,
+        200,
+        "the previous key still verifies"
+    );
 
     let third_kid = rotate_jwt_key(dir.path());
     let third = signin_with_kid(&d.base, &third_kid).await;
     assert_eq!(kid(&third), third_kid);
-    assert_eq!(list_until(&d.base, &first, |s| s == 401).await, 401, "the first key is retired");
+    assert_eq!(
+        list_until(&d.base, &first, |s| s == 401).await,
+        401,
+        "the first key is retired"
+    );
     assert_eq!(list_until(&d.base, &second, |_| true).await, 200);
     assert_eq!(list_until(&d.base, &third, |_| true).await, 200);
     #[cfg(unix)]

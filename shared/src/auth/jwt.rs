@@ -93,8 +93,7 @@ impl JwtKeys {
             kid: Some(self.kid.clone()),
             ..Header::new(Algorithm::HS256)
         };
-        let token = encode(&header, &claims, &self.encoding)
-            .expect("HS256 signing of a small struct cannot fail");
+        let token = encode(&header, &claims, &self.encoding).expect("HS256 signing of a small struct cannot fail");
         (token, Timestamp::from_millis(claims.exp * 1000))
     }
 
@@ -170,11 +169,7 @@ mod tests {
         let parts: Vec<&str> = token.split('.').collect();
         let forged =
             b64(serde_json::json!({"sub": AdminId::new(), "org": OrgId::new(), "iat": 1, "exp": 4_000_000_000i64}));
-        assert!(
-            keys()
-                .verify(&format!("{}.{}.{}", parts[0], forged, parts[2]))
-                .is_err()
-        );
+        assert!(keys().verify(&format!("{}.{}.{}", parts[0], forged, parts[2])).is_err());
     }
 
     #[test]
@@ -296,7 +291,11 @@ mod tests {
         assert!(ring_keys(&second).verify(&mid).is_ok());
         assert_eq!(ring_keys(&third).verify(&old), Err(Rejected::UnknownKid), "retired");
         assert!(ring_keys(&third).verify(&mid).is_ok());
-        assert_eq!(ring_keys(&first).verify(&mid), Err(Rejected::UnknownKid), "not loaded yet");
+        assert_eq!(
+            ring_keys(&first).verify(&mid),
+            Err(Rejected::UnknownKid),
+            "not loaded yet"
+        );
     }
 
     #[test]
@@ -305,6 +304,9 @@ mod tests {
         let (token, _) = ring_keys(&ring).issue(AdminId::new(), OrgId::new(), Timestamp::now());
         let header = b64(serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "1"}));
         let rest = token.split_once('.').unwrap().1;
-        assert_eq!(ring_keys(&ring).verify(&format!("{header}.{rest}")), Err(Rejected::Invalid));
+        assert_eq!(
+            ring_keys(&ring).verify(&format!("{header}.{rest}")),
+            Err(Rejected::Invalid)
+        );
     }
 }

@@ -103,7 +103,10 @@ impl KeyRing {
 
     /// One key and no previous: a fixed `--jwt-secret`, or a fresh ring.
     pub fn single(current: SigningKey) -> Self {
-        Self { current, previous: None }
+        Self {
+            current,
+            previous: None,
+        }
     }
 
     /// The key named `kid`; a token without one is checked against [`LEGACY_KID`].

@@ -157,7 +157,11 @@ impl Inner {
     /// `unknown_kid`: when a token with a kid not loaded asked for the read.
     async fn read(&self, unknown_kid: Option<Instant>) -> Result<Arc<Loaded>> {
         let Some(source) = &self.source else {
-            return self.state().loaded.clone().ok_or_else(|| Error::internal(anyhow::anyhow!("no keys")));
+            return self
+                .state()
+                .loaded
+                .clone()
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("no keys")));
         };
         let _one_reader = self.reading.lock().await;
         let now = Instant::now();
@@ -175,7 +179,9 @@ impl Inner {
         } else if let Some(fresh) = self.fresh(now) {
             return Ok(fresh);
         } else if loaded.is_none() && self.state().last_read.is_some_and(|at| now - at < FIRST_READ_RETRY) {
-            return Err(Error::internal(anyhow::anyhow!("the JWT keys could not be read; retrying soon")));
+            return Err(Error::internal(anyhow::anyhow!(
+                "the JWT keys could not be read; retrying soon"
+            )));
         }
         let started = Instant::now();
         let result = source.load().await;
@@ -254,7 +260,12 @@ mod tests {
     }
 
     async fn token(keys: &Keys) -> String {
-        keys.get().await.unwrap().jwt.issue(AdminId::new(), OrgId::new(), Timestamp::now()).0
+        keys.get()
+            .await
+            .unwrap()
+            .jwt
+            .issue(AdminId::new(), OrgId::new(), Timestamp::now())
+            .0
     }
 
     fn internal(r: Result<impl Sized>) -> bool {

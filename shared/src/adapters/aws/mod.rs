@@ -17,10 +17,10 @@ mod sdk;
 mod ses;
 mod settings;
 
+pub use aws_sdk_secretsmanager::Client as SecretsClient;
 pub use calls::DynamoCalls;
 pub use dynamo::DynamoStore;
 pub use dynamo_lists::QueryStats;
-pub use aws_sdk_secretsmanager::Client as SecretsClient;
 pub use jwt_keys::{KEYS_MAX_AGE, SecretsManagerKeys};
 pub use resources::create_missing_resources;
 pub use scheduler::{CloseEvent, EventBridgeScheduler, at_expression, schedule_name};
