@@ -192,13 +192,14 @@ impl Inner {
         }
         match result {
             Ok(ring) => {
-                tracing::info!(
-                    kid = %ring.current.kid,
-                    previous = ring.previous.as_ref().map(|k| k.kid.as_str()),
-                    took_ms = started.elapsed().as_millis() as u64,
-                    unknown_kid = unknown_kid.is_some(),
-                    "JWT keys read"
-                );
+                let (kid, previous) = (&ring.current.kid, ring.previous.as_ref().map(|k| k.kid.as_str()));
+                let took_us = started.elapsed().as_micros();
+                // Once per new current key at info: ticketd re-reads its file every second in use.
+                if s.loaded.as_ref().is_none_or(|l| l.jwt.kid() != kid) {
+                    tracing::info!(%kid, ?previous, took_us, unknown_kid = unknown_kid.is_some(), "JWT keys read");
+                } else {
+                    tracing::debug!(%kid, ?previous, took_us, "JWT keys read again");
+                }
                 let loaded = Loaded::new(&ring);
                 s.loaded = Some(loaded.clone());
                 s.fresh_until = Some(Instant::now() + source.max_age());
