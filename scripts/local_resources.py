@@ -2,12 +2,16 @@
 
 The table comes from template.yaml's TicketsTable (keys, attributes, indexes),
 so the local copy cannot drift from what deploys; the names come from the env
-file the functions run with (local.env.json): table, schedule group, and the
-sender SES must know as verified, and the queues. Idempotent: existing resources are kept.
+file the functions run with (local.env.json): table, schedule group, the
+JWT key secret (one generated key, kid "1", as template.yaml's JwtKeysSecret),
+the queues, and the sender SES must know as verified. Idempotent: existing
+resources are kept.
 
 usage: python scripts/local_resources.py ENDPOINT_URL REGION ENV_FILE
 """
 import json
+import secrets
+import string
 import sys
 
 import boto3
@@ -48,6 +52,15 @@ def main(endpoint, region, env_file):
     sqs = session.client("sqs", endpoint_url=endpoint)
     for var in ("TICKETING_FAILURE_QUEUE_ARN", "TICKETING_SCHEDULE_DLQ_ARN"):
         sqs.create_queue(QueueName=env[var].rsplit(":", 1)[-1])
+    sm = session.client("secretsmanager", endpoint_url=endpoint)
+    keys = env["TICKETING_JWT_SECRET_ARN"]
+    try:
+        sm.describe_secret(SecretId=keys)
+    except sm.exceptions.ResourceNotFoundException:
+        alphabet = string.ascii_letters + string.digits
+        key = "".join(secrets.choice(alphabet) for _ in range(64))
+        sm.create_secret(Name=keys, SecretString=json.dumps({"currentKid": "1", "current": key}))
+        print(f"created JWT key secret {keys}")
     # moto's SES, like SES, rejects mail from an unverified sender.
     session.client("ses", endpoint_url=endpoint).verify_email_identity(EmailAddress=env["TICKETING_MAIL_FROM"])
     print(f"verified sender {env['TICKETING_MAIL_FROM']}")

@@ -334,7 +334,7 @@ fn fault_settings() -> ticketing::adapters::aws::AwsSettings {
 /// The service the fault tests serve, on `ports`.
 fn fault_service(ports: ticketing::ports::Ports, mail_from: &str) -> ticketing::service::Service {
     let settings = ticketing::service::Settings {
-        jwt_secret: "fault-tests-jwt-secret-0123456789abcdef".into(),
+        jwt_keys: ticketing::service::KeyConfig::Fixed("fault-tests-jwt-secret-0123456789abcdef".into()),
         auto_close_after: std::time::Duration::from_secs(86_400),
         mail_from: mail_from.into(),
         signin: Default::default(),

@@ -2,12 +2,11 @@
 //! to first request for an invocation) against a hello-world function.
 
 use crate::Args;
-use crate::common::JWT_SECRET;
 use anyhow::Context;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use ticketing::adapters::aws::{
-    ENV_AUTO_CLOSE_AFTER, ENV_CLOSE_FUNCTION_ARN, ENV_DEAD_LETTER_ARN, ENV_FAILURE_QUEUE_ARN, ENV_JWT_SECRET,
+    ENV_AUTO_CLOSE_AFTER, ENV_CLOSE_FUNCTION_ARN, ENV_DEAD_LETTER_ARN, ENV_FAILURE_QUEUE_ARN, ENV_JWT_SECRET_ARN,
     ENV_MAIL_FROM, ENV_SCHEDULE_GROUP, ENV_SCHEDULER_ROLE_ARN, ENV_TABLE,
 };
 
@@ -42,7 +41,8 @@ pub fn service_env(unique: &str) -> Vec<(&'static str, String)> {
             ENV_FAILURE_QUEUE_ARN,
             "arn:aws:sqs:us-east-1:123456789012:failures".into(),
         ),
-        (ENV_JWT_SECRET, JWT_SECRET.into()),
+        // Read on first JWT use, not at init: init makes no call to it.
+        (ENV_JWT_SECRET_ARN, format!("bench-{unique}-jwt-keys")),
         (ENV_AUTO_CLOSE_AFTER, "30d".into()),
     ]
 }

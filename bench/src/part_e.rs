@@ -30,6 +30,39 @@ pub struct FilterRow {
 pub struct DynamoAccess {
     pub endpoints: Vec<EndpointCalls>,
     pub filters: Vec<FilterRow>,
+    pub key_reads: KeyReads,
+}
+
+/// Reading the JWT keys from Secrets Manager (`GetSecretValue` and parsing),
+/// what a JWT function does once per cold start.
+pub struct KeyReads {
+    /// On a new client: TCP connect included, as in a cold container.
+    pub first: std::time::Duration,
+    /// Later reads on the same client (a stale or unknown-kid re-read).
+    pub median: std::time::Duration,
+    pub samples: usize,
+}
+
+/// Times `samples` + 1 reads of the key secret, the first on a new client.
+async fn time_key_reads(secret: &str, samples: usize) -> anyhow::Result<KeyReads> {
+    use ticketing::adapters::aws::{SecretsClient, SecretsManagerKeys, sdk_config};
+    use ticketing::ports::KeySource;
+    let keys = SecretsManagerKeys::new(SecretsClient::new(&sdk_config().await), secret);
+    let t = Instant::now();
+    keys.load().await?;
+    let first = t.elapsed();
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let t = Instant::now();
+        keys.load().await?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    Ok(KeyReads {
+        first,
+        median: times[samples / 2],
+        samples,
+    })
 }
 
 /// Runs `request` and takes the calls it made.
@@ -70,6 +103,10 @@ pub async fn run(args: &Args, client: &Client) -> anyhow::Result<Option<DynamoAc
     let env: HashMap<&str, String> = service_env(&unique).into_iter().collect();
     let settings = AwsSettings::from_lookup(|k| env.get(k).cloned())?;
     let table = settings.table.clone();
+    let key_secret = settings
+        .jwt_secret_arn
+        .clone()
+        .context("service_env names a key secret")?;
     let mut config = ticketd::Config::new("127.0.0.1:0".parse()?, std::env::temp_dir());
     config.backend = ticketd::Backend::Aws {
         settings,
@@ -184,7 +221,20 @@ pub async fn run(args: &Args, client: &Client) -> anyhow::Result<Option<DynamoAc
             combined: mask.count_ones(),
         });
     }
+    // The secret create_missing_resources made, as the stack's is.
+    let key_reads = time_key_reads(&key_secret, 20).await?;
     server.shutdown().await?;
     aws.dynamo.delete_table().table_name(table).send().await.ok();
-    Ok(Some(DynamoAccess { endpoints, filters }))
+    aws.secrets
+        .delete_secret()
+        .secret_id(&key_secret)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .ok();
+    Ok(Some(DynamoAccess {
+        endpoints,
+        filters,
+        key_reads,
+    }))
 }

@@ -33,13 +33,20 @@ async fn wiring(auto_close_after: Duration) -> (Service, AwsAdapters, AwsSetting
     aws::create_missing_resources(&adapters, &settings)
         .await
         .expect("resources on moto");
-    let service = service_on(adapters.ports(), &settings, auto_close_after);
+    let service = service_on(adapters.ports(), &adapters, &settings, auto_close_after);
     (service, adapters, settings)
 }
 
-fn service_on(ports: ticketing::ports::Ports, settings: &AwsSettings, auto_close_after: Duration) -> Service {
+/// The service over `ports`; its keys from the (moto) secret, as a deployed
+/// function reads them.
+fn service_on(
+    ports: ticketing::ports::Ports,
+    adapters: &AwsAdapters,
+    settings: &AwsSettings,
+    auto_close_after: Duration,
+) -> Service {
     let service_settings = service::Settings {
-        jwt_secret: "handler-tests-jwt-secret-0123456789abcdef".into(),
+        jwt_keys: adapters.jwt_keys(settings),
         auto_close_after,
         mail_from: settings.mail_from.clone(),
         signin: Default::default(),
@@ -304,7 +311,7 @@ async fn reconcile_function_creates_the_schedule_the_request_failed_to() {
         settings.scheduler_role_arn.clone(),
         settings.dead_letter_arn.clone(),
     ));
-    let down = service_on(down, &settings, Duration::from_secs(30 * 86_400));
+    let down = service_on(down, &adapters, &settings, Duration::from_secs(30 * 86_400));
 
     let (id, jwt) = open_ticket(&down).await;
     let (status, body) = invoke(

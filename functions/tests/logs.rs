@@ -48,7 +48,7 @@ async fn service() -> Service {
         .await
         .expect("resources on moto");
     let service_settings = service::Settings {
-        jwt_secret: "log-tests-jwt-secret-0123456789abcdef-xyz".into(),
+        jwt_keys: adapters.jwt_keys(&settings),
         auto_close_after: Duration::from_secs(30 * 86_400),
         mail_from: settings.mail_from,
         signin: Default::default(),

@@ -12,6 +12,11 @@ fn template() -> Value {
     serde_yaml::from_str(&text).expect("template.yaml is YAML")
 }
 
+/// `!Ref name`, as the YAML parser reads it.
+fn reference(name: &str) -> Value {
+    serde_yaml::from_str(&format!("!Ref {name}")).unwrap()
+}
+
 fn functions(t: &Value) -> Vec<(String, &Value)> {
     t["Resources"]
         .as_mapping()
@@ -116,7 +121,7 @@ fn every_variable_the_config_reads_is_set_for_every_function() {
     for name in CONFIG_VARIABLES {
         assert!(vars.contains_key(name), "Globals set no {name}");
     }
-    assert_eq!(t["Parameters"]["JwtSecret"]["NoEcho"], true);
+    assert!(t["Parameters"]["JwtSecret"].is_null(), "the JWT keys live in a secret");
     assert_eq!(t["Parameters"]["Architecture"]["Default"], "arm64");
 }
 
@@ -156,7 +161,9 @@ fn each_function_gets_only_the_permissions_it_uses() {
         );
         if ["get-ticket", "list-tickets"].contains(&binary) {
             assert!(
-                a.iter().all(|x| x == "dynamodb:GetItem" || x == "dynamodb:Query"),
+                a.iter().all(
+                    |x| ["dynamodb:GetItem", "dynamodb:Query", "secretsmanager:GetSecretValue"].contains(&x.as_str())
+                ),
                 "{name} must only read: {a:?}"
             );
         }
@@ -181,6 +188,70 @@ fn each_function_gets_only_the_permissions_it_uses() {
     assert_eq!(role_actions, vec!["lambda:InvokeFunction", "sqs:SendMessage"]);
 }
 
+/// Only the functions whose endpoint signs or verifies JWTs get the key
+/// secret's ARN and may read it; the others get an empty variable (no keys)
+/// and no permission. The secret starts as a key ring with one generated key.
+#[test]
+fn only_the_jwt_functions_can_read_the_jwt_keys() {
+    let t = template();
+    assert_eq!(
+        t["Globals"]["Function"]["Environment"]["Variables"][aws::ENV_JWT_SECRET_ARN],
+        ""
+    );
+    let secret = &t["Resources"]["JwtKeysSecret"];
+    assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
+    let generate = &secret["Properties"]["GenerateSecretString"];
+    let start: serde_json::Value = serde_json::from_str(generate["SecretStringTemplate"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        start,
+        serde_json::json!({"currentKid": ticketing::auth::keyring::INITIAL_KID})
+    );
+    assert_eq!(generate["GenerateStringKey"], "current");
+    assert!(generate["PasswordLength"].as_u64().unwrap() >= ticketing::auth::MIN_JWT_SECRET as u64);
+    let mut readers = BTreeSet::new();
+    for (name, f) in functions(&t) {
+        let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let uses_jwt = Endpoint::ALL
+            .iter()
+            .any(|e| e.function_name() == binary && e.uses_jwt());
+        let var = &f["Properties"]["Environment"]["Variables"][aws::ENV_JWT_SECRET_ARN];
+        let statements: Vec<&Value> = f["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["Statement"].as_sequence().unwrap())
+            .collect();
+        let reads: Vec<&&Value> = statements
+            .iter()
+            .filter(|st| format!("{:?}", st["Action"]).contains("secretsmanager:"))
+            .collect();
+        if uses_jwt {
+            readers.insert(binary.to_owned());
+            assert_eq!(*var, reference("JwtKeysSecret"), "{name}");
+            assert_eq!(reads.len(), 1, "{name}");
+            assert_eq!(reads[0]["Action"][0], "secretsmanager:GetSecretValue", "{name}");
+            assert_eq!(reads[0]["Resource"], reference("JwtKeysSecret"), "{name}");
+        } else {
+            assert!(var.is_null(), "{name} must not get the JWT key secret");
+            assert!(reads.is_empty(), "{name} must not read secrets");
+        }
+    }
+    assert_eq!(
+        readers,
+        BTreeSet::from(
+            [
+                "admin-signin",
+                "change-status",
+                "get-ticket",
+                "list-tickets",
+                "respond",
+                "update-ticket"
+            ]
+            .map(String::from)
+        )
+    );
+}
+
 /// The config variables every function reads; a local run must give each one.
 const CONFIG_VARIABLES: [&str; 10] = [
     aws::ENV_TABLE,
@@ -190,7 +261,7 @@ const CONFIG_VARIABLES: [&str; 10] = [
     aws::ENV_SCHEDULER_ROLE_ARN,
     aws::ENV_DEAD_LETTER_ARN,
     aws::ENV_FAILURE_QUEUE_ARN,
-    aws::ENV_JWT_SECRET,
+    aws::ENV_JWT_SECRET_ARN,
     aws::ENV_AUTO_CLOSE_AFTER,
     aws::ENV_AWS_ENDPOINT_URL,
 ];
@@ -267,7 +338,6 @@ fn the_local_env_file_sets_every_variable_the_template_declares_for_it() {
     );
 
     let samconfig = repo_file("samconfig.toml");
-    let secret = vars[aws::ENV_JWT_SECRET].as_str().unwrap();
     let sender = vars[aws::ENV_MAIL_FROM].as_str().unwrap();
     for section in [
         "[default.local_start_api.parameters]",
@@ -280,7 +350,6 @@ fn the_local_env_file_sets_every_variable_the_template_declares_for_it() {
         let body = body.split("\n[").next().unwrap();
         for want in [
             "Architecture=x86_64".to_owned(),
-            format!("JwtSecret={secret}"),
             format!("SenderEmail={sender}"),
             "env_vars = \"local.env.json\"".to_owned(),
             "host.docker.internal:host-gateway".to_owned(),

@@ -2,6 +2,7 @@
 //! (SQLite, an outbox, a local close-job runner), plus a jobs dashboard.
 
 mod dashboard;
+pub mod keys;
 mod reconcile;
 
 use anyhow::Context;
@@ -20,7 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub const DB_FILE: &str = "ticketing.db";
-pub const JWT_SECRET_FILE: &str = "jwt-secret";
+pub use keys::{JWT_KEYS_FILE, JWT_SECRET_FILE};
 pub const DEFAULT_MAIL_FROM: &str = "Support <support@ticketing.localhost>";
 
 /// The routes `ticketd` serves beside the API endpoints. The router is built
@@ -95,7 +96,9 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub auto_close_after: Duration,
-    /// When absent, one is generated once and kept in the data dir.
+    /// A fixed signing key. When absent, the key ring in the data dir
+    /// (generated on first start, rotated by `ticketd rotate-jwt-key`), or
+    /// on the AWS backend the Secrets Manager secret of the settings.
     pub jwt_secret: Option<String>,
     pub mail_from: String,
     pub dashboard_token: Option<String>,
@@ -188,9 +191,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
 }
 
 /// What the service is configured with, on either backend.
-fn service_settings(config: &Config, jwt_secret: String, mail_from: String) -> service::Settings {
+fn service_settings(config: &Config, jwt_keys: service::KeyConfig, mail_from: String) -> service::Settings {
     service::Settings {
-        jwt_secret,
+        jwt_keys,
         auto_close_after: config.auto_close_after,
         mail_from,
         signin: config.signin,
@@ -199,16 +202,13 @@ fn service_settings(config: &Config, jwt_secret: String, mail_from: String) -> s
 
 async fn start_embedded(config: Config) -> anyhow::Result<Server> {
     make_private_dir(&config.data_dir)?;
-    let jwt_secret = match &config.jwt_secret {
-        Some(s) => s.clone(),
-        None => load_or_create_jwt_secret(&config.data_dir)?,
-    };
+    let jwt_keys = fixed_or_file_keys(&config)?;
     let db_path = config.data_dir.join(DB_FILE);
     let embedded = Embedded::open(&db_path, Arc::new(SystemClock))
         .with_context(|| format!("cannot open database {}", db_path.display()))?;
     let service = Service::new(
         embedded.ports(),
-        &service_settings(&config, jwt_secret, config.mail_from.clone()),
+        &service_settings(&config, jwt_keys, config.mail_from.clone()),
     )?;
     let dashboard_enabled = config.listen.ip().is_loopback() || config.dashboard_token.is_some();
     let dashboard = dashboard_enabled.then(|| dashboard::Dashboard {
@@ -236,16 +236,6 @@ async fn start_aws(
     endpoint_url: Option<String>,
 ) -> anyhow::Result<Server> {
     use ticketing::adapters::aws;
-    // As on the embedded backend: generated once and kept in the data dir when not given.
-    let jwt_secret = match &config.jwt_secret {
-        Some(s) => s.clone(),
-        None => {
-            std::fs::create_dir_all(&config.data_dir)
-                .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-            load_or_create_jwt_secret(&config.data_dir)?
-        }
-    };
-    let service_settings = service_settings(&config, jwt_secret, settings.mail_from.clone());
     let sdk = match &endpoint_url {
         Some(url) => aws::sdk_config_at(Some(url)).await,
         None => aws::sdk_config().await,
@@ -254,6 +244,12 @@ async fn start_aws(
     if create_resources {
         aws::create_missing_resources(&adapters, &settings).await?;
     }
+    // As a function does: the keys in the secret, unless a fixed one is given.
+    let jwt_keys = match (&config.jwt_secret, &settings.jwt_secret_arn) {
+        (None, Some(_)) => adapters.jwt_keys(&settings),
+        _ => fixed_or_file_keys(&config)?,
+    };
+    let service_settings = service_settings(&config, jwt_keys, settings.mail_from.clone());
     let service = Service::new(adapters.ports(), &service_settings)?;
     let routes = http::routes(&Endpoint::ALL).merge(local_routes(None));
     let storage = format!(
@@ -354,53 +350,25 @@ fn make_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the JWT secret kept in the data dir, or creates it (mode 0600).
-fn load_or_create_jwt_secret(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join(JWT_SECRET_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_owned()),
-        Ok(_) => anyhow::bail!("{} is empty: delete it or set TICKETING_JWT_SECRET", path.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-    let secret = ticketing::auth::generate_secret() + &ticketing::auth::generate_secret();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    use std::io::Write;
-    let mut file = options
-        .open(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(secret.as_bytes())?;
-    file.sync_all()?;
-    tracing::warn!(
-        "no JWT secret configured: generated one and saved it to {} (mode 0600); set TICKETING_JWT_SECRET to choose your own",
-        path.display()
-    );
-    Ok(secret)
+/// The fixed `--jwt-secret`, else the data dir's key file (created or
+/// migrated now, then re-read as it changes).
+fn fixed_or_file_keys(config: &Config) -> anyhow::Result<service::KeyConfig> {
+    Ok(match &config.jwt_secret {
+        Some(secret) => service::KeyConfig::Fixed(secret.clone()),
+        None => {
+            make_private_dir(&config.data_dir)?;
+            let ring = keys::load_or_create(&config.data_dir)?;
+            tracing::info!(kid = %ring.current.kid, "JWT keys from the data dir");
+            service::KeyConfig::Source(Arc::new(keys::KeyFile {
+                path: config.data_dir.join(JWT_KEYS_FILE),
+            }))
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn generated_jwt_secret_is_private_and_stable() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = load_or_create_jwt_secret(dir.path()).unwrap();
-        assert!(first.len() >= 64);
-        assert_eq!(load_or_create_jwt_secret(dir.path()).unwrap(), first);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(JWT_SECRET_FILE))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-    }
 
     /// The data dir, the database and its WAL files are owner-only, both when
     /// ticketd creates them and when an earlier run left them readable.

@@ -11,6 +11,8 @@ use tracing_subscriber::EnvFilter;
 #[derive(Parser, Debug)]
 #[command(name = "ticketd", version)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Adapter set: `embedded` (SQLite, outbox, local jobs) or `aws` (DynamoDB, SES,
     /// EventBridge Scheduler; needs a build with `--features aws`; the TICKETING_* variables of template.yaml
     /// override local defaults: table `ticketing`, schedule group `ticketing-auto-close`, placeholder ARNs).
@@ -22,13 +24,15 @@ struct Cli {
     /// Address to listen on.
     #[arg(long, env = "TICKETD_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Where the database and the generated JWT secret live.
-    #[arg(long, env = "TICKETD_DATA_DIR", default_value = "./data")]
+    /// Where the database and the JWT key file live.
+    #[arg(long, env = "TICKETD_DATA_DIR", default_value = "./data", global = true)]
     data_dir: PathBuf,
     /// How long a RESPONDED ticket waits before it closes itself (e.g. 5s, 10m, 30d).
     #[arg(long, env = "TICKETING_AUTO_CLOSE_AFTER", default_value = "30d", value_parser = parse_duration)]
     auto_close_after: Duration,
-    /// HS256 signing key for admin tokens (at least 32 characters). Generated and kept in the data dir if absent.
+    /// A fixed HS256 signing key for admin tokens (at least 32 characters), never rotated. If absent: the
+    /// rotatable key file in the data dir (generated on first start), or with `--backend aws` the Secrets
+    /// Manager secret TICKETING_JWT_SECRET_ARN (default `ticketing-jwt-keys`).
     #[arg(long, env = "TICKETING_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
     /// Sender of response emails.
@@ -63,6 +67,50 @@ struct Cli {
 enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Rotates the JWT signing keys: a new current key signs from now on, the current one becomes the previous
+    /// one (its tokens stay valid), and the previous one is retired (its tokens get 401). A running ticketd
+    /// picks the change up within a second. Rotate at most once per token lifetime (10 h).
+    RotateJwtKey {
+        /// Rotate the keys in this Secrets Manager secret (ARN or name) instead of the data dir's key file
+        /// (needs a build with `--features aws`; AWS_* variables as for `--backend aws`).
+        #[arg(long)]
+        secret_arn: Option<String>,
+    },
+}
+
+/// `ticketd rotate-jwt-key`: prints the kids (never a key) and exits.
+async fn rotate_jwt_key(data_dir: &std::path::Path, secret_arn: Option<String>) -> ExitCode {
+    let rotated = match secret_arn {
+        None => ticketd::keys::rotate(data_dir),
+        #[cfg(feature = "aws")]
+        Some(arn) => {
+            use ticketing::adapters::aws;
+            let client = aws_sdk_secretsmanager_client().await;
+            aws::SecretsManagerKeys::new(client, arn).rotate().await
+        }
+        #[cfg(not(feature = "aws"))]
+        Some(_) => return fail("--secret-arn needs a ticketd built with `--features aws`"),
+    };
+    match rotated {
+        Ok(ring) => {
+            let previous = ring.previous.as_ref().map(|k| k.kid.as_str()).unwrap_or("none");
+            println!(
+                "rotated: new tokens carry kid {}; tokens of kid {previous} stay valid; older kids are refused",
+                ring.current.kid
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("cannot rotate the JWT keys: {e:#}")),
+    }
+}
+
+#[cfg(feature = "aws")]
+async fn aws_sdk_secretsmanager_client() -> ticketing::adapters::aws::SecretsClient {
+    ticketing::adapters::aws::SecretsClient::new(&ticketing::adapters::aws::sdk_config().await)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -115,6 +163,9 @@ async fn main() -> ExitCode {
             .with_current_span(false)
             .with_span_list(true)
             .init(),
+    }
+    if let Some(Command::RotateJwtKey { secret_arn }) = cli.command {
+        return rotate_jwt_key(&cli.data_dir, secret_arn).await;
     }
     let signalled = shutdown_signal();
     let backend = match backend(&cli) {

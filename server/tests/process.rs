@@ -246,19 +246,21 @@ async fn logs_never_contain_secrets_passwords_hashes_or_tokens() {
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let log = d.log();
-    let jwt_secret = std::fs::read_to_string(dir.path().join("jwt-secret")).unwrap();
+    let keys: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(ticketd::JWT_KEYS_FILE)).unwrap()).unwrap();
+    let key = keys["current"].as_str().unwrap();
     for needle in [
         secret.as_str(),
         jwt.as_str(),
         PASSWORD,
         "wrong password",
         "$argon2",
-        jwt_secret.trim(),
+        key,
     ] {
         assert!(!log.contains(needle), "log leaks {needle:?}:\n{log}");
     }
     assert!(log.contains("request{request_id="), "{log}");
-    assert!(log.contains("generated one and saved it to"), "{log}");
+    assert!(log.contains("generated a key and saved it to"), "{log}");
 }
 
 /// `--log-format json`: every line a JSON object, one `request` line per
@@ -511,7 +513,7 @@ fn configuration_errors_are_one_line_and_exit_2() {
 
 /// `ticketd --backend aws` on a laptop needs no TICKETING_* variable: the
 /// table and schedule group have local defaults, the ARNs placeholders, and
-/// the JWT secret is generated into the data dir as on the embedded backend.
+/// the JWT keys a local default secret, created with a generated key.
 #[cfg(feature = "aws")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_backend_runs_on_local_defaults_with_no_ticketing_variables() {
@@ -555,7 +557,10 @@ async fn aws_backend_runs_on_local_defaults_with_no_ticketing_variables() {
     )
     .await;
     assert_eq!(s, 201, "{t}");
-    assert!(dir.path().join("jwt-secret").exists(), "a generated JWT secret");
+    assert!(
+        !dir.path().join(ticketd::JWT_KEYS_FILE).exists(),
+        "the keys come from the (local default) secret, not the data dir"
+    );
 }
 
 /// Behind a proxy named by `--trusted-proxies`, sign-in throttling counts per
@@ -599,4 +604,119 @@ async fn forwarded_clients_are_told_apart_only_behind_trusted_proxies() {
             "trusted: {trusted}"
         );
     }
+}
+
+fn kid(jwt: &str) -> String {
+    use base64::Engine;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(jwt.split('.').next().unwrap())
+        .unwrap();
+    serde_json::from_slice::<Value>(&header).unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `ticketd rotate-jwt-key --data-dir`: prints the new kid, never a key.
+fn rotate_jwt_key(data_dir: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_ticketd"))
+        .args(["rotate-jwt-key", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+        .split("new tokens carry kid ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no kid in {stdout:?}"))
+        .to_owned()
+}
+
+/// What `GET /tickets` answers a token, once `ready` holds for the answer or
+/// 5 s have passed (a running ticketd re-reads its key file within a second).
+async fn list_until(base: &str, jwt: &str, ready: impl Fn(u16) -> bool) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let bearer = format!("Bearer {jwt}");
+        let (s, _) = call(
+            base,
+            reqwest::Method::GET,
+            "/tickets",
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await;
+        if ready(s) || Instant::now() > deadline {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A sign-in's token, once it carries `kid` (or after 5 s).
+async fn signin_with_kid(base: &str, kid_wanted: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (s, body) = call(
+            base,
+            reqwest::Method::POST,
+            "/auth/admin/signin",
+            &[],
+            Some(json!({"email": "ana@growfin.ai", "password": PASSWORD})),
+        )
+        .await;
+        assert_eq!(s, 200, "{body}");
+        let jwt = body["jwt"].as_str().unwrap().to_owned();
+        if kid(&jwt) == kid_wanted || Instant::now() > deadline {
+            return jwt;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The key of an earlier version's `jwt-secret` file becomes the current key
+/// (kid "0"); rotating a running ticketd's keys logs nobody out, new
+/// sign-ins carry the new kid, and the second rotation retires the first key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_jwt_key_logs_nobody_out_until_the_key_is_two_rotations_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = "a-key-from-an-earlier-ticketd-0123456789";
+    std::fs::write(dir.path().join(ticketd::JWT_SECRET_FILE), legacy).unwrap();
+    let d = Ticketd::spawn(dir.path(), &[]);
+    let (_, first, _) = walkthrough(&d.base, 1).await;
+    assert_eq!(kid(&first), "0", "the migrated key keeps signing");
+    assert!(!dir.path().join(ticketd::JWT_SECRET_FILE).exists());
+
+    let second_kid = rotate_jwt_key(dir.path());
+    let second = signin_with_kid(&d.base, &second_kid).await;
+    assert_eq!(kid(&second), second_kid, "new sign-ins carry the new kid");
+    assert_eq!(
+        list_until(&d.base, &first, |_| true).await,
+        200,
+        "the previous key still verifies"
+    );
+
+    let third_kid = rotate_jwt_key(dir.path());
+    let third = signin_with_kid(&d.base, &third_kid).await;
+    assert_eq!(kid(&third), third_kid);
+    assert_eq!(
+        list_until(&d.base, &first, |s| s == 401).await,
+        401,
+        "the first key is retired"
+    );
+    assert_eq!(list_until(&d.base, &second, |_| true).await, 200);
+    assert_eq!(list_until(&d.base, &third, |_| true).await, 200);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(ticketd::JWT_KEYS_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let log = d.log();
+    assert!(!log.contains(legacy), "{log}");
 }

@@ -2,7 +2,7 @@
 //! call is servable by one key lookup or one indexed range read (a DynamoDB
 //! `GetItem`/`Query`, an SQLite index search), never a scan.
 
-use crate::auth::SecretHash;
+use crate::auth::{KeyRing, SecretHash};
 use crate::domain::SigninWindow;
 use crate::domain::{
     Admin, AdminId, CloseJob, Delivery, Domain, Email, Mail, Org, OrgId, PageRequest, Response, ResponseId,
@@ -93,6 +93,18 @@ pub struct MailError(pub String);
 pub trait Scheduler: Send + Sync + 'static {
     async fn schedule_close(&self, job: &CloseJob) -> anyhow::Result<()>;
     async fn cancel_close(&self, ticket: TicketId) -> anyhow::Result<()>;
+}
+
+/// Where the JWT signing keys are kept: ticketd's key file, a Secrets
+/// Manager secret. Read through the service's cache (`service::keys`).
+#[async_trait]
+pub trait KeySource: Send + Sync + 'static {
+    /// The keys as stored now. The error must not quote key material.
+    async fn load(&self) -> anyhow::Result<KeyRing>;
+    /// How long loaded keys are used before they are read again (so a
+    /// process learns a rotation's new current key); the kid of a token
+    /// signed with a key not loaded yet also triggers a read, rate-limited.
+    fn max_age(&self) -> Duration;
 }
 
 pub trait Clock: Send + Sync + 'static {

@@ -42,11 +42,27 @@ struct Running {
 
 fn settings() -> AwsSettings {
     // SES identities are global to moto: each deployment verifies its own sender.
-    AwsSettings::local(
-        unique("tickets-"),
-        unique("group-"),
-        format!("{}@ticketing.example.com", unique("support-")),
-    )
+    AwsSettings {
+        jwt_secret_arn: Some(unique("jwt-keys-")),
+        ..AwsSettings::local(
+            unique("tickets-"),
+            unique("group-"),
+            format!("{}@ticketing.example.com", unique("support-")),
+        )
+    }
+}
+
+/// The deployment's key secret, holding [`JWT_SECRET`] under the legacy kid
+/// (so the cases' hand-made tokens, which carry no kid, verify): every case
+/// on this set reads its keys from Secrets Manager, as the functions do.
+async fn create_key_secret(settings: &AwsSettings) -> anyhow::Result<()> {
+    use ticketing::adapters::aws::{SecretsClient, SecretsManagerKeys, sdk_config};
+    use ticketing::auth::{KeyRing, SigningKey, keyring::LEGACY_KID};
+    let arn = settings.jwt_secret_arn.clone().expect("set above");
+    let ring = KeyRing::single(SigningKey::new(LEGACY_KID, JWT_SECRET)?);
+    SecretsManagerKeys::new(SecretsClient::new(&sdk_config().await), arn)
+        .create(&ring)
+        .await
 }
 
 /// A schedule as stored in (moto's) EventBridge Scheduler.
@@ -171,7 +187,7 @@ impl AwsSet {
         config.auto_close_after = test.auto_close_after;
         config.signin = test.signin;
         config.reconcile_interval = test.reconcile_interval;
-        config.jwt_secret = Some(JWT_SECRET.into());
+        create_key_secret(&settings).await?;
         let mut running = Running {
             config,
             server: None,

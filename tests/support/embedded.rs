@@ -37,7 +37,10 @@ impl EmbeddedSet {
         config.auto_close_after = test.auto_close_after;
         config.signin = test.signin;
         config.reconcile_interval = test.reconcile_interval;
-        config.jwt_secret = Some(JWT_SECRET.into());
+        // The key as an earlier ticketd left it: migrated into the key file
+        // (kid "0"), which then serves every case, as in a real data dir.
+        std::fs::create_dir_all(&config.data_dir)?;
+        std::fs::write(config.data_dir.join(ticketd::JWT_SECRET_FILE), JWT_SECRET)?;
         let server = ticketd::start(config.clone()).await?;
         let db = server.db.clone().expect("the embedded database");
         let running = Running {

@@ -1,10 +1,12 @@
 //! Credentials: org secrets, admin passwords, admin JWTs.
 
 pub mod jwt;
+pub mod keyring;
 pub mod password;
 pub mod secret;
 
-pub use jwt::{Claims, DEFAULT_TOKEN_LIFETIME, JwtKeys};
+pub use jwt::{Claims, DEFAULT_TOKEN_LIFETIME, JwtKeys, Rejected};
+pub use keyring::{KeyRing, KeyRingError, SigningKey};
 pub use secret::{SecretHash, generate_secret};
 
 /// The shortest JWT signing secret accepted: 32 bytes is HS256's key size.

@@ -71,6 +71,20 @@ impl Endpoint {
         }
     }
 
+    /// Whether the endpoint signs or verifies admin JWTs: only these
+    /// functions get the JWT keys (template.yaml; checked by its test).
+    pub fn uses_jwt(self) -> bool {
+        match self {
+            Endpoint::OrgSignup | Endpoint::AdminSignup | Endpoint::CreateTicket => false,
+            Endpoint::AdminSignin
+            | Endpoint::ChangeStatus
+            | Endpoint::Respond
+            | Endpoint::GetTicket
+            | Endpoint::ListTickets
+            | Endpoint::UpdateTicket => true,
+        }
+    }
+
     /// The query parameters the endpoint takes; any other is a 400 naming it.
     pub fn query_params(self) -> &'static [&'static str] {
         match self {

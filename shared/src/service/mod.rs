@@ -5,6 +5,7 @@ mod admins;
 mod auto_close;
 mod commands;
 mod cursor;
+pub mod keys;
 mod orgs;
 mod reconcile;
 mod responses;
@@ -14,10 +15,11 @@ mod tickets;
 pub use auto_close::CloseOutcome;
 pub use commands::{ListQuery, ListResult, NewAdmin, NewOrg, NewTicket, OrgSignup, Signin, TicketPatch};
 pub use cursor::CursorCodec;
+pub use keys::{KeyConfig, Keys, MIN_RELOAD_INTERVAL};
 pub use reconcile::SweepReport;
 pub use signin::MAX_ACCOUNTS_PER_SIGNIN;
 
-use crate::auth::{self, Claims, JwtKeys};
+use crate::auth::{self, Claims};
 use crate::domain::{Ticket, TicketId, Timestamp};
 use crate::error::{Error, Result, StoreError};
 use crate::ports::Ports;
@@ -31,8 +33,8 @@ pub const MAX_PAGE: usize = 100;
 pub struct Config {
     pub auto_close_after: Duration,
     pub mail_from: String,
-    pub jwt: JwtKeys,
-    pub cursors: CursorCodec,
+    /// Sign admin tokens and list cursors.
+    pub keys: Keys,
     pub signin: SigninLimit,
 }
 
@@ -63,24 +65,23 @@ impl Default for SigninLimit {
 /// What every entry point (ticketd on either backend, each Lambda) configures.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Signs admin tokens and list cursors; see [`auth::check_jwt_secret`].
-    pub jwt_secret: String,
+    /// Signs admin tokens and list cursors: a fixed secret (see
+    /// [`auth::check_jwt_secret`]), a key source, or none (no JWT route).
+    pub jwt_keys: KeyConfig,
     pub auto_close_after: Duration,
     pub mail_from: String,
     pub signin: SigninLimit,
 }
 
 impl Config {
-    /// Token and cursor keys both derive from the one configured secret, which
-    /// must pass [`auth::check_jwt_secret`].
+    /// Token and cursor keys both derive from the configured key ring; a
+    /// fixed secret must pass [`auth::check_jwt_secret`] (a key source's keys
+    /// are checked when read).
     pub fn new(settings: &Settings) -> Result<Self, auth::WeakSecret> {
-        auth::check_jwt_secret(&settings.jwt_secret)?;
-        let key = settings.jwt_secret.as_bytes();
         Ok(Self {
             auto_close_after: settings.auto_close_after,
             mail_from: settings.mail_from.clone(),
-            jwt: JwtKeys::new(key, auth::DEFAULT_TOKEN_LIFETIME),
-            cursors: CursorCodec::new(key),
+            keys: Keys::new(&settings.jwt_keys)?,
             signin: settings.signin,
         })
     }

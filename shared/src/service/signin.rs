@@ -83,13 +83,15 @@ impl Service {
                 found
             }
         };
-        let matched = matching_accounts(accounts, password).await?;
+        // The keys are read (on a cold process) while the password is checked.
+        let (matched, signer) = tokio::join!(matching_accounts(accounts, password), self.config.keys.get());
+        let matched = matched?;
         match matched.as_slice() {
             [admin] => {
                 if pair_window && let Some(pair) = &keys.pair {
                     self.ports.store.clear_signin_failures(pair).await?;
                 }
-                let (token, expires_at) = self.config.jwt.issue(admin.id, admin.org_id, self.now());
+                let (token, expires_at) = signer?.jwt.issue(admin.id, admin.org_id, self.now());
                 tracing::info!(admin = %admin.id, "admin signed in");
                 Ok((token, expires_at))
             }

@@ -115,10 +115,11 @@ impl Service {
             status: q.status,
             customer: q.customer,
         };
+        let keys = self.config.keys.get().await?;
         let after = q
             .cursor
             .as_deref()
-            .map(|c| self.config.cursors.decode(claims.org, &filter, c))
+            .map(|c| keys.cursors.decode(claims.org, &filter, c))
             .transpose()?;
         let page = self
             .ports
@@ -126,7 +127,7 @@ impl Service {
             .list_tickets(claims.org, &filter, PageRequest { limit: q.limit, after })
             .await?;
         Ok(ListResult {
-            next_cursor: page.next.map(|p| self.config.cursors.encode(claims.org, &filter, p)),
+            next_cursor: page.next.map(|p| keys.cursors.encode(claims.org, &filter, p)),
             tickets: page.tickets,
         })
     }

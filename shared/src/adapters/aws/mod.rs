@@ -13,6 +13,7 @@ mod dynamo_lists;
 mod errors;
 pub mod failures;
 pub mod items;
+mod jwt_keys;
 mod reconciler;
 mod resources;
 mod scheduler;
@@ -21,9 +22,11 @@ mod ses;
 mod settings;
 pub mod stream;
 
+pub use aws_sdk_secretsmanager::Client as SecretsClient;
 pub use calls::DynamoCalls;
 pub use dynamo::DynamoStore;
 pub use dynamo_lists::QueryStats;
+pub use jwt_keys::{KEYS_MAX_AGE, SecretsManagerKeys};
 pub use reconciler::{Reconciler, Sweeper, Tick};
 pub use resources::create_missing_resources;
 pub use scheduler::{CloseEvent, EventBridgeScheduler, at_expression, schedule_name};
@@ -33,7 +36,7 @@ pub use settings::*;
 
 use crate::domain::CloseJob;
 use crate::ports::{Ports, SystemClock};
-use crate::service::{CloseOutcome, Service};
+use crate::service::{CloseOutcome, KeyConfig, Service};
 use aws_config::SdkConfig;
 use std::sync::Arc;
 
@@ -50,6 +53,7 @@ pub struct AwsAdapters {
     pub schedules: aws_sdk_scheduler::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub streams: aws_sdk_dynamodbstreams::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl AwsAdapters {
@@ -62,6 +66,7 @@ impl AwsAdapters {
         );
         let ses = aws_sdk_ses::Client::new(sdk);
         let schedules = aws_sdk_scheduler::Client::new(sdk);
+        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
         Self {
             store: Arc::new(DynamoStore::new(dynamo.clone(), &settings.table)),
             mailer: Arc::new(SesMailer::new(ses.clone())),
@@ -78,6 +83,16 @@ impl AwsAdapters {
             schedules,
             sqs: aws_sdk_sqs::Client::new(sdk),
             streams: aws_sdk_dynamodbstreams::Client::new(sdk),
+            secrets,
+        }
+    }
+
+    /// The JWT keys from the settings' secret, read on first use (not at
+    /// init: see docs/ARCHITECTURE.md); none without a secret.
+    pub fn jwt_keys(&self, settings: &AwsSettings) -> KeyConfig {
+        match &settings.jwt_secret_arn {
+            Some(arn) => KeyConfig::Source(Arc::new(SecretsManagerKeys::new(self.secrets.clone(), arn.clone()))),
+            None => KeyConfig::None,
         }
     }
 
@@ -100,8 +115,9 @@ pub async fn service_from_env() -> anyhow::Result<Service> {
 /// The service and the adapters under it (for the functions that also read
 /// queues and the stream), configured from the environment.
 pub async fn wiring_from_env() -> anyhow::Result<(Service, AwsAdapters, AwsSettings)> {
-    let config = AwsConfig::from_env()?;
+    let mut config = AwsConfig::from_env()?;
     let adapters = AwsAdapters::new(&sdk_config().await, &config.settings);
+    config.service.jwt_keys = adapters.jwt_keys(&config.settings);
     let service = Service::new(adapters.ports(), &config.service)?;
     Ok((service, adapters, config.settings))
 }

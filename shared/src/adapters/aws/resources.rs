@@ -1,4 +1,4 @@
-//! Creates the table and schedule group when they are missing (and asks SES to
+//! Creates the table, schedule group and JWT key secret when they are missing (and asks SES to
 //! verify the sender): what `ticketd --backend aws --create-aws-resources` and
 //! the tests do against a fresh moto. In a real account, template.yaml does this.
 
@@ -42,6 +42,11 @@ pub async fn create_missing_resources(aws: &AwsAdapters, settings: &AwsSettings)
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("CreateQueue {name}: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+    }
+    if let Some(secret) = &settings.jwt_secret_arn {
+        super::SecretsManagerKeys::new(aws.secrets.clone(), secret.clone())
+            .create_if_missing()
+            .await?;
     }
     let sender = sender_address(&settings.mail_from);
     let attrs = aws

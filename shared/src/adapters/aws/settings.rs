@@ -22,6 +22,9 @@ pub struct AwsSettings {
     /// invocations (async on-failure destination) and stream batches
     /// (reconcile's on-failure destination). The sweeper drains it.
     pub failure_queue_arn: String,
+    /// The Secrets Manager secret (ARN or name) holding the JWT key ring;
+    /// set only for the functions that sign or verify JWTs.
+    pub jwt_secret_arn: Option<String>,
 }
 
 /// Everything a Lambda function needs, read once from the environment.
@@ -38,7 +41,9 @@ pub const ENV_CLOSE_FUNCTION_ARN: &str = "TICKETING_CLOSE_FUNCTION_ARN";
 pub const ENV_SCHEDULER_ROLE_ARN: &str = "TICKETING_SCHEDULER_ROLE_ARN";
 pub const ENV_DEAD_LETTER_ARN: &str = "TICKETING_SCHEDULE_DLQ_ARN";
 pub const ENV_FAILURE_QUEUE_ARN: &str = "TICKETING_FAILURE_QUEUE_ARN";
-pub const ENV_JWT_SECRET: &str = "TICKETING_JWT_SECRET";
+/// Optional: the secret holding the JWT key ring (see `jwt_keys`). Functions
+/// without it serve no JWT route, and cannot read the keys.
+pub const ENV_JWT_SECRET_ARN: &str = "TICKETING_JWT_SECRET_ARN";
 pub const ENV_AUTO_CLOSE_AFTER: &str = "TICKETING_AUTO_CLOSE_AFTER";
 /// Optional: sign-in throttle (defaults: 5 failures per email and client, 20 per client, per 15m).
 pub const ENV_SIGNIN_MAX_FAILURES: &str = "TICKETING_SIGNIN_MAX_FAILURES";
@@ -63,6 +68,9 @@ pub const LOCAL_CLOSE_FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:00000000000
 pub const LOCAL_SCHEDULER_ROLE_ARN: &str = "arn:aws:iam::000000000000:role/ticketing-scheduler";
 pub const LOCAL_DEAD_LETTER_ARN: &str = "arn:aws:sqs:us-east-1:000000000000:ticketing-close-dlq";
 const LOCAL_SQS_ARN_PREFIX: &str = "arn:aws:sqs:us-east-1:000000000000:";
+/// The JWT key secret's name for local runs (created with a generated key
+/// by `create_missing_resources`).
+pub const LOCAL_JWT_SECRET: &str = "ticketing-jwt-keys";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -84,6 +92,7 @@ impl AwsSettings {
             scheduler_role_arn: LOCAL_SCHEDULER_ROLE_ARN.into(),
             dead_letter_arn: LOCAL_DEAD_LETTER_ARN.into(),
             failure_queue_arn: String::new(),
+            jwt_secret_arn: Some(LOCAL_JWT_SECRET.into()),
         }
         .with_local_failure_queue()
     }
@@ -110,6 +119,7 @@ impl AwsSettings {
             scheduler_role_arn: need(ENV_SCHEDULER_ROLE_ARN)?,
             dead_letter_arn: need(ENV_DEAD_LETTER_ARN)?,
             failure_queue_arn: need(ENV_FAILURE_QUEUE_ARN)?,
+            jwt_secret_arn: non_empty(&get, ENV_JWT_SECRET_ARN),
         })
     }
 
@@ -124,6 +134,7 @@ impl AwsSettings {
             scheduler_role_arn: or(ENV_SCHEDULER_ROLE_ARN, self.scheduler_role_arn),
             dead_letter_arn: or(ENV_DEAD_LETTER_ARN, self.dead_letter_arn),
             failure_queue_arn: or(ENV_FAILURE_QUEUE_ARN, self.failure_queue_arn),
+            jwt_secret_arn: non_empty(&get, ENV_JWT_SECRET_ARN).or(self.jwt_secret_arn),
         }
     }
 }
@@ -139,10 +150,6 @@ impl AwsConfig {
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let settings = AwsSettings::from_lookup(&get)?;
-        let jwt_secret = get(ENV_JWT_SECRET)
-            .filter(|v| !v.is_empty())
-            .ok_or(ConfigError::Missing(ENV_JWT_SECRET))?;
-        crate::auth::check_jwt_secret(&jwt_secret).map_err(|e| ConfigError::Invalid(ENV_JWT_SECRET, e.to_string()))?;
         let delay = get(ENV_AUTO_CLOSE_AFTER).ok_or(ConfigError::Missing(ENV_AUTO_CLOSE_AFTER))?;
         let auto_close_after = parse_duration(&delay).map_err(|e| ConfigError::Invalid(ENV_AUTO_CLOSE_AFTER, e))?;
         let mut signin = service::SigninLimit::default();
@@ -161,7 +168,8 @@ impl AwsConfig {
         }
         Ok(Self {
             service: service::Settings {
-                jwt_secret,
+                // The keys come from the secret, through the adapters (`AwsAdapters::jwt_keys`).
+                jwt_keys: service::KeyConfig::None,
                 auto_close_after,
                 mail_from: settings.mail_from.clone(),
                 signin,
@@ -186,7 +194,6 @@ mod tests {
             (ENV_SCHEDULER_ROLE_ARN, "arn:aws:iam::1:role/scheduler"),
             (ENV_DEAD_LETTER_ARN, "arn:aws:sqs:eu-west-1:1:dlq"),
             (ENV_FAILURE_QUEUE_ARN, "arn:aws:sqs:eu-west-1:1:failures"),
-            (ENV_JWT_SECRET, "0123456789abcdef0123456789abcdef"),
             (ENV_AUTO_CLOSE_AFTER, "30d"),
         ])
     }
@@ -211,13 +218,22 @@ mod tests {
     }
 
     #[test]
-    fn bad_delay_and_short_secret_are_rejected() {
+    fn bad_delay_is_rejected() {
         let mut env = env();
         env.insert(ENV_AUTO_CLOSE_AFTER, "soon");
         assert!(AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).is_err());
-        let mut env = self::tests::env();
-        env.insert(ENV_JWT_SECRET, "short");
-        assert!(AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).is_err());
+    }
+
+    #[test]
+    fn the_jwt_secret_is_optional_and_read_when_set() {
+        let mut env = env();
+        let get = |env: &HashMap<&str, &str>| AwsSettings::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(get(&env).jwt_secret_arn, None, "a function without JWT routes");
+        env.insert(ENV_JWT_SECRET_ARN, "arn:aws:secretsmanager:eu-west-1:1:secret:jwt");
+        assert_eq!(
+            get(&env).jwt_secret_arn.as_deref(),
+            Some("arn:aws:secretsmanager:eu-west-1:1:secret:jwt")
+        );
     }
 
     #[test]
@@ -228,5 +244,6 @@ mod tests {
         assert_eq!(s.table, "mine");
         assert_eq!(s.schedule_group, LOCAL_SCHEDULE_GROUP, "a blank variable is unset");
         assert_eq!(s.close_function_arn, LOCAL_CLOSE_FUNCTION_ARN);
+        assert_eq!(s.jwt_secret_arn.as_deref(), Some(LOCAL_JWT_SECRET));
     }
 }

@@ -1,0 +1,164 @@
+//! ticketd's JWT key ring in its data dir (`jwt-keys.json`, mode 0600):
+//! created on first start, migrated from the single-key `jwt-secret` file of
+//! earlier versions, rotated by `ticketd rotate-jwt-key`, and re-read by a
+//! running ticketd (every second at most, on use) so a rotation needs no restart.
+
+use anyhow::Context;
+use async_trait::async_trait;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use ticketing::auth::keyring::{INITIAL_KID, LEGACY_KID};
+use ticketing::auth::{KeyRing, SigningKey};
+use ticketing::ports::KeySource;
+
+pub const JWT_KEYS_FILE: &str = "jwt-keys.json";
+/// The single secret earlier versions kept; migrated into [`JWT_KEYS_FILE`].
+pub const JWT_SECRET_FILE: &str = "jwt-secret";
+
+/// How stale a running ticketd's keys may get: re-reading a 300-byte file
+/// once a second is nothing, and a rotation takes effect within it.
+pub const KEY_FILE_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// The key file as a key source.
+pub struct KeyFile {
+    pub path: PathBuf,
+}
+
+#[async_trait]
+impl KeySource for KeyFile {
+    async fn load(&self) -> anyhow::Result<KeyRing> {
+        // A 300-byte file, read at most once a second: no need to leave the runtime for it.
+        let text =
+            std::fs::read_to_string(&self.path).with_context(|| format!("cannot read {}", self.path.display()))?;
+        KeyRing::from_json(&text).with_context(|| format!("{} is not a valid key file", self.path.display()))
+    }
+
+    fn max_age(&self) -> Duration {
+        KEY_FILE_MAX_AGE
+    }
+}
+
+/// The data dir's key ring: read, migrated from `jwt-secret` (its key
+/// becomes the current key, kid [`LEGACY_KID`], so tokens issued before
+/// stay valid), or generated (kid [`INITIAL_KID`]).
+pub fn load_or_create(data_dir: &Path) -> anyhow::Result<KeyRing> {
+    let path = data_dir.join(JWT_KEYS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            return KeyRing::from_json(&text).with_context(|| format!("{} is not a valid key file", path.display()));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let legacy = data_dir.join(JWT_SECRET_FILE);
+    let ring = match std::fs::read_to_string(&legacy) {
+        Ok(s) if !s.trim().is_empty() => {
+            let key = SigningKey::new(LEGACY_KID, s.trim())
+                .with_context(|| format!("{} holds no usable key", legacy.display()))?;
+            KeyRing::single(key)
+        }
+        Ok(_) => anyhow::bail!("{} is empty: delete it or set TICKETING_JWT_SECRET", legacy.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            KeyRing::single(SigningKey::generate(INITIAL_KID).expect("a generated key passes the rules"))
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", legacy.display())),
+    };
+    write_private(&path, &ring.to_json())?;
+    if legacy.exists() {
+        // The key now lives in the key file only.
+        std::fs::remove_file(&legacy).with_context(|| format!("cannot remove {}", legacy.display()))?;
+        tracing::info!(file = %path.display(), kid = LEGACY_KID, "migrated the JWT secret into the key file");
+    } else {
+        tracing::warn!(
+            "no JWT secret configured: generated a key and saved it to {} (mode 0600); set TICKETING_JWT_SECRET to choose your own",
+            path.display()
+        );
+    }
+    Ok(ring)
+}
+
+/// Rotates the data dir's keys: current becomes previous, a new current
+/// key, the previous one retired. Returns the new ring.
+pub fn rotate(data_dir: &Path) -> anyhow::Result<KeyRing> {
+    let rotated = load_or_create(data_dir)?.rotated();
+    write_private(&data_dir.join(JWT_KEYS_FILE), &rotated.to_json())?;
+    Ok(rotated)
+}
+
+/// Writes `text` to `path` atomically (a reader sees the old file or the new
+/// one, never half) with mode 0600 from the start.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().context("a key file has a directory")?;
+    let tmp = dir.join(format!(".{JWT_KEYS_FILE}.{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    // The rename itself survives a crash once the directory is synced.
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).ok();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn generated_keys_are_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create(dir.path()).unwrap();
+        assert_eq!(first.current.kid, INITIAL_KID);
+        assert!(first.current.secret().len() >= 64);
+        assert_eq!(load_or_create(dir.path()).unwrap(), first);
+        assert_eq!(mode(&dir.path().join(JWT_KEYS_FILE)), 0o600);
+    }
+
+    #[test]
+    fn the_old_secret_file_becomes_the_current_key_under_the_legacy_kid() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "an-old-secret-of-forty-characters-0123456";
+        std::fs::write(dir.path().join(JWT_SECRET_FILE), format!("{secret}\n")).unwrap();
+        let ring = load_or_create(dir.path()).unwrap();
+        assert_eq!(ring.current, SigningKey::new(LEGACY_KID, secret).unwrap());
+        assert!(!dir.path().join(JWT_SECRET_FILE).exists(), "the key lives in one place");
+        assert_eq!(load_or_create(dir.path()).unwrap(), ring);
+    }
+
+    #[test]
+    fn rotating_twice_retires_the_first_key_and_keeps_the_file_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create(dir.path()).unwrap();
+        let second = rotate(dir.path()).unwrap();
+        assert_eq!(second.previous.as_ref(), Some(&first.current));
+        let third = rotate(dir.path()).unwrap();
+        assert_eq!(third.previous.as_ref(), Some(&second.current));
+        assert_eq!(load_or_create(dir.path()).unwrap(), third);
+        assert_eq!(mode(&dir.path().join(JWT_KEYS_FILE)), 0o600);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [JWT_KEYS_FILE], "no temporary file left");
+    }
+
+    #[test]
+    fn a_damaged_key_file_is_an_error_that_quotes_no_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "s".repeat(40);
+        std::fs::write(dir.path().join(JWT_KEYS_FILE), format!(r#"{{"current":"{secret}"}}"#)).unwrap();
+        let err = format!("{:#}", load_or_create(dir.path()).unwrap_err());
+        assert!(err.contains("not a valid key file") && !err.contains(&secret), "{err}");
+    }
+}

@@ -1,0 +1,101 @@
+//! The JWT key ring in one Secrets Manager secret (`KeyRing`'s JSON): read
+//! by the functions that sign or verify tokens, rotated by an operator
+//! (`ticketd rotate-jwt-key --secret-arn`, or `scripts/rotate-jwt-key`).
+//!
+//! One JSON secret rather than Secrets Manager's AWSCURRENT/AWSPREVIOUS
+//! versions: one `GetSecretValue` per read instead of two, the same format
+//! as ticketd's key file, and short kids in every token header (a version
+//! id is a 36-character UUID). Each rotation is still a new secret version,
+//! so Secrets Manager keeps the history.
+
+use super::errors::is_code;
+use crate::auth::{KeyRing, SigningKey, keyring::INITIAL_KID};
+use crate::ports::KeySource;
+use anyhow::Context;
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use std::time::Duration;
+
+/// How long a warm function signs with the keys it read before reading
+/// them again: after a rotation, tokens carry the new kid within 5 minutes
+/// (verifiers learn it sooner, on its first token). 12 reads an hour per
+/// warm function.
+pub const KEYS_MAX_AGE: Duration = Duration::from_secs(5 * 60);
+
+#[derive(Clone)]
+pub struct SecretsManagerKeys {
+    client: aws_sdk_secretsmanager::Client,
+    secret_id: String,
+}
+
+impl SecretsManagerKeys {
+    pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: impl Into<String>) -> Self {
+        Self {
+            client,
+            secret_id: secret_id.into(),
+        }
+    }
+
+    /// The ring after one rotation, written as the secret's new version
+    /// (AWSCURRENT). Rotate from one place at a time: two rotations racing
+    /// would each retire a different key.
+    pub async fn rotate(&self) -> anyhow::Result<KeyRing> {
+        let rotated = self.load().await?.rotated();
+        self.client
+            .put_secret_value()
+            .secret_id(&self.secret_id)
+            .secret_string(rotated.to_json())
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("PutSecretValue {}: {}", self.secret_id, DisplayErrorContext(&e)))?;
+        Ok(rotated)
+    }
+
+    /// Creates the secret with a generated key (kid [`INITIAL_KID`], as
+    /// template.yaml's generated secret) unless it exists.
+    pub async fn create_if_missing(&self) -> anyhow::Result<()> {
+        let ring = KeyRing::single(SigningKey::generate(INITIAL_KID).expect("a generated key passes the rules"));
+        self.create(&ring).await
+    }
+
+    /// Creates the secret holding `ring`; an existing secret is kept as it is.
+    pub async fn create(&self, ring: &KeyRing) -> anyhow::Result<()> {
+        match self
+            .client
+            .create_secret()
+            .name(&self.secret_id)
+            .description("Ticketing JWT signing keys (current and previous)")
+            .secret_string(ring.to_json())
+            .send()
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(secret = %self.secret_id, "created JWT key secret");
+                Ok(())
+            }
+            Err(e) if is_code(&e, "ResourceExistsException") => Ok(()),
+            Err(e) => anyhow::bail!("CreateSecret {}: {}", self.secret_id, DisplayErrorContext(&e)),
+        }
+    }
+}
+
+#[async_trait]
+impl KeySource for SecretsManagerKeys {
+    async fn load(&self) -> anyhow::Result<KeyRing> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("GetSecretValue {}: {}", self.secret_id, DisplayErrorContext(&e)))?;
+        let text = out
+            .secret_string()
+            .with_context(|| format!("secret {} holds no string", self.secret_id))?;
+        KeyRing::from_json(text).with_context(|| format!("secret {}", self.secret_id))
+    }
+
+    fn max_age(&self) -> Duration {
+        KEYS_MAX_AGE
+    }
+}
