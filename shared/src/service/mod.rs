@@ -5,6 +5,7 @@ mod admins;
 mod auto_close;
 mod commands;
 mod cursor;
+mod mail;
 mod orgs;
 mod responses;
 mod signin;
@@ -13,10 +14,11 @@ mod tickets;
 pub use auto_close::CloseOutcome;
 pub use commands::{ListQuery, ListResult, NewAdmin, NewOrg, NewTicket, OrgSignup, Signin, TicketPatch};
 pub use cursor::CursorCodec;
+pub use mail::{INLINE_SEND_BUDGET, MAIL_LEASE};
 pub use signin::MAX_ACCOUNTS_PER_SIGNIN;
 
 use crate::auth::{self, Claims, JwtKeys};
-use crate::domain::{Ticket, TicketId, Timestamp};
+use crate::domain::{MailRetry, Ticket, TicketId, Timestamp};
 use crate::error::{Error, Result, StoreError};
 use crate::ports::Ports;
 use std::time::Duration;
@@ -32,6 +34,8 @@ pub struct Config {
     pub jwt: JwtKeys,
     pub cursors: CursorCodec,
     pub signin: SigninLimit,
+    /// When failed response emails are tried again.
+    pub mail_retry: MailRetry,
 }
 
 /// How many failed sign-ins a client may have per window, for one email and
@@ -80,6 +84,7 @@ impl Config {
             jwt: JwtKeys::new(key, auth::DEFAULT_TOKEN_LIFETIME),
             cursors: CursorCodec::new(key),
             signin: settings.signin,
+            mail_retry: MailRetry::default(),
         })
     }
 }
@@ -100,6 +105,12 @@ impl Service {
             config: Config::new(settings)?,
             known_admins: Default::default(),
         })
+    }
+
+    /// This service with another mail retry schedule (tests use short ones).
+    pub fn with_mail_retry(mut self, retry: MailRetry) -> Self {
+        self.config.mail_retry = retry;
+        self
     }
 
     pub fn config(&self) -> &Config {

@@ -8,7 +8,9 @@
 mod calls;
 mod dynamo;
 mod dynamo_lists;
+mod dynamo_mail;
 mod errors;
+mod mail_events;
 pub mod items;
 mod resources;
 mod scheduler;
@@ -19,10 +21,11 @@ mod settings;
 pub use calls::DynamoCalls;
 pub use dynamo::DynamoStore;
 pub use dynamo_lists::QueryStats;
-pub use resources::create_missing_resources;
+pub use resources::{create_missing_resources, mail_events_queue_url};
 pub use scheduler::{CloseEvent, EventBridgeScheduler, at_expression, schedule_name};
 pub use sdk::{DEFAULT_CALL_TIMEOUT, ROOTS, endpoint_override, sdk_config, sdk_config_at};
-pub use ses::SesMailer;
+pub use mail_events::{MailNotice, handle_mail_message, parse_mail_event, poll_mail_events};
+pub use ses::{SesMailer, TAG_RESPONSE, TAG_TICKET};
 pub use settings::*;
 
 use crate::domain::CloseJob;
@@ -42,6 +45,7 @@ pub struct AwsAdapters {
     pub dynamo: aws_sdk_dynamodb::Client,
     pub ses: aws_sdk_ses::Client,
     pub schedules: aws_sdk_scheduler::Client,
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 impl AwsAdapters {
@@ -56,7 +60,7 @@ impl AwsAdapters {
         let schedules = aws_sdk_scheduler::Client::new(sdk);
         Self {
             store: Arc::new(DynamoStore::new(dynamo.clone(), &settings.table)),
-            mailer: Arc::new(SesMailer::new(ses.clone())),
+            mailer: Arc::new(SesMailer::new(ses.clone(), settings.configuration_set.clone())),
             scheduler: Arc::new(EventBridgeScheduler::new(
                 schedules.clone(),
                 settings.schedule_group.clone(),
@@ -68,6 +72,7 @@ impl AwsAdapters {
             dynamo,
             ses,
             schedules,
+            sqs: aws_sdk_sqs::Client::new(sdk),
         }
     }
 

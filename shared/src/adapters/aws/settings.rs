@@ -18,6 +18,12 @@ pub struct AwsSettings {
     pub scheduler_role_arn: String,
     /// Where Scheduler sends invocations that kept failing.
     pub dead_letter_arn: String,
+    /// The SES configuration set every mail is sent with: its event
+    /// destination reports deliveries, bounces and complaints.
+    pub configuration_set: String,
+    /// The SQS queue those reports arrive in, for `ticketd --backend aws` to
+    /// poll (a Lambda gets them from its event source instead). Optional.
+    pub mail_events_queue_url: Option<String>,
 }
 
 /// Everything a Lambda function needs, read once from the environment.
@@ -33,6 +39,9 @@ pub const ENV_SCHEDULE_GROUP: &str = "TICKETING_SCHEDULE_GROUP";
 pub const ENV_CLOSE_FUNCTION_ARN: &str = "TICKETING_CLOSE_FUNCTION_ARN";
 pub const ENV_SCHEDULER_ROLE_ARN: &str = "TICKETING_SCHEDULER_ROLE_ARN";
 pub const ENV_DEAD_LETTER_ARN: &str = "TICKETING_SCHEDULE_DLQ_ARN";
+pub const ENV_SES_CONFIGURATION_SET: &str = "TICKETING_SES_CONFIGURATION_SET";
+/// Optional (ticketd only): see [`AwsSettings::mail_events_queue_url`].
+pub const ENV_MAIL_EVENTS_QUEUE_URL: &str = "TICKETING_MAIL_EVENTS_QUEUE_URL";
 pub const ENV_JWT_SECRET: &str = "TICKETING_JWT_SECRET";
 pub const ENV_AUTO_CLOSE_AFTER: &str = "TICKETING_AUTO_CLOSE_AFTER";
 /// Optional: sign-in throttle (defaults: 5 failures per email and client, 20 per client, per 15m).
@@ -52,6 +61,14 @@ pub const ENV_TLS_NATIVE_ROOTS: &str = "TICKETING_TLS_NATIVE_ROOTS";
 /// schedule group when no variable says otherwise.
 pub const LOCAL_TABLE: &str = "ticketing";
 pub const LOCAL_SCHEDULE_GROUP: &str = "ticketing-auto-close";
+pub const LOCAL_CONFIGURATION_SET: &str = "ticketing-mail";
+
+/// Local runs: the mail-events queue `create_missing_resources` makes for a
+/// table (one per table, so deployments sharing a moto never take each
+/// other's events).
+pub fn local_mail_events_queue(table: &str) -> String {
+    format!("{table}-mail-events")
+}
 /// Placeholder ARNs for local runs: they only matter to schedules, which
 /// moto stores but never fires.
 pub const LOCAL_CLOSE_FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:ticketing-close-ticket";
@@ -77,6 +94,8 @@ impl AwsSettings {
             close_function_arn: LOCAL_CLOSE_FUNCTION_ARN.into(),
             scheduler_role_arn: LOCAL_SCHEDULER_ROLE_ARN.into(),
             dead_letter_arn: LOCAL_DEAD_LETTER_ARN.into(),
+            configuration_set: LOCAL_CONFIGURATION_SET.into(),
+            mail_events_queue_url: None,
         }
     }
 
@@ -94,6 +113,8 @@ impl AwsSettings {
             close_function_arn: need(ENV_CLOSE_FUNCTION_ARN)?,
             scheduler_role_arn: need(ENV_SCHEDULER_ROLE_ARN)?,
             dead_letter_arn: need(ENV_DEAD_LETTER_ARN)?,
+            configuration_set: need(ENV_SES_CONFIGURATION_SET)?,
+            mail_events_queue_url: non_empty(&get, ENV_MAIL_EVENTS_QUEUE_URL),
         })
     }
 
@@ -107,6 +128,8 @@ impl AwsSettings {
             close_function_arn: or(ENV_CLOSE_FUNCTION_ARN, self.close_function_arn),
             scheduler_role_arn: or(ENV_SCHEDULER_ROLE_ARN, self.scheduler_role_arn),
             dead_letter_arn: or(ENV_DEAD_LETTER_ARN, self.dead_letter_arn),
+            configuration_set: or(ENV_SES_CONFIGURATION_SET, self.configuration_set),
+            mail_events_queue_url: non_empty(&get, ENV_MAIL_EVENTS_QUEUE_URL).or(self.mail_events_queue_url),
         }
     }
 }
@@ -168,6 +191,7 @@ mod tests {
             (ENV_CLOSE_FUNCTION_ARN, "arn:aws:lambda:eu-west-1:1:function:close"),
             (ENV_SCHEDULER_ROLE_ARN, "arn:aws:iam::1:role/scheduler"),
             (ENV_DEAD_LETTER_ARN, "arn:aws:sqs:eu-west-1:1:dlq"),
+            (ENV_SES_CONFIGURATION_SET, "ticketing-mail"),
             (ENV_JWT_SECRET, "0123456789abcdef0123456789abcdef"),
             (ENV_AUTO_CLOSE_AFTER, "30d"),
         ])

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_2_signin.sql"),
     include_str!("schema_3_admin_email_per_org.sql"),
     include_str!("schema_4_signin_by_client.sql"),
+    include_str!("schema_5_mail_outbox.sql"),
 ];
 const MAX_IDLE_READERS: usize = 16;
 
