@@ -4,8 +4,9 @@
 mod aws;
 pub mod client;
 mod embedded;
+pub mod faults;
 
-pub use aws::{AwsHandle, AwsSet, MotoSchedule, moto_endpoint};
+pub use aws::{AwsHandle, AwsSet, MotoSchedule, moto_endpoint, moto_mail_endpoint};
 pub use client::{Reply, TestApp};
 pub use embedded::EmbeddedSet;
 
