@@ -24,7 +24,11 @@ async fn with_ses_at(ses: &DownEndpoint) -> (Service, ticketing::ports::Ports, S
         aws_sdk_ses::Client::new(&ses_config),
         &settings.configuration_set,
     ));
-    (fault_service(ports.clone(), &settings.mail_from), ports, settings.mail_from)
+    (
+        fault_service(ports.clone(), &settings.mail_from),
+        ports,
+        settings.mail_from,
+    )
 }
 
 /// The ticket's first response's delivery, once `done` holds (the inline
@@ -54,7 +58,11 @@ async fn ses_down_during_respond_leaves_the_mail_pending_then_it_is_sent_exactly
 
     let started = Instant::now();
     let (status, r) = desk.respond(&id, "kept").await;
-    assert!(started.elapsed() < Duration::from_secs(5), "respond took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "respond took {:?}",
+        started.elapsed()
+    );
     assert_eq!(status, 201, "{r}");
     assert_eq!(r["delivery"]["state"], "pending", "{r}");
     let d = delivery_when(&desk, &id, |d| d["attempts"] == 1).await;
@@ -65,9 +73,17 @@ async fn ses_down_during_respond_leaves_the_mail_pending_then_it_is_sent_exactly
 
     ses.bring_back(moto_mail_endpoint().trim_start_matches("http://").to_owned())
         .await;
-    assert_eq!(service.send_due_mail(10).await.unwrap(), 0, "not due before its backoff");
+    assert_eq!(
+        service.send_due_mail(10).await.unwrap(),
+        0,
+        "not due before its backoff"
+    );
     let sweeper = fault_service(later(ports, MAIL_LEASE + Duration::from_secs(60)), &mail_from);
-    let response_id = desk.ticket(&id).await["responses"][0]["id"].as_str().unwrap().parse().unwrap();
+    let response_id = desk.ticket(&id).await["responses"][0]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let ticket_id = id.parse().unwrap();
     let senders: Vec<_> = (0..8)
         .map(|_| {
@@ -114,7 +130,11 @@ async fn mail_failing_every_attempt_ends_failed_with_the_reason() {
     assert_eq!(d["reason"], "mail service unreachable", "{t}");
     assert_eq!(t["responses"][0]["message"], "kept");
     assert_eq!(t["status"], "RESPONDED");
-    assert_eq!(service.send_due_mail(10).await.unwrap(), 0, "a failed mail is not retried");
+    assert_eq!(
+        service.send_due_mail(10).await.unwrap(),
+        0,
+        "a failed mail is not retried"
+    );
     assert!(moto_mails_to(&cust).await.unwrap().is_empty());
 }
 
@@ -211,10 +231,16 @@ async fn ses_reports_move_a_sent_mail_on_and_never_back() {
     let put = |body: String| {
         let (sqs, queue) = (h.adapters.sqs.clone(), queue.clone());
         async move {
-            sqs.send_message().queue_url(queue).message_body(body).send().await.unwrap();
+            sqs.send_message()
+                .queue_url(queue)
+                .message_body(body)
+                .send()
+                .await
+                .unwrap();
         }
     };
-    let via_sns = |n: Value| json!({"Type": "Notification", "MessageId": "sns-1", "Message": n.to_string()}).to_string();
+    let via_sns =
+        |n: Value| json!({"Type": "Notification", "MessageId": "sns-1", "Message": n.to_string()}).to_string();
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
     let mut sent = Vec::new();
@@ -222,12 +248,21 @@ async fn ses_reports_move_a_sent_mail_on_and_never_back() {
         let id = app.new_ticket_id(&org, &customer()).await;
         let r = app.respond(&admin.jwt, &id, "kept").await.expect(201);
         assert_eq!(r["delivery"]["state"], "sent", "{r}");
-        sent.push((id, r["id"].as_str().unwrap().to_owned(), r["delivery"]["messageId"].as_str().unwrap().to_owned()));
+        sent.push((
+            id,
+            r["id"].as_str().unwrap().to_owned(),
+            r["delivery"]["messageId"].as_str().unwrap().to_owned(),
+        ));
     }
     let (bounced, complained) = (&sent[0], &sent[1]);
 
     put(via_sns(notice("Bounce", &bounced.2, &bounced.0, &bounced.1))).await;
-    assert_eq!(aws::poll_mail_events(&h.service, &h.adapters.sqs, &queue).await.unwrap(), 1);
+    assert_eq!(
+        aws::poll_mail_events(&h.service, &h.adapters.sqs, &queue)
+            .await
+            .unwrap(),
+        1
+    );
     let d = &app.ticket(&admin.jwt, &bounced.0).await["responses"][0]["delivery"];
     assert_eq!(d["state"], "bounced", "{d}");
     assert_eq!(d["reason"], "Permanent: General");
@@ -236,18 +271,30 @@ async fn ses_reports_move_a_sent_mail_on_and_never_back() {
     put(via_sns(notice("Bounce", &bounced.2, &bounced.0, &bounced.1))).await;
     put(notice("Delivery", &bounced.2, &bounced.0, &bounced.1).to_string()).await;
     put(notice("Delivery", &complained.2, &complained.0, &complained.1).to_string()).await;
-    aws::poll_mail_events(&h.service, &h.adapters.sqs, &queue).await.unwrap();
+    aws::poll_mail_events(&h.service, &h.adapters.sqs, &queue)
+        .await
+        .unwrap();
     let d = &app.ticket(&admin.jwt, &bounced.0).await["responses"][0]["delivery"];
-    assert_eq!(d["state"], "bounced", "a repeat or a late delivery changes nothing: {d}");
+    assert_eq!(
+        d["state"], "bounced",
+        "a repeat or a late delivery changes nothing: {d}"
+    );
     let d = &app.ticket(&admin.jwt, &complained.0).await["responses"][0]["delivery"];
     assert_eq!(d["state"], "delivered", "{d}");
 
     put(notice("Complaint", &complained.2, &complained.0, &complained.1).to_string()).await;
-    assert_eq!(aws::poll_mail_events(&h.service, &h.adapters.sqs, &queue).await.unwrap(), 1);
+    assert_eq!(
+        aws::poll_mail_events(&h.service, &h.adapters.sqs, &queue)
+            .await
+            .unwrap(),
+        1
+    );
     let d = &app.ticket(&admin.jwt, &complained.0).await["responses"][0]["delivery"];
     assert_eq!(d["state"], "complained", "{d}");
     assert_eq!(
-        aws::poll_mail_events(&h.service, &h.adapters.sqs, &queue).await.unwrap(),
+        aws::poll_mail_events(&h.service, &h.adapters.sqs, &queue)
+            .await
+            .unwrap(),
         0,
         "every message was taken off the queue"
     );

@@ -133,12 +133,15 @@ async fn every_function_answers_its_sample_event_with_the_expected_status() {
     garbage.body = Some("{\"what\": 1}".into());
     batch.records.push(garbage);
     let out = ticketing_functions::mail_events(&service, batch).await;
-    let failed: Vec<&str> = out.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let failed: Vec<&str> = out
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
     assert_eq!(failed, ["not-a-report"]);
     let (_, after) = invoke(&service, Endpoint::GetTicket, &event("get-ticket", &fill)).await;
     assert_eq!(after["responses"][0]["delivery"]["state"], "delivered", "{after}");
 }
-
 
 /// Sign-in throttling on Lambda counts per the `sourceIp` API Gateway saw,
 /// not per `X-Forwarded-For` (which the client writes): a client locked out

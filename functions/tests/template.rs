@@ -347,7 +347,10 @@ fn ses_reports_flow_from_the_configuration_set_to_mail_events_with_a_dead_letter
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(types, BTreeSet::from(["delivery", "bounce", "complaint"]));
-    assert_eq!(dest["EventDestination"]["SnsDestination"]["TopicARN"], cfn("!Ref MailEventsTopic"));
+    assert_eq!(
+        dest["EventDestination"]["SnsDestination"]["TopicARN"],
+        cfn("!Ref MailEventsTopic")
+    );
     let sub = &r["MailEventsSubscription"]["Properties"];
     assert_eq!(sub["TopicArn"], cfn("!Ref MailEventsTopic"));
     assert_eq!(sub["Endpoint"], cfn("!GetAtt MailEventsQueue.Arn"));
@@ -362,12 +365,12 @@ fn ses_reports_flow_from_the_configuration_set_to_mail_events_with_a_dead_letter
         .find(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"] == "mail-events")
         .expect("a mail-events function");
     let events = f["Properties"]["Events"].as_mapping().unwrap();
-    let sqs = events.values().find(|e| e["Type"] == "SQS").expect("an SQS event source");
+    let sqs = events
+        .values()
+        .find(|e| e["Type"] == "SQS")
+        .expect("an SQS event source");
     assert_eq!(sqs["Properties"]["Queue"], cfn("!GetAtt MailEventsQueue.Arn"));
-    assert_eq!(
-        sqs["Properties"]["FunctionResponseTypes"][0],
-        "ReportBatchItemFailures"
-    );
+    assert_eq!(sqs["Properties"]["FunctionResponseTypes"][0], "ReportBatchItemFailures");
     let timeout = f["Properties"]["Timeout"]
         .as_u64()
         .or(t["Globals"]["Function"]["Timeout"].as_u64())

@@ -54,8 +54,7 @@ pub trait Store: Send + Sync + 'static {
     /// `update_ticket` and the insert of `response` with its outgoing `mail`
     /// (delivery pending, due at once), atomically: a committed response
     /// always has its mail.
-    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response, mail: &Mail)
-    -> StoreResult<()>;
+    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response, mail: &Mail) -> StoreResult<()>;
     /// Takes the response's mail for one send attempt if it is pending and due
     /// at `now`, in one conditional write: counts the attempt and makes it due
     /// again only at `now + lease` (a sender that dies mid-send is replaced

@@ -150,7 +150,10 @@ pub struct DownEndpoint {
 
 impl DownEndpoint {
     pub fn new() -> Self {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         Self { addr, relay: None }
     }
 
@@ -160,7 +163,9 @@ impl DownEndpoint {
 
     /// From now on, connections reach `target` (`host:port`).
     pub async fn bring_back(&mut self, target: String) {
-        let listener = tokio::net::TcpListener::bind(self.addr).await.expect("the port is still free");
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .expect("the port is still free");
         self.relay = Some(tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let target = target.clone();

@@ -97,7 +97,10 @@ impl Delivery {
 
     /// The states a delivery in state `to` may replace.
     pub fn states_below(to: &str) -> Vec<&'static str> {
-        Self::STATES.into_iter().filter(|s| Self::rank(s) < Self::rank(to)).collect()
+        Self::STATES
+            .into_iter()
+            .filter(|s| Self::rank(s) < Self::rank(to))
+            .collect()
     }
 
     pub fn parts(&self) -> DeliveryParts {
@@ -319,7 +322,11 @@ mod tests {
             },
         ] {
             let p = d.parts();
-            let attempts = if let Delivery::Pending { attempts, .. } = d { attempts } else { 0 };
+            let attempts = if let Delivery::Pending { attempts, .. } = d {
+                attempts
+            } else {
+                0
+            };
             let back = Delivery::from_parts(p.state, p.message_id, p.reason, p.at, attempts, p.next_attempt_at);
             assert_eq!(back, d);
         }

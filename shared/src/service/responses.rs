@@ -38,9 +38,7 @@ impl Service {
             .await
             .map_err(|e| conflict_as(e, CONCURRENT_CHANGE))?;
         self.apply_auto_close(effect).await;
-        response.delivery = self
-            .deliver_inline(id, response.id, response.delivery.clone())
-            .await;
+        response.delivery = self.deliver_inline(id, response.id, response.delivery.clone()).await;
         tracing::info!(ticket = %id, response = %response.id, delivery = response.delivery.state(), "responded");
         Ok((response, after))
     }

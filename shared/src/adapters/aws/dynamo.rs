@@ -6,9 +6,8 @@ use super::items::{self, Item, s};
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, AdminLoad, ClaimedMail, Delivery, Domain, Email, Mail, Org, OrgId, PageRequest, Response, ResponseId,
-    SigninWindow,
-    ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminLoad, ClaimedMail, Delivery, Domain, Email, Mail, Org, OrgId, PageRequest, Response,
+    ResponseId, SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -333,11 +332,22 @@ impl Store for DynamoStore {
         self.claim_mail_item(ticket, response, now, lease).await
     }
 
-    async fn record_attempt(&self, ticket: TicketId, response: ResponseId, lease: &str, outcome: &Delivery) -> StoreResult<bool> {
+    async fn record_attempt(
+        &self,
+        ticket: TicketId,
+        response: ResponseId,
+        lease: &str,
+        outcome: &Delivery,
+    ) -> StoreResult<bool> {
         self.record_attempt_item(ticket, response, lease, outcome).await
     }
 
-    async fn record_mail_event(&self, ticket: TicketId, response: ResponseId, delivery: &Delivery) -> StoreResult<bool> {
+    async fn record_mail_event(
+        &self,
+        ticket: TicketId,
+        response: ResponseId,
+        delivery: &Delivery,
+    ) -> StoreResult<bool> {
         self.record_mail_event_item(ticket, response, delivery).await
     }
 

@@ -84,13 +84,21 @@ impl DynamoStore {
     }
 
     /// One Query on the sparse index, earliest due first.
-    pub(super) async fn due_mail_items(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(TicketId, ResponseId)>> {
+    pub(super) async fn due_mail_items(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<(TicketId, ResponseId)>> {
         let out = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(items::MAIL_DUE_INDEX)
-            .key_condition_expression(format!("{} = :due AND {} <= :now", items::MAIL_DUE_PK, items::MAIL_DUE_SK))
+            .key_condition_expression(format!(
+                "{} = :due AND {} <= :now",
+                items::MAIL_DUE_PK,
+                items::MAIL_DUE_SK
+            ))
             .expression_attribute_values(":due", items::s(items::MAIL_DUE))
             .expression_attribute_values(":now", items::n(now.millis()))
             .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))

@@ -136,10 +136,14 @@ pub async fn poll_mail_events(service: &Service, sqs: &aws_sdk_sqs::Client, queu
                             .receipt_handle(handle)
                             .send()
                             .await
-                            .map_err(|e| anyhow::anyhow!("DeleteMessage: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+                            .map_err(|e| {
+                                anyhow::anyhow!("DeleteMessage: {}", aws_sdk_sqs::error::DisplayErrorContext(&e))
+                            })?;
                     }
                 }
-                Err(e) => tracing::warn!(message = m.message_id().unwrap_or_default(), error = %e, "mail event not recorded; left for retry"),
+                Err(e) => {
+                    tracing::warn!(message = m.message_id().unwrap_or_default(), error = %e, "mail event not recorded; left for retry")
+                }
             }
         }
     }

@@ -8,11 +8,11 @@ use super::settings::local_mail_events_queue;
 use super::{AwsAdapters, AwsSettings};
 use anyhow::Context;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_ses::types::ConfigurationSet;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
     ScalarAttributeType,
 };
+use aws_sdk_ses::types::ConfigurationSet;
 
 pub async fn create_missing_resources(aws: &AwsAdapters, settings: &AwsSettings) -> anyhow::Result<()> {
     create_table(&aws.dynamo, &settings.table).await?;

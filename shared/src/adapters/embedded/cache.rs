@@ -279,8 +279,11 @@ impl<S: Store> Store for CachedStore<S> {
         lease: Duration,
     ) -> StoreResult<Option<ClaimedMail>> {
         // A claim changes the attempts shown on the response.
-        self.write(ticket, |s| async move { s.claim_mail(ticket, response, now, lease).await })
-            .await
+        self.write(
+            ticket,
+            |s| async move { s.claim_mail(ticket, response, now, lease).await },
+        )
+        .await
     }
 
     async fn record_attempt(

@@ -337,7 +337,13 @@ mod migration_tests {
             .map(Result::unwrap)
             .collect();
         let row = |id: &str, state: &str, mid: Option<&str>, reason: Option<&str>, at: i64| {
-            (id.to_owned(), state.to_owned(), mid.map(str::to_owned), reason.map(str::to_owned), Some(at))
+            (
+                id.to_owned(),
+                state.to_owned(),
+                mid.map(str::to_owned),
+                reason.map(str::to_owned),
+                Some(at),
+            )
         };
         assert_eq!(
             rows,
@@ -348,7 +354,11 @@ mod migration_tests {
             ]
         );
         let due: i64 = conn
-            .query_row("SELECT count(*) FROM responses WHERE delivery_state = 'pending'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM responses WHERE delivery_state = 'pending'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(due, 0);
     }

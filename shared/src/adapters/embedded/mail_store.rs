@@ -265,7 +265,10 @@ mod tests {
         assert_eq!(won.len(), 1, "one sender holds the mail");
         assert_eq!(won[0].attempt, 1);
         assert_eq!(won[0].mail.text, "hello");
-        assert!(store.due_mail(now, 10).await.unwrap().is_empty(), "claimed: due only when the lease ends");
+        assert!(
+            store.due_mail(now, 10).await.unwrap().is_empty(),
+            "claimed: due only when the lease ends"
+        );
         assert_eq!(store.due_mail(now.plus(LEASE), 10).await.unwrap(), vec![(t, r)]);
     }
 
@@ -281,7 +284,10 @@ mod tests {
         };
         assert!(!store.record_attempt(t, r, "another lease", &retry).await.unwrap());
         assert!(store.record_attempt(t, r, &first.lease, &retry).await.unwrap());
-        assert!(store.claim_mail(t, r, now, LEASE).await.unwrap().is_none(), "not due yet");
+        assert!(
+            store.claim_mail(t, r, now, LEASE).await.unwrap().is_none(),
+            "not due yet"
+        );
         let later = now.plus(Duration::from_secs(30));
         assert_eq!(store.due_mail(later, 10).await.unwrap(), vec![(t, r)]);
         let second = store.claim_mail(t, r, later, LEASE).await.unwrap().unwrap();
@@ -292,7 +298,10 @@ mod tests {
             at: later,
         };
         assert!(store.record_attempt(t, r, &first.lease, &sent).await.unwrap());
-        assert!(!store.record_attempt(t, r, &second.lease, &retry).await.unwrap(), "sent is final for senders");
+        assert!(
+            !store.record_attempt(t, r, &second.lease, &retry).await.unwrap(),
+            "sent is final for senders"
+        );
         assert!(store.due_mail(later.plus(LEASE), 10).await.unwrap().is_empty());
 
         let delivered = Delivery::Delivered {
@@ -307,7 +316,10 @@ mod tests {
         assert!(store.record_mail_event(t, r, &delivered).await.unwrap());
         assert!(!store.record_mail_event(t, r, &delivered).await.unwrap(), "a repeat");
         assert!(store.record_mail_event(t, r, &bounced).await.unwrap());
-        assert!(!store.record_mail_event(t, r, &delivered).await.unwrap(), "never backwards");
+        assert!(
+            !store.record_mail_event(t, r, &delivered).await.unwrap(),
+            "never backwards"
+        );
         let (_, responses) = store.ticket_with_responses(t).await.unwrap().unwrap();
         assert_eq!(responses[0].delivery, bounced);
     }

@@ -3,15 +3,14 @@
 use super::db::Db;
 use super::mail_store::insert_response;
 use super::rows::{
-    ADMIN_COLS, ORG_COLS, RESPONSE_COLS, TICKET_COLS, admin_from_row, org_from_row, parse,
-    response_from_row, ticket_from_row, ticket_params, ts,
+    ADMIN_COLS, ORG_COLS, RESPONSE_COLS, TICKET_COLS, admin_from_row, org_from_row, parse, response_from_row,
+    ticket_from_row, ticket_params, ts,
 };
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
     Admin, AdminId, AdminLoad, ClaimedMail, Delivery, Domain, Email, Mail, Org, OrgId, PageRequest, Response,
-    ResponseId, SigninWindow,
-    ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    ResponseId, SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};

@@ -80,7 +80,12 @@ pub fn claim(now: Timestamp, lease_end: Timestamp, token: &str) -> MailWrite {
 }
 
 /// The claimed mail, from the item the claim returned.
-pub fn claimed_from(item: &Item, ticket: TicketId, response: ResponseId, token: &str) -> Result<ClaimedMail, Malformed> {
+pub fn claimed_from(
+    item: &Item,
+    ticket: TicketId,
+    response: ResponseId,
+    token: &str,
+) -> Result<ClaimedMail, Malformed> {
     Ok(ClaimedMail {
         mail: Mail {
             to: Email::from_trusted(get_s(item, "mailTo")?.to_owned()),
@@ -191,8 +196,17 @@ mod tests {
                 at,
             },
         );
-        assert!(sent.update.contains(&format!("REMOVE mailLease, deliveryDetail, deliveryReason, {MAIL_DUE_SK}, {MAIL_DUE_PK}")), "{}", sent.update);
-        assert!(!sent.condition.contains("mailLease"), "a send is recorded whoever holds the lease");
+        assert!(
+            sent.update.contains(&format!(
+                "REMOVE mailLease, deliveryDetail, deliveryReason, {MAIL_DUE_SK}, {MAIL_DUE_PK}"
+            )),
+            "{}",
+            sent.update
+        );
+        assert!(
+            !sent.condition.contains("mailLease"),
+            "a send is recorded whoever holds the lease"
+        );
         let retry = record_attempt(
             "lease",
             &Delivery::Pending {

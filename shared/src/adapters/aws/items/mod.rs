@@ -17,8 +17,8 @@
 //! filter values, sort key `gsk` = `<createdAt ms, 13 digits>#<ticket id>`.
 
 use crate::domain::{
-    Admin, AdminId, AdminLoad, Domain, Email, Mail, Org, OrgId, Response, ResponseId, ThrottleKey, Ticket, TicketFilter,
-    TicketId, Timestamp,
+    Admin, AdminId, AdminLoad, Domain, Email, Mail, Org, OrgId, Response, ResponseId, ThrottleKey, Ticket,
+    TicketFilter, TicketId, Timestamp,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
