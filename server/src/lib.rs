@@ -2,6 +2,8 @@
 //! (SQLite, an outbox, a local close-job runner), plus a jobs dashboard.
 
 mod dashboard;
+#[cfg(feature = "aws")]
+mod mail_loop;
 
 use anyhow::Context;
 use axum::Json;
@@ -21,6 +23,9 @@ use tokio::task::JoinHandle;
 pub const DB_FILE: &str = "ticketing.db";
 pub const JWT_SECRET_FILE: &str = "jwt-secret";
 pub const DEFAULT_MAIL_FROM: &str = "Support <support@ticketing.localhost>";
+/// How often `ticketd --backend aws` retries due mail and reads SES's reports.
+#[cfg(feature = "aws")]
+pub const MAIL_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The routes `ticketd` serves beside the API endpoints. The router is built
 /// from this list (an exhaustive match gives each its handler), and the spec
@@ -130,7 +135,7 @@ pub struct Server {
     pub aws: Option<ticketing::adapters::aws::AwsAdapters>,
     shutdown: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
-    /// The embedded close-job runner; none on AWS, where Scheduler runs close jobs.
+    /// The embedded job runner (close jobs, due mail), or on AWS the mail loop.
     runner: Option<JoinHandle<()>>,
 }
 
@@ -238,7 +243,14 @@ async fn start_aws(
         "DynamoDB table {}, schedule group {} (schedules invoke {}); no dashboard on AWS: see the Scheduler console",
         settings.table, settings.schedule_group, settings.close_function_arn
     );
-    let mut server = serve(config, service, routes, storage, false, None).await?;
+    let queue = aws::mail_events_queue_url(&adapters, &settings).await;
+    if queue.is_none() {
+        tracing::warn!("no mail-events queue (set TICKETING_MAIL_EVENTS_QUEUE_URL): deliveries stay `sent`");
+    }
+    let aws = adapters.clone();
+    let background: Background =
+        Box::new(move |service, stop| tokio::spawn(mail_loop::run(service, aws, queue, MAIL_INTERVAL, stop)));
+    let mut server = serve(config, service, routes, storage, false, Some(background)).await?;
     server.aws = Some(adapters);
     Ok(server)
 }
