@@ -246,12 +246,11 @@ async fn ses_reports_move_a_sent_mail_on_and_never_back() {
     let mut sent = Vec::new();
     for _ in 0..2 {
         let id = app.new_ticket_id(&org, &customer()).await;
-        let r = app.respond(&admin.jwt, &id, "kept").await.expect(201);
-        assert_eq!(r["delivery"]["state"], "sent", "{r}");
+        let (r, delivery) = app.respond_and_send(&admin.jwt, &id, "kept").await;
         sent.push((
             id,
             r["id"].as_str().unwrap().to_owned(),
-            r["delivery"]["messageId"].as_str().unwrap().to_owned(),
+            delivery["messageId"].as_str().unwrap().to_owned(),
         ));
     }
     let (bounced, complained) = (&sent[0], &sent[1]);
@@ -299,4 +298,64 @@ async fn ses_reports_move_a_sent_mail_on_and_never_back() {
         "every message was taken off the queue"
     );
     app.stop().await;
+}
+
+/// Records the body of every SES request the client sends, as it goes on the wire.
+#[derive(Debug, Clone, Default)]
+struct WireBodies(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl aws_sdk_ses::config::Intercept for WireBodies {
+    fn name(&self) -> &'static str {
+        "WireBodies"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_ses::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_ses::config::RuntimeComponents,
+        _: &mut aws_sdk_ses::config::ConfigBag,
+    ) -> Result<(), aws_sdk_ses::error::BoxError> {
+        let body = context.request().body().bytes().unwrap_or_default();
+        self.0.lock().unwrap().push(String::from_utf8_lossy(body).into_owned());
+        Ok(())
+    }
+}
+
+/// Each response email goes to SES with the configuration set (whose event
+/// destination reports on it) and tags naming its ticket and response, so
+/// those reports find their way back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ses_sends_with_the_configuration_set_and_tags_naming_the_response() {
+    let settings = fault_settings();
+    let adapters = AwsAdapters::new(&aws::sdk_config().await, &settings);
+    aws::create_missing_resources(&adapters, &settings).await.unwrap();
+    let wire = WireBodies::default();
+    let ses = aws_sdk_ses::Client::from_conf(
+        aws_sdk_ses::config::Builder::from(&aws::sdk_config().await)
+            .interceptor(wire.clone())
+            .build(),
+    );
+    let mut ports = adapters.ports();
+    ports.mailer = Arc::new(SesMailer::new(ses, &settings.configuration_set));
+    let desk = Desk::open(&serve(fault_service(ports, &settings.mail_from)).await).await;
+    let id = desk.file_ticket(&customer()).await;
+    let (status, r) = desk.respond(&id, "tagged").await;
+    assert_eq!(status, 201, "{r}");
+    let d = delivery_when(&desk, &id, |d| d["state"] == "sent").await;
+    assert_eq!(d["state"], "sent", "{d}");
+    let bodies = wire.0.lock().unwrap().clone();
+    let send = bodies
+        .iter()
+        .find(|b| b.contains("Action=SendEmail"))
+        .expect("a SendEmail request");
+    let response = r["id"].as_str().unwrap();
+    for part in [
+        format!("ConfigurationSetName={}", settings.configuration_set),
+        "Tags.member.1.Name=ticket".to_owned(),
+        format!("Tags.member.1.Value={id}"),
+        "Tags.member.2.Name=response".to_owned(),
+        format!("Tags.member.2.Value={response}"),
+    ] {
+        assert!(send.split('&').any(|p| p == part), "{part} missing from {send}");
+    }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use ticketing::adapters::aws::{
     ENV_AUTO_CLOSE_AFTER, ENV_CLOSE_FUNCTION_ARN, ENV_DEAD_LETTER_ARN, ENV_JWT_SECRET, ENV_MAIL_FROM,
-    ENV_SCHEDULE_GROUP, ENV_SCHEDULER_ROLE_ARN, ENV_TABLE,
+    ENV_SCHEDULE_GROUP, ENV_SCHEDULER_ROLE_ARN, ENV_SES_CONFIGURATION_SET, ENV_TABLE,
 };
 
 pub const HELLO: &str = "hello-lambda";
@@ -38,6 +38,7 @@ pub fn service_env(unique: &str) -> Vec<(&'static str, String)> {
             "arn:aws:iam::123456789012:role/scheduler".into(),
         ),
         (ENV_DEAD_LETTER_ARN, "arn:aws:sqs:us-east-1:123456789012:dlq".into()),
+        (ENV_SES_CONFIGURATION_SET, "ticketing-mail".into()),
         (ENV_JWT_SECRET, JWT_SECRET.into()),
         (ENV_AUTO_CLOSE_AFTER, "30d".into()),
     ]
