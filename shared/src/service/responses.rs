@@ -37,8 +37,11 @@ impl Service {
             .add_response(&before, &after, &response, &mail)
             .await
             .map_err(|e| conflict_as(e, CONCURRENT_CHANGE))?;
-        self.apply_auto_close(effect).await;
+        // Mail before scheduling: on ticketd, scheduling wakes the job runner,
+        // which would otherwise claim the fresh mail first and leave this
+        // reply saying `pending` about a mail sent a moment later.
         response.delivery = self.deliver_inline(id, response.id, response.delivery.clone()).await;
+        self.apply_auto_close(effect).await;
         tracing::info!(ticket = %id, response = %response.id, delivery = response.delivery.state(), "responded");
         Ok((response, after))
     }
