@@ -13,22 +13,43 @@ use ticketing_tests::client::customer;
 use ticketing_tests::faults::{Desk, DownEndpoint, fault_service, fault_settings, later, moto_mails_to, serve};
 use ticketing_tests::{AwsSet, TestApp, TestConfig, moto_mail_endpoint};
 
-/// A fault-test service whose SES is at `ses` (the tables and identity on moto).
-async fn with_ses_at(ses: &DownEndpoint) -> (Service, ticketing::ports::Ports, String) {
-    let settings = fault_settings();
-    let adapters = AwsAdapters::new(&aws::sdk_config().await, &settings);
-    aws::create_missing_resources(&adapters, &settings).await.unwrap();
-    let ses_config = aws::sdk_config_at(Some(&ses.url())).await;
-    let mut ports = adapters.ports();
-    ports.mailer = Arc::new(SesMailer::new(
-        aws_sdk_ses::Client::new(&ses_config),
-        &settings.configuration_set,
-    ));
-    (
-        fault_service(ports.clone(), &settings.mail_from),
-        ports,
-        settings.mail_from,
-    )
+/// A fault-test service whose SES is at `ses`, on tables of its own in moto.
+struct Faulty {
+    service: Service,
+    ports: ticketing::ports::Ports,
+    settings: aws::AwsSettings,
+    adapters: AwsAdapters,
+}
+
+impl Faulty {
+    async fn with_ses_at(ses: &DownEndpoint) -> Self {
+        let settings = fault_settings();
+        let adapters = AwsAdapters::new(&aws::sdk_config().await, &settings);
+        aws::create_missing_resources(&adapters, &settings).await.unwrap();
+        let ses_config = aws::sdk_config_at(Some(&ses.url())).await;
+        let mut ports = adapters.ports();
+        ports.mailer = Arc::new(SesMailer::new(
+            aws_sdk_ses::Client::new(&ses_config),
+            &settings.configuration_set,
+        ));
+        Self {
+            service: fault_service(ports.clone(), &settings.mail_from),
+            ports,
+            settings,
+            adapters,
+        }
+    }
+
+    /// Drops the table: moto copies every live table on each transaction.
+    async fn drop_table(self) {
+        self.adapters
+            .dynamo
+            .delete_table()
+            .table_name(&self.settings.table)
+            .send()
+            .await
+            .unwrap();
+    }
 }
 
 /// The ticket's first response's delivery, once `done` holds (the inline
@@ -51,7 +72,8 @@ async fn delivery_when(desk: &Desk, ticket: &str, done: impl Fn(&Value) -> bool)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ses_down_during_respond_leaves_the_mail_pending_then_it_is_sent_exactly_once() {
     let mut ses = DownEndpoint::new();
-    let (service, ports, mail_from) = with_ses_at(&ses).await;
+    let f = Faulty::with_ses_at(&ses).await;
+    let (service, ports, mail_from) = (f.service.clone(), f.ports.clone(), f.settings.mail_from.clone());
     let desk = Desk::open(&serve(service.clone()).await).await;
     let cust = customer();
     let id = desk.file_ticket(&cust).await;
@@ -102,6 +124,7 @@ async fn ses_down_during_respond_leaves_the_mail_pending_then_it_is_sent_exactly
     let mails = moto_mails_to(&cust).await.unwrap();
     assert_eq!(mails.len(), 1, "exactly one copy");
     assert!(mails[0].text.starts_with("kept"));
+    f.drop_table().await;
 }
 
 /// SES unreachable for good: each attempt is recorded, and after the last one
@@ -109,9 +132,9 @@ async fn ses_down_during_respond_leaves_the_mail_pending_then_it_is_sent_exactly
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_failing_every_attempt_ends_failed_with_the_reason() {
     let ses = DownEndpoint::new();
-    let (service, _, _) = with_ses_at(&ses).await;
+    let f = Faulty::with_ses_at(&ses).await;
     // Three attempts, retried at once: the schedule's length is not the point here.
-    let service = service.with_mail_retry(MailRetry {
+    let service = f.service.clone().with_mail_retry(MailRetry {
         delays: vec![Duration::ZERO; 2],
     });
     let desk = Desk::open(&serve(service.clone()).await).await;
@@ -136,6 +159,7 @@ async fn mail_failing_every_attempt_ends_failed_with_the_reason() {
         "a failed mail is not retried"
     );
     assert!(moto_mails_to(&cust).await.unwrap().is_empty());
+    f.drop_table().await;
 }
 
 /// A response whose email SES rejects (unverified sender) is kept, pending
@@ -358,4 +382,11 @@ async fn ses_sends_with_the_configuration_set_and_tags_naming_the_response() {
     ] {
         assert!(send.split('&').any(|p| p == part), "{part} missing from {send}");
     }
+    adapters
+        .dynamo
+        .delete_table()
+        .table_name(&settings.table)
+        .send()
+        .await
+        .unwrap();
 }
