@@ -299,6 +299,9 @@ mod migration_tests {
         assert!(insert("a4", "nope").is_err());
     }
 
+    /// id, state, message id, reason, at.
+    type DeliveryRow = (String, String, Option<String>, Option<String>, Option<i64>);
+
     /// Responses from before migration 5 keep their deliveries; one left
     /// `pending` by the old code (its mail was never kept) becomes `failed`,
     /// saying so, and no old row is due for sending.
@@ -329,7 +332,7 @@ mod migration_tests {
         }
         let db = Db::open(&path).unwrap();
         let conn = db.writer.lock().unwrap();
-        let rows: Vec<(String, String, Option<String>, Option<String>, Option<i64>)> = conn
+        let rows: Vec<DeliveryRow> = conn
             .prepare("SELECT id, delivery_state, delivery_message_id, delivery_reason, delivery_at FROM responses ORDER BY id")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
