@@ -1,4 +1,4 @@
-//! AWS-specific behaviour against moto: the schedules and mail as stored, the
+//! AWS-specific behaviour against moto: the schedules as stored, the
 //! close handler, and what each endpoint costs in DynamoDB calls.
 
 use serde_json::json;
@@ -7,6 +7,7 @@ use ticketing::adapters::aws::{CloseEvent, at_expression, handle_close_event};
 use ticketing::domain::Timestamp;
 use ticketing::service::CloseOutcome;
 use ticketing_tests::client::customer;
+use ticketing_tests::faults::{fault_service, fault_settings, http, serve};
 use ticketing_tests::{AwsHandle, AwsSet, MotoSchedule, TestApp, TestConfig};
 
 async fn start() -> (TestApp, AwsHandle) {
@@ -227,37 +228,6 @@ async fn no_endpoint_scans_and_create_ticket_takes_at_most_three_calls() {
     app.stop().await;
 }
 
-/// A response whose email SES rejects (unverified sender) is kept, its
-/// failed delivery recorded and shown, and the caller told.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rejected_mail_keeps_the_response_and_records_the_failure() {
-    let (app, h) = start().await;
-    let org = app.new_org().await;
-    let admin = app.new_admin(&org).await;
-    let cust = customer();
-    let id = app.new_ticket_id(&org, &cust).await;
-    // Un-verify the sender: SES now rejects every send, as real SES does.
-    h.adapters
-        .ses
-        .delete_identity()
-        .identity(&h.settings.mail_from)
-        .send()
-        .await
-        .unwrap();
-    let r = app.respond(&admin.jwt, &id, "kept").await.expect(201);
-    assert_eq!(r["delivery"]["state"], "failed", "{r}");
-    assert!(
-        r["delivery"]["reason"].as_str().unwrap().contains("MessageRejected"),
-        "{r}"
-    );
-    let t = app.ticket(&admin.jwt, &id).await;
-    assert_eq!(t["status"], "RESPONDED");
-    assert_eq!(t["responses"][0]["message"], "kept");
-    assert_eq!(t["responses"][0]["delivery"]["state"], "failed");
-    assert!(app.mails_to(&cust).await.is_empty());
-    app.stop().await;
-}
-
 /// A moto of the test's own, so it can be stopped without disturbing others.
 struct PrivateMoto {
     child: std::process::Child,
@@ -308,56 +278,6 @@ impl Drop for PrivateMoto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Serves the full API over `ports` on a random port; returns its base URL.
-async fn serve(service: ticketing::service::Service) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = ticketing::http::router(service, &ticketing::http::Endpoint::ALL);
-    tokio::spawn(async move { axum_serve(listener, app).await });
-    format!("http://{addr}")
-}
-
-async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router) {
-    let _ = axum::serve(listener, app).await;
-}
-
-fn fault_settings() -> ticketing::adapters::aws::AwsSettings {
-    ticketing::adapters::aws::AwsSettings::local(
-        ticketing_tests::unique("faults-"),
-        ticketing_tests::unique("faults-"),
-        "support@faults.example.com",
-    )
-}
-
-/// The service the fault tests serve, on `ports`.
-fn fault_service(ports: ticketing::ports::Ports, mail_from: &str) -> ticketing::service::Service {
-    let settings = ticketing::service::Settings {
-        jwt_keys: ticketing::service::KeyConfig::Fixed("fault-tests-jwt-secret-0123456789abcdef".into()),
-        auto_close_after: std::time::Duration::from_secs(86_400),
-        mail_from: mail_from.into(),
-        signin: Default::default(),
-    };
-    ticketing::service::Service::new(ports, &settings).expect("a valid secret")
-}
-
-async fn http(
-    method: reqwest::Method,
-    url: String,
-    auth: Option<&str>,
-    body: Option<serde_json::Value>,
-) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
-    let mut req = reqwest::Client::new().request(method, url);
-    if let Some(a) = auth {
-        req = req.bearer_auth(a);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("the API answers even when AWS does not");
-    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
-    (status, headers, resp.json().await.expect("a JSON body"))
 }
 
 /// With AWS unreachable (moto frozen mid-run) requests fail fast with a JSON
@@ -443,72 +363,4 @@ async fn aws_outage_is_a_bounded_503_and_service_resumes_after() {
     )
     .await;
     assert_eq!(s, 201, "{r}");
-}
-
-/// With the mail service down, a response is still stored, its delivery
-/// recorded as failed (and why), and the caller told; nothing else is lost.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mailer_down_keeps_the_response_and_records_the_failed_delivery() {
-    use reqwest::Method;
-    let settings = fault_settings();
-    let adapters = ticketing::adapters::aws::AwsAdapters::new(&ticketing::adapters::aws::sdk_config().await, &settings);
-    ticketing::adapters::aws::create_missing_resources(&adapters, &settings)
-        .await
-        .unwrap();
-    // SES at an address where nothing listens.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let dead_ses = ticketing::adapters::aws::sdk_config_at(Some(&format!("http://{dead}"))).await;
-    let mut ports = adapters.ports();
-    ports.mailer = std::sync::Arc::new(ticketing::adapters::aws::SesMailer::new(aws_sdk_ses::Client::new(
-        &dead_ses,
-    )));
-    let service = fault_service(ports, &settings.mail_from);
-    let base = serve(service).await;
-    let domain = format!("{}.example.com", ticketing_tests::unique("m"));
-    let (_, _, org) = http(
-        Method::POST,
-        format!("{base}/auth/org/signup"),
-        None,
-        Some(json!({"name": "M", "domain": domain})),
-    )
-    .await;
-    let secret = org["secret"].as_str().unwrap().to_owned();
-    let email = format!("a@{domain}");
-    http(Method::POST, format!("{base}/auth/admin/signup"), None, Some(json!({"firstName": "A", "lastName": "B", "email": email, "password": "correct horse battery", "secret": secret}))).await;
-    let (_, _, signin) = http(
-        Method::POST,
-        format!("{base}/auth/admin/signin"),
-        None,
-        Some(json!({"email": email, "password": "correct horse battery"})),
-    )
-    .await;
-    let jwt = signin["jwt"].as_str().unwrap().to_owned();
-    let (_, _, t) = http(
-        Method::POST,
-        format!("{base}/tickets"),
-        None,
-        Some(json!({"title": "t", "description": "d", "addedBy": "c@x.io", "secret": secret})),
-    )
-    .await;
-    let id = t["id"].as_str().unwrap().to_owned();
-    let started = std::time::Instant::now();
-    let (s, _, r) = http(
-        Method::POST,
-        format!("{base}/tickets/{id}/respond"),
-        Some(&jwt),
-        Some(json!({"message": "kept"})),
-    )
-    .await;
-    assert!(started.elapsed() < std::time::Duration::from_secs(10));
-    assert_eq!(s, 201, "{r}");
-    assert_eq!(r["delivery"]["state"], "failed");
-    assert_eq!(r["delivery"]["reason"], "mail service unreachable");
-    let (_, _, after) = http(Method::GET, format!("{base}/tickets/{id}"), Some(&jwt), None).await;
-    assert_eq!(after["status"], "RESPONDED");
-    assert_eq!(after["responses"][0]["message"], "kept");
-    assert_eq!(after["responses"][0]["delivery"]["state"], "failed");
-    assert!(after["autoCloseAt"].is_string());
 }

@@ -49,6 +49,7 @@ macro_rules! contract_suite {
             case!(responded_by_hand_starts_the_wait_from_open_and_conflicts_from_closed);
             case!(odd_emails_domains_and_blank_passwords_are_refused);
             case!(tokens_not_yet_valid_or_issued_in_the_future_are_unauthorized);
+            case!(each_response_email_is_sent_once_and_its_delivery_kept);
         }
     };
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use ticketing::adapters::aws::{
     ENV_AUTO_CLOSE_AFTER, ENV_CLOSE_FUNCTION_ARN, ENV_DEAD_LETTER_ARN, ENV_FAILURE_QUEUE_ARN, ENV_JWT_SECRET_ARN,
-    ENV_MAIL_FROM, ENV_SCHEDULE_GROUP, ENV_SCHEDULER_ROLE_ARN, ENV_TABLE,
+    ENV_MAIL_FROM, ENV_SCHEDULE_GROUP, ENV_SCHEDULER_ROLE_ARN, ENV_SES_CONFIGURATION_SET, ENV_TABLE,
 };
 
 pub const HELLO: &str = "hello-lambda";
@@ -43,6 +43,7 @@ pub fn service_env(unique: &str) -> Vec<(&'static str, String)> {
         ),
         // Read on first JWT use, not at init: init makes no call to it.
         (ENV_JWT_SECRET_ARN, format!("bench-{unique}-jwt-keys")),
+        (ENV_SES_CONFIGURATION_SET, "ticketing-mail".into()),
         (ENV_AUTO_CLOSE_AFTER, "30d".into()),
     ]
 }

@@ -1,7 +1,8 @@
 //! What every Lambda binary shares: build the service once from the
 //! environment (clients outside the handler, reused across invocations), then
-//! serve one endpoint, or the close function.
+//! serve one endpoint, the close function, or the mail-events function.
 
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -164,6 +165,34 @@ pub async fn serve_sweeper() -> Result<(), lambda_runtime::Error> {
                 "failuresKept": drained.kept,
             }))
         }
+    }))
+    .await
+}
+
+/// The mail-events function's handler: records each SES report in the batch
+/// (SNS -> SQS) on its response. A message that cannot be recorded is
+/// reported as a batch item failure: SQS redelivers only it, and after the
+/// queue's maxReceiveCount moves it to the dead-letter queue.
+pub async fn mail_events(service: &Service, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let body = record.body.as_deref().unwrap_or_default();
+        if let Err(e) = aws::handle_mail_message(service, body).await {
+            tracing::warn!(message = %id, error = %e, "mail event not recorded; SQS retries it");
+            response.add_failure(id);
+        }
+    }
+    response
+}
+
+/// Runs the mail-events function.
+pub async fn serve_mail_events() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let service = aws::service_from_env().await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let service = service.clone();
+        async move { Ok::<_, lambda_runtime::Error>(mail_events(&service, event.payload).await) }
     }))
     .await
 }

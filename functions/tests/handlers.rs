@@ -1,6 +1,7 @@
 //! Each function's handler, fed its sample event from `events/` through
 //! `lambda_http`'s own event parsing, against the AWS adapters on moto.
 
+use aws_lambda_events::sqs::SqsEvent;
 use lambda_http::{Body, Request};
 use std::time::Duration;
 use ticketing::adapters::aws::{self, AwsAdapters, AwsSettings, CloseEvent};
@@ -134,6 +135,29 @@ async fn every_function_answers_its_sample_event_with_the_expected_status() {
     let close: CloseEvent = serde_json::from_str(&input).expect("schedule input parses");
     let out = ticketing_functions::close_ticket(&service, close).await.unwrap();
     assert!(out["outcome"].as_str().unwrap().starts_with("skipped"), "{out}");
+
+    // The mail-events function's sample: SES reports the response's mail delivered.
+    let response = &closed["responses"][0];
+    let mail_fill = [
+        ("<TICKET_ID>", ticket.as_str()),
+        ("<RESPONSE_ID>", response["id"].as_str().unwrap()),
+        ("<MESSAGE_ID>", response["delivery"]["messageId"].as_str().unwrap()),
+    ];
+    let mut batch: SqsEvent = serde_json::from_str(&event("mail-events", &mail_fill)).expect("an SQS event");
+    // Beside it, a message that is no SES report: only it goes back to SQS for a retry.
+    let mut garbage = batch.records[0].clone();
+    garbage.message_id = Some("not-a-report".into());
+    garbage.body = Some("{\"what\": 1}".into());
+    batch.records.push(garbage);
+    let out = ticketing_functions::mail_events(&service, batch).await;
+    let failed: Vec<&str> = out
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["not-a-report"]);
+    let (_, after) = invoke(&service, Endpoint::GetTicket, &event("get-ticket", &fill)).await;
+    assert_eq!(after["responses"][0]["delivery"]["state"], "delivered", "{after}");
 }
 
 /// Sign-in throttling on Lambda counts per the `sourceIp` API Gateway saw,

@@ -44,11 +44,7 @@ fn template_routes_equal_the_router_routes_and_name_existing_binaries() {
         );
         binaries.insert(binary.to_owned());
         if let Some(events) = f["Properties"]["Events"].as_mapping() {
-            for (_, e) in events
-                .iter()
-                .filter(|(_, e)| e["Type"] != "DynamoDB" && e["Type"] != "ScheduleV2")
-            {
-                assert_eq!(e["Type"], "HttpApi", "{name}");
+            for (_, e) in events.iter().filter(|(_, e)| e["Type"] == "HttpApi") {
                 let method = e["Properties"]["Method"].as_str().unwrap().to_uppercase();
                 let path = e["Properties"]["Path"].as_str().unwrap().to_owned();
                 // Each route's function is the binary serving that endpoint.
@@ -67,7 +63,7 @@ fn template_routes_equal_the_router_routes_and_name_existing_binaries() {
         .collect();
     assert_eq!(routes, router);
     let mut expected: BTreeSet<String> = Endpoint::ALL.iter().map(|e| e.function_name().to_owned()).collect();
-    expected.extend(["close-ticket", "reconcile", "sweeper"].map(String::from));
+    expected.extend(["close-ticket", "reconcile", "sweeper", "mail-events"].map(String::from));
     assert_eq!(binaries, expected);
 }
 
@@ -75,24 +71,29 @@ fn template_routes_equal_the_router_routes_and_name_existing_binaries() {
 fn template_table_has_the_keys_and_indexes_the_store_queries() {
     let t = template();
     let table = &t["Resources"]["TicketsTable"]["Properties"];
-    let indexes: BTreeSet<(String, String)> = table["GlobalSecondaryIndexes"]
+    let indexes: BTreeSet<(String, String, String)> = table["GlobalSecondaryIndexes"]
         .as_sequence()
         .unwrap()
         .iter()
         .filter(|i| i["IndexName"] != items::DUE_INDEX)
         .map(|i| {
             let keys = i["KeySchema"].as_sequence().unwrap();
-            assert_eq!(keys[1]["AttributeName"], items::GSK);
             (
                 i["IndexName"].as_str().unwrap().to_owned(),
                 keys[0]["AttributeName"].as_str().unwrap().to_owned(),
+                keys[1]["AttributeName"].as_str().unwrap().to_owned(),
             )
         })
         .collect();
-    let wanted: BTreeSet<(String, String)> = items::LIST_INDEXES
+    let mut wanted: BTreeSet<(String, String, String)> = items::LIST_INDEXES
         .iter()
-        .map(|i| (i.name.to_owned(), i.pk_attr.to_owned()))
+        .map(|i| (i.name.to_owned(), i.pk_attr.to_owned(), items::GSK.to_owned()))
         .collect();
+    wanted.insert((
+        items::MAIL_DUE_INDEX.to_owned(),
+        items::MAIL_DUE_PK.to_owned(),
+        items::MAIL_DUE_SK.to_owned(),
+    ));
     assert_eq!(indexes, wanted);
     // The sweeper's sparse index, and the stream the reconciler reads.
     let due = table["GlobalSecondaryIndexes"]
@@ -104,6 +105,14 @@ fn template_table_has_the_keys_and_indexes_the_store_queries() {
     assert_eq!(due["KeySchema"][0]["AttributeName"], items::DUE_PK);
     assert_eq!(due["KeySchema"][1]["AttributeName"], items::DUE_SK);
     assert_eq!(table["StreamSpecification"]["StreamViewType"], "NEW_AND_OLD_IMAGES");
+    let numbers: Vec<&str> = table["AttributeDefinitions"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|a| a["AttributeType"] == "N")
+        .map(|a| a["AttributeName"].as_str().unwrap())
+        .collect();
+    assert_eq!(numbers, [items::MAIL_DUE_SK], "the due index sorts by time as a number");
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
     assert_eq!(
         table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
@@ -154,11 +163,12 @@ fn each_function_gets_only_the_permissions_it_uses() {
         let schedules = background || ["change-status", "respond", "update-ticket"].contains(&binary);
         assert_eq!(a.contains("scheduler:CreateSchedule"), schedules, "{name}: {a:?}");
         assert_eq!(a.contains("iam:PassRole"), schedules, "{name}: {a:?}");
-        assert_eq!(
-            a.contains("ses:SendEmail"),
-            background || binary == "respond",
-            "{name}: {a:?}"
-        );
+        // The senders of response mail: respond inline, the table-driven senders after it.
+        let sends = ["respond", "reconcile", "sweeper"].contains(&binary);
+        assert_eq!(a.contains("ses:SendEmail"), sends, "{name}: {a:?}");
+        if binary == "mail-events" {
+            assert_eq!(a, BTreeSet::from(["dynamodb:UpdateItem".to_owned()]), "{name}");
+        }
         if ["get-ticket", "list-tickets"].contains(&binary) {
             assert!(
                 a.iter().all(
@@ -253,7 +263,7 @@ fn only_the_jwt_functions_can_read_the_jwt_keys() {
 }
 
 /// The config variables every function reads; a local run must give each one.
-const CONFIG_VARIABLES: [&str; 10] = [
+const CONFIG_VARIABLES: [&str; 11] = [
     aws::ENV_TABLE,
     aws::ENV_MAIL_FROM,
     aws::ENV_SCHEDULE_GROUP,
@@ -261,6 +271,7 @@ const CONFIG_VARIABLES: [&str; 10] = [
     aws::ENV_SCHEDULER_ROLE_ARN,
     aws::ENV_DEAD_LETTER_ARN,
     aws::ENV_FAILURE_QUEUE_ARN,
+    aws::ENV_SES_CONFIGURATION_SET,
     aws::ENV_JWT_SECRET_ARN,
     aws::ENV_AUTO_CLOSE_AFTER,
     aws::ENV_AWS_ENDPOINT_URL,
@@ -393,4 +404,62 @@ fn samconfig_builds_and_deploys_one_architecture_without_stale_flags() {
             "samconfig.toml sets {stale}"
         );
     }
+}
+
+/// SES reports reach mail-events: the configuration set every mail is sent
+/// with publishes delivery, bounce and complaint to a topic, the topic to the
+/// queue (raw), the queue to the function with batch item failures, and what
+/// keeps failing to a dead-letter queue.
+#[test]
+fn ses_reports_flow_from_the_configuration_set_to_mail_events_with_a_dead_letter_queue() {
+    let t = template();
+    let r = &t["Resources"];
+    // CloudFormation's short forms (!Ref X, !GetAtt X.Arn), as serde_yaml reads them.
+    let cfn = |s: &str| serde_yaml::from_str::<Value>(s).unwrap();
+    assert_eq!(
+        t["Globals"]["Function"]["Environment"]["Variables"][aws::ENV_SES_CONFIGURATION_SET],
+        cfn("!Ref MailConfigurationSet")
+    );
+    assert_eq!(r["MailConfigurationSet"]["Type"], "AWS::SES::ConfigurationSet");
+    let dest = &r["MailEventsDestination"]["Properties"];
+    assert_eq!(dest["ConfigurationSetName"], cfn("!Ref MailConfigurationSet"));
+    let types: BTreeSet<&str> = dest["EventDestination"]["MatchingEventTypes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(types, BTreeSet::from(["delivery", "bounce", "complaint"]));
+    assert_eq!(
+        dest["EventDestination"]["SnsDestination"]["TopicARN"],
+        cfn("!Ref MailEventsTopic")
+    );
+    let sub = &r["MailEventsSubscription"]["Properties"];
+    assert_eq!(sub["TopicArn"], cfn("!Ref MailEventsTopic"));
+    assert_eq!(sub["Endpoint"], cfn("!GetAtt MailEventsQueue.Arn"));
+    assert_eq!(sub["Protocol"], "sqs");
+    let queue = &r["MailEventsQueue"]["Properties"];
+    assert_eq!(
+        queue["RedrivePolicy"]["deadLetterTargetArn"],
+        cfn("!GetAtt MailEventsDeadLetterQueue.Arn")
+    );
+    let (_, f) = functions(&t)
+        .into_iter()
+        .find(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"] == "mail-events")
+        .expect("a mail-events function");
+    let events = f["Properties"]["Events"].as_mapping().unwrap();
+    let sqs = events
+        .values()
+        .find(|e| e["Type"] == "SQS")
+        .expect("an SQS event source");
+    assert_eq!(sqs["Properties"]["Queue"], cfn("!GetAtt MailEventsQueue.Arn"));
+    assert_eq!(sqs["Properties"]["FunctionResponseTypes"][0], "ReportBatchItemFailures");
+    let timeout = f["Properties"]["Timeout"]
+        .as_u64()
+        .or(t["Globals"]["Function"]["Timeout"].as_u64())
+        .unwrap();
+    assert!(
+        queue["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout,
+        "visibility timeout below six function timeouts"
+    );
 }

@@ -23,6 +23,8 @@ use tokio::task::JoinHandle;
 pub const DB_FILE: &str = "ticketing.db";
 pub use keys::{JWT_KEYS_FILE, JWT_SECRET_FILE};
 pub const DEFAULT_MAIL_FROM: &str = "Support <support@ticketing.localhost>";
+/// How often `ticketd --backend aws` retries due mail and reads SES's reports.
+#[cfg(feature = "aws")]
 
 /// The routes `ticketd` serves beside the API endpoints. The router is built
 /// from this list (an exhaustive match gives each its handler), and the spec

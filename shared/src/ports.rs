@@ -5,8 +5,8 @@
 use crate::auth::{KeyRing, SecretHash};
 use crate::domain::SigninWindow;
 use crate::domain::{
-    Admin, AdminId, CloseJob, Delivery, Domain, Email, Mail, Org, OrgId, PageRequest, Response, ResponseId,
-    ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, ClaimedMail, CloseJob, Delivery, Domain, Email, Mail, Org, OrgId, PageRequest, Response,
+    ResponseId, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use async_trait::async_trait;
@@ -51,9 +51,40 @@ pub trait Store: Send + Sync + 'static {
     /// `before.version` (else Conflict), adjusting admin counters by
     /// `rules::load_changes` in the same transaction.
     async fn update_ticket(&self, before: &Ticket, after: &Ticket) -> StoreResult<()>;
-    /// `update_ticket` and the insert of `response`, atomically.
-    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response) -> StoreResult<()>;
-    async fn set_delivery(&self, ticket: TicketId, response: ResponseId, delivery: &Delivery) -> StoreResult<()>;
+    /// `update_ticket` and the insert of `response` with its outgoing `mail`
+    /// (delivery pending, due at once), atomically: a committed response
+    /// always has its mail.
+    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response, mail: &Mail) -> StoreResult<()>;
+    /// Takes the response's mail for one send attempt if it is pending and due
+    /// at `now`, in one conditional write: counts the attempt and makes it due
+    /// again only at `now + lease` (a sender that dies mid-send is replaced
+    /// then). `None` if not pending, not due, or claimed by another sender.
+    async fn claim_mail(
+        &self,
+        ticket: TicketId,
+        response: ResponseId,
+        now: Timestamp,
+        lease: Duration,
+    ) -> StoreResult<Option<ClaimedMail>>;
+    /// Records how the claimed attempt went: `Sent` whenever the mail is still
+    /// pending (it was sent, whoever holds the lease now); `Pending` (retry)
+    /// or `Failed` only while the claim's `lease` is still the current one.
+    /// False if the condition did not hold.
+    async fn record_attempt(
+        &self,
+        ticket: TicketId,
+        response: ResponseId,
+        lease: &str,
+        outcome: &Delivery,
+    ) -> StoreResult<bool>;
+    /// Sets `delivery` (a provider event) if it ranks above the stored state
+    /// ([`Delivery::rank`]). False if it did not (a repeat, or a later state is
+    /// stored) or the response does not exist.
+    async fn record_mail_event(&self, ticket: TicketId, response: ResponseId, delivery: &Delivery)
+    -> StoreResult<bool>;
+    /// Up to `limit` pending mails due at `now`, earliest first, from an
+    /// index holding only pending mail.
+    async fn due_mail(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(TicketId, ResponseId)>>;
     /// A ticket and its responses (oldest first), read together.
     async fn ticket_with_responses(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Response>)>>;
     /// Failed sign-ins counted against `key` in its current window (`None`

@@ -37,7 +37,6 @@ struct Running {
     server: Option<ticketd::Server>,
     pump: Option<JoinHandle<()>>,
     base_url: String,
-    http: reqwest::Client,
 }
 
 fn settings() -> AwsSettings {
@@ -193,7 +192,6 @@ impl AwsSet {
             server: None,
             pump: None,
             base_url: String::new(),
-            http: reqwest::Client::new(),
         };
         running.launch().await?;
         let server = running.server.as_ref().expect("running");
@@ -224,30 +222,7 @@ impl Deployment for Running {
     }
 
     async fn mails_to(&self, to: &str) -> anyhow::Result<Vec<SentMail>> {
-        let data: serde_json::Value = self
-            .http
-            .get(format!("{}/moto-api/data.json", moto_mail_endpoint()))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        Ok(data["ses"]["Message"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|m| {
-                m["destinations"]["ToAddresses"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|x| x == to))
-            })
-            .map(|m| SentMail {
-                to: to.to_owned(),
-                subject: m["subject"].as_str().unwrap_or_default().into(),
-                text: m["body"].as_str().unwrap_or_default().into(),
-            })
-            .collect())
+        super::faults::moto_mails_to(to).await
     }
 
     async fn open_ticket_counts(&self, org_id: &str) -> anyhow::Result<HashMap<String, i64>> {

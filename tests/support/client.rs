@@ -230,6 +230,35 @@ impl TestApp {
         .await
     }
 
+    /// Responds, and waits until the response's email is `sent`: respond
+    /// answers `sent`, or `pending` when its inline send outlasts its budget
+    /// (a loaded machine) and finishes after. Returns the reply and the
+    /// delivery the ticket then shows.
+    pub async fn respond_and_send(&self, jwt: &str, id: &str, message: &str) -> (Value, Value) {
+        let reply = self.respond(jwt, id, message).await.expect(201);
+        let state = reply["delivery"]["state"].as_str().unwrap_or_default();
+        assert!(state == "sent" || state == "pending", "{reply}");
+        let response = reply["id"].clone();
+        let delivery = |t: &Value| {
+            t["responses"]
+                .as_array()
+                .and_then(|rs| rs.iter().find(|r| r["id"] == response))
+                .map(|r| r["delivery"].clone())
+                .unwrap_or_default()
+        };
+        let t = self
+            .wait_for_ticket(jwt, id, std::time::Duration::from_secs(15), |t| {
+                delivery(t)["state"] == "sent"
+            })
+            .await;
+        let shown = delivery(&t);
+        assert_eq!(shown["state"], "sent", "{t}");
+        if state == "sent" {
+            assert_eq!(reply["delivery"], shown, "the reply and the ticket agree");
+        }
+        (reply, shown)
+    }
+
     /// An admin moves a ticket to `status`.
     pub async fn change_status(&self, jwt: &str, id: &str, status: &str) -> Reply {
         self.post(

@@ -5,8 +5,9 @@ mod aws;
 pub mod client;
 mod embedded;
 pub mod fault_proxy;
+pub mod faults;
 
-pub use aws::{AwsHandle, AwsSet, MotoSchedule, moto_endpoint};
+pub use aws::{AwsHandle, AwsSet, MotoSchedule, moto_endpoint, moto_mail_endpoint};
 pub use client::{Reply, TestApp};
 pub use embedded::EmbeddedSet;
 pub use fault_proxy::FaultyAws;

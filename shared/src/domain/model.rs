@@ -1,6 +1,7 @@
 //! The entities. Serialized as the HTTP API shows them (camelCase).
 
 use super::ids::{AdminId, OrgId, ResponseId, TicketId};
+use super::mail::Delivery;
 use super::time::Timestamp;
 use super::values::{Domain, Email};
 use crate::error::Error;
@@ -111,45 +112,6 @@ pub struct Response {
     pub message: String,
     pub created_at: Timestamp,
     pub delivery: Delivery,
-}
-
-/// What became of the email carrying a response. The response is stored before
-/// sending, so a failed send loses nothing and says why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "camelCase")]
-pub enum Delivery {
-    Pending,
-    #[serde(rename_all = "camelCase")]
-    Sent {
-        message_id: String,
-        at: Timestamp,
-    },
-    #[serde(rename_all = "camelCase")]
-    Failed {
-        reason: String,
-        at: Timestamp,
-    },
-}
-
-impl Delivery {
-    pub fn state(&self) -> &'static str {
-        match self {
-            Delivery::Pending => "pending",
-            Delivery::Sent { .. } => "sent",
-            Delivery::Failed { .. } => "failed",
-        }
-    }
-}
-
-/// One email, as the mailer port sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Mail {
-    pub to: Email,
-    pub from: String,
-    pub subject: String,
-    pub text: String,
-    pub ticket_id: TicketId,
 }
 
 /// A pending auto-close: close `ticket_id` at `due_at` if it is still the

@@ -6,6 +6,7 @@ mod auto_close;
 mod commands;
 mod cursor;
 pub mod keys;
+mod mail;
 mod orgs;
 mod reconcile;
 mod responses;
@@ -16,11 +17,12 @@ pub use auto_close::CloseOutcome;
 pub use commands::{ListQuery, ListResult, NewAdmin, NewOrg, NewTicket, OrgSignup, Signin, TicketPatch};
 pub use cursor::CursorCodec;
 pub use keys::{KeyConfig, Keys, MIN_RELOAD_INTERVAL};
+pub use mail::{INLINE_SEND_BUDGET, MAIL_LEASE};
 pub use reconcile::SweepReport;
 pub use signin::MAX_ACCOUNTS_PER_SIGNIN;
 
 use crate::auth::{self, Claims};
-use crate::domain::{Ticket, TicketId, Timestamp};
+use crate::domain::{MailRetry, Ticket, TicketId, Timestamp};
 use crate::error::{Error, Result, StoreError};
 use crate::ports::Ports;
 use std::time::Duration;
@@ -36,6 +38,8 @@ pub struct Config {
     /// Sign admin tokens and list cursors.
     pub keys: Keys,
     pub signin: SigninLimit,
+    /// When failed response emails are tried again.
+    pub mail_retry: MailRetry,
 }
 
 /// How many failed sign-ins a client may have per window, for one email and
@@ -83,6 +87,7 @@ impl Config {
             mail_from: settings.mail_from.clone(),
             keys: Keys::new(&settings.jwt_keys)?,
             signin: settings.signin,
+            mail_retry: MailRetry::default(),
         })
     }
 }
@@ -103,6 +108,12 @@ impl Service {
             config: Config::new(settings)?,
             known_admins: Default::default(),
         })
+    }
+
+    /// This service with another mail retry schedule (tests use short ones).
+    pub fn with_mail_retry(mut self, retry: MailRetry) -> Self {
+        self.config.mail_retry = retry;
+        self
     }
 
     pub fn config(&self) -> &Config {

@@ -25,6 +25,8 @@ pub struct SweepReport {
     pub skipped: usize,
     /// Due tickets the sweep could not close this time (retried next sweep).
     pub failed: usize,
+    /// Due response mails attempted (the sweeper's mail retries).
+    pub mail_attempted: usize,
 }
 
 impl Service {

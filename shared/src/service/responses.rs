@@ -1,5 +1,5 @@
-//! Responding: the response is stored with the ticket's move to RESPONDED,
-//! then the customer is emailed and the delivery recorded on the response.
+//! Responding: the response and its email are stored with the ticket's move
+//! to RESPONDED, then one bounded attempt sends the email (`mail.rs`).
 
 use super::{CONCURRENT_CHANGE, Service, conflict_as};
 use crate::auth::Claims;
@@ -8,8 +8,9 @@ use crate::domain::{Delivery, Mail, Response, ResponseId, Status, Ticket, Ticket
 use crate::error::{Error, Result};
 
 impl Service {
-    /// Stores the response and moves the ticket to RESPONDED, then emails the
-    /// customer and records how that went. The response survives a failed send.
+    /// Stores the response and its email and moves the ticket to RESPONDED,
+    /// then tries the send once, briefly: the delivery is `sent`, or `pending`
+    /// for the retries to finish. Nothing is lost to a failed send.
     /// `message` is validated text.
     pub async fn respond(&self, claims: &Claims, id: TicketId, message: String) -> Result<(Response, Ticket)> {
         let before = self.own_ticket(claims, id).await?;
@@ -28,33 +29,19 @@ impl Service {
             admin_id: claims.sub,
             message,
             created_at: now,
-            delivery: Delivery::Pending,
+            delivery: Delivery::new_pending(now),
         };
+        let mail = self.response_mail(&after, &response);
         self.ports
             .store
-            .add_response(&before, &after, &response)
+            .add_response(&before, &after, &response, &mail)
             .await
             .map_err(|e| conflict_as(e, CONCURRENT_CHANGE))?;
+        // Mail before scheduling: on ticketd, scheduling wakes the job runner,
+        // which would otherwise claim the fresh mail first and leave this
+        // reply saying `pending` about a mail sent a moment later.
+        response.delivery = self.deliver_inline(id, response.id, response.delivery.clone()).await;
         self.apply_auto_close(effect).await;
-
-        let mail = self.response_mail(&after, &response);
-        response.delivery = match self.ports.mailer.send(&mail).await {
-            Ok(message_id) => Delivery::Sent {
-                message_id,
-                at: self.now(),
-            },
-            Err(e) => {
-                tracing::warn!(ticket = %id, response = %response.id, error = %e, "response email failed");
-                Delivery::Failed {
-                    reason: e.0,
-                    at: self.now(),
-                }
-            }
-        };
-        if let Err(e) = self.ports.store.set_delivery(id, response.id, &response.delivery).await {
-            // The response itself is stored; only its delivery note is missing.
-            tracing::error!(ticket = %id, response = %response.id, error = ?e, "could not record delivery");
-        }
         tracing::info!(ticket = %id, response = %response.id, delivery = response.delivery.state(), "responded");
         Ok((response, after))
     }
@@ -76,6 +63,7 @@ impl Service {
                 format_duration(self.config.auto_close_after),
             ),
             ticket_id: ticket.id,
+            response_id: response.id,
         }
     }
 }

@@ -219,9 +219,14 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
         steps: &[Step::Repeat("per stream record, 10 per batch", 10, 4)],
     },
     FunctionBudget {
+        binary: "mail-events",
+        // BatchSize 4 in template.yaml: one conditional UpdateItem per report.
+        steps: &[Step::Repeat("record a report on its response", 4, 1)],
+    },
+    FunctionBudget {
         binary: "sweeper",
         steps: &[
-            Step::Calls("Query by_due; GetQueueUrl x2 (first run)", 3),
+            Step::Calls("Query by_due; Query mail_due; GetQueueUrl x2 (first run)", 4),
             // The unit under way: a close job (3 rounds of GetItem + write) is
             // the longest; a stream record replayed is 4 calls plus its read.
             Step::TimeBoxed("closes, mail retries, failure retries", SWEEP_WINDOW, 6),

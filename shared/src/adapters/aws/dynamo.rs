@@ -8,8 +8,8 @@ use super::sdk::DEFAULT_CALL_TIMEOUT;
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, AdminLoad, Delivery, Domain, Email, Org, OrgId, PageRequest, Response, ResponseId, SigninWindow,
-    ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminLoad, ClaimedMail, Delivery, Domain, Email, Mail, Org, OrgId, PageRequest, Response,
+    ResponseId, SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -333,27 +333,43 @@ impl Store for DynamoStore {
         self.write_ticket(before, after, vec![]).await
     }
 
-    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response) -> StoreResult<()> {
-        let put = self.put(items::response_item(response), "attribute_not_exists(pk)");
+    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response, mail: &Mail) -> StoreResult<()> {
+        let put = self.put(items::response_item(response, mail), "attribute_not_exists(pk)");
         self.write_ticket(before, after, vec![TransactWriteItem::builder().put(put).build()])
             .await
     }
 
-    async fn set_delivery(&self, ticket: TicketId, response: ResponseId, delivery: &Delivery) -> StoreResult<()> {
-        let fields = items::delivery_fields(delivery);
-        let set: Vec<String> = fields.iter().map(|(k, _)| format!("{k} = :{k}")).collect();
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(items::response_key(ticket, response)))
-            .update_expression(format!("SET {}", set.join(", ")))
-            .condition_expression("attribute_exists(pk)");
-        for (k, v) in fields {
-            update = update.expression_attribute_values(format!(":{k}"), v);
-        }
-        update.send().await.classify()?;
-        Ok(())
+    async fn claim_mail(
+        &self,
+        ticket: TicketId,
+        response: ResponseId,
+        now: Timestamp,
+        lease: Duration,
+    ) -> StoreResult<Option<ClaimedMail>> {
+        self.claim_mail_item(ticket, response, now, lease).await
+    }
+
+    async fn record_attempt(
+        &self,
+        ticket: TicketId,
+        response: ResponseId,
+        lease: &str,
+        outcome: &Delivery,
+    ) -> StoreResult<bool> {
+        self.record_attempt_item(ticket, response, lease, outcome).await
+    }
+
+    async fn record_mail_event(
+        &self,
+        ticket: TicketId,
+        response: ResponseId,
+        delivery: &Delivery,
+    ) -> StoreResult<bool> {
+        self.record_mail_event_item(ticket, response, delivery).await
+    }
+
+    async fn due_mail(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(TicketId, ResponseId)>> {
+        self.due_mail_items(now, limit).await
     }
 
     /// One Query on the ticket's partition returns the ticket and its responses.

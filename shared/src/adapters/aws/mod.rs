@@ -10,10 +10,12 @@ pub mod budgets;
 mod calls;
 mod dynamo;
 mod dynamo_lists;
+mod dynamo_mail;
 mod errors;
 pub mod failures;
 pub mod items;
 mod jwt_keys;
+mod mail_events;
 mod reconciler;
 mod resources;
 mod scheduler;
@@ -27,11 +29,12 @@ pub use calls::DynamoCalls;
 pub use dynamo::DynamoStore;
 pub use dynamo_lists::QueryStats;
 pub use jwt_keys::{KEYS_MAX_AGE, SecretsManagerKeys};
+pub use mail_events::{MailNotice, handle_mail_message, parse_mail_event, poll_mail_events};
 pub use reconciler::{Reconciler, Sweeper, Tick};
-pub use resources::create_missing_resources;
+pub use resources::{create_missing_resources, mail_events_queue_url};
 pub use scheduler::{CloseEvent, EventBridgeScheduler, at_expression, schedule_name};
 pub use sdk::{DEFAULT_CALL_TIMEOUT, ROOTS, call_limits, endpoint_override, sdk_config, sdk_config_at};
-pub use ses::SesMailer;
+pub use ses::{SesMailer, TAG_RESPONSE, TAG_TICKET};
 pub use settings::*;
 
 use crate::domain::CloseJob;
@@ -69,7 +72,7 @@ impl AwsAdapters {
         let secrets = aws_sdk_secretsmanager::Client::new(sdk);
         Self {
             store: Arc::new(DynamoStore::new(dynamo.clone(), &settings.table)),
-            mailer: Arc::new(SesMailer::new(ses.clone())),
+            mailer: Arc::new(SesMailer::new(ses.clone(), settings.configuration_set.clone())),
             scheduler: Arc::new(EventBridgeScheduler::new(
                 schedules.clone(),
                 settings.schedule_group.clone(),

@@ -21,10 +21,12 @@ pub struct Tick {
     pub changes_failed: usize,
     pub sweep: crate::service::SweepReport,
     pub failures: Drained,
+    /// SES reports recorded.
+    pub mail_events: usize,
 }
 
-/// The `sweeper` function's work: sweep due auto-closes, then retry what the
-/// failure queues hold.
+/// The `sweeper` function's work: sweep due auto-closes, send the response
+/// mail that is due (retries), then retry what the failure queues hold.
 pub struct Sweeper {
     service: Service,
     aws: AwsAdapters,
@@ -47,10 +49,14 @@ impl Sweeper {
     /// independent, so one failing does not stop the other.
     pub async fn run(&mut self, window: Duration) -> (crate::service::SweepReport, Drained) {
         let deadline = Instant::now() + window;
-        let sweep = self.service.sweep(deadline).await.unwrap_or_else(|e| {
+        let mut sweep = self.service.sweep(deadline).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "sweep failed");
             Default::default()
         });
+        match self.service.send_due_mail_until(MAIL_PER_SWEEP, Some(deadline)).await {
+            Ok(n) => sweep.mail_attempted = n,
+            Err(e) => tracing::warn!(error = %e, "due mail not sent; next sweep retries"),
+        }
         let drained = self.drain_failures(deadline).await.unwrap_or_else(|e| {
             tracing::warn!(error = %format!("{e:#}"), "could not drain the failure queues");
             Default::default()
@@ -74,12 +80,19 @@ impl Sweeper {
     }
 }
 
+/// Due mails one sweep reads (one Query); more wait for the next sweep.
+const MAIL_PER_SWEEP: usize = 100;
+
 pub struct Reconciler {
     service: Service,
     aws: AwsAdapters,
     table: String,
     sweeper: Sweeper,
     stream_arn: Option<String>,
+    /// Where SES's delivery reports arrive (the `mail-events` function's
+    /// queue), resolved on first use; `None` until found.
+    mail_events: Option<String>,
+    settings: AwsSettings,
     /// Per shard: where to read next.
     shards: HashMap<String, Position>,
     /// Changes that failed, retried first next tick (deduplicated: each
@@ -102,6 +115,8 @@ impl Reconciler {
             aws,
             table: settings.table.clone(),
             stream_arn: None,
+            mail_events: None,
+            settings: settings.clone(),
             shards: HashMap::new(),
             retry: Vec::new(),
         }
@@ -132,6 +147,16 @@ impl Reconciler {
             }
         }
         (tick.sweep, tick.failures) = self.sweeper.run(window).await;
+        // What the mail-events function does on AWS: record SES's reports.
+        if self.mail_events.is_none() {
+            self.mail_events = super::mail_events_queue_url(&self.aws, &self.settings).await;
+        }
+        if let Some(url) = &self.mail_events {
+            match super::poll_mail_events(&self.service, &self.aws.sqs, url).await {
+                Ok(n) => tick.mail_events = n,
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "mail events not read; next tick retries"),
+            }
+        }
         tick
     }
 

@@ -1,9 +1,11 @@
-//! Creates the table, schedule group and JWT key secret when they are missing (and asks SES to
-//! verify the sender): what `ticketd --backend aws --create-aws-resources` and
-//! the tests do against a fresh moto. In a real account, template.yaml does this.
+//! Creates the table, schedule group, JWT key secret, queues, SES
+//! configuration set and mail-events queue when they are missing (and asks SES
+//! to verify the sender): what `ticketd --backend aws --create-aws-resources`
+//! and the tests do against a fresh moto. In a real account, template.yaml does this.
 
 use super::errors::is_code;
-use super::items::{DUE_INDEX, DUE_PK, DUE_SK, GSK, LIST_INDEXES, PK, SK};
+use super::items::{DUE_INDEX, DUE_PK, DUE_SK, GSK, LIST_INDEXES, MAIL_DUE_INDEX, MAIL_DUE_PK, MAIL_DUE_SK, PK, SK};
+use super::settings::local_mail_events_queue;
 use super::{AwsAdapters, AwsSettings};
 use anyhow::Context;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
@@ -11,6 +13,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
     ScalarAttributeType, StreamSpecification, StreamViewType,
 };
+use aws_sdk_ses::types::ConfigurationSet;
 
 pub async fn create_missing_resources(aws: &AwsAdapters, settings: &AwsSettings) -> anyhow::Result<()> {
     create_table(&aws.dynamo, &settings.table).await?;
@@ -48,6 +51,7 @@ pub async fn create_missing_resources(aws: &AwsAdapters, settings: &AwsSettings)
             .create_if_missing()
             .await?;
     }
+    create_mail_resources(aws, settings).await?;
     let sender = sender_address(&settings.mail_from);
     let attrs = aws
         .ses
@@ -73,6 +77,46 @@ pub async fn create_missing_resources(aws: &AwsAdapters, settings: &AwsSettings)
         );
     }
     Ok(())
+}
+
+/// The configuration set mail is sent with, and the queue its events arrive
+/// in. moto stores the set (and never publishes events: the tests put SES's
+/// notifications into the queue themselves, as SNS would).
+async fn create_mail_resources(aws: &AwsAdapters, settings: &AwsSettings) -> anyhow::Result<()> {
+    let set = ConfigurationSet::builder()
+        .name(&settings.configuration_set)
+        .build()
+        .context("configuration set")?;
+    match aws.ses.create_configuration_set().configuration_set(set).send().await {
+        Ok(_) => tracing::info!(set = %settings.configuration_set, "created SES configuration set"),
+        Err(e) if is_code(&e, "ConfigurationSetAlreadyExists") => {}
+        Err(e) => anyhow::bail!("CreateConfigurationSet: {}", DisplayErrorContext(&e)),
+    }
+    if settings.mail_events_queue_url.is_none() {
+        aws.sqs
+            .create_queue()
+            .queue_name(local_mail_events_queue(&settings.table))
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("CreateQueue: {}", DisplayErrorContext(&e)))?;
+    }
+    Ok(())
+}
+
+/// Where `ticketd` polls for mail events: the configured queue, else the
+/// local one made for the table, if it exists.
+pub async fn mail_events_queue_url(aws: &AwsAdapters, settings: &AwsSettings) -> Option<String> {
+    if let Some(url) = &settings.mail_events_queue_url {
+        return Some(url.clone());
+    }
+    let name = local_mail_events_queue(&settings.table);
+    aws.sqs
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.queue_url)
 }
 
 /// `support@x.io` from `Support <support@x.io>`.
@@ -112,6 +156,25 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow:
         .attribute_definitions(string_attr(GSK))
         .key_schema(key(PK, KeyType::Hash))
         .key_schema(key(SK, KeyType::Range));
+    // Pending mail by due time: sparse (only pending responses carry the key), keys only.
+    create = create
+        .attribute_definitions(string_attr(MAIL_DUE_PK))
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(MAIL_DUE_SK)
+                .attribute_type(ScalarAttributeType::N)
+                .build()
+                .context("attribute")?,
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(MAIL_DUE_INDEX)
+                .key_schema(key(MAIL_DUE_PK, KeyType::Hash))
+                .key_schema(key(MAIL_DUE_SK, KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                .build()
+                .context("index definition")?,
+        );
     for index in LIST_INDEXES {
         create = create
             .attribute_definitions(string_attr(index.pk_attr))

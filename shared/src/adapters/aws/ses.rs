@@ -1,4 +1,6 @@
-//! The [`Mailer`] port on Amazon SES (`SendEmail`).
+//! The [`Mailer`] port on Amazon SES (`SendEmail`), with the configuration
+//! set whose event destination reports what became of each mail, and tags
+//! naming the ticket and response, so those reports find their response.
 
 use super::errors::is_code;
 use crate::domain::Mail;
@@ -6,16 +8,32 @@ use crate::ports::{MailError, Mailer};
 use async_trait::async_trait;
 use aws_sdk_ses::Client;
 use aws_sdk_ses::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_ses::types::{Body, Content, Destination, Message};
+use aws_sdk_ses::types::{Body, Content, Destination, Message, MessageTag};
 
 pub struct SesMailer {
     client: Client,
+    configuration_set: String,
 }
 
 impl SesMailer {
-    pub fn new(client: Client) -> Self {
-        Self { client }
+    pub fn new(client: Client, configuration_set: impl Into<String>) -> Self {
+        Self {
+            client,
+            configuration_set: configuration_set.into(),
+        }
     }
+}
+
+/// The message tags naming the ticket and response (read back by `mail_events`).
+pub const TAG_TICKET: &str = "ticket";
+pub const TAG_RESPONSE: &str = "response";
+
+fn tag(name: &str, value: String) -> Result<MessageTag, MailError> {
+    MessageTag::builder()
+        .name(name)
+        .value(value)
+        .build()
+        .map_err(|e| MailError(format!("could not build the mail: {e}")))
 }
 
 fn content(text: &str) -> Result<Content, MailError> {
@@ -39,6 +57,9 @@ impl Mailer for SesMailer {
             .source(&mail.from)
             .destination(Destination::builder().to_addresses(mail.to.as_str()).build())
             .message(message)
+            .configuration_set_name(&self.configuration_set)
+            .tags(tag(TAG_TICKET, mail.ticket_id.to_string())?)
+            .tags(tag(TAG_RESPONSE, mail.response_id.to_string())?)
             .send()
             .await
             .map_err(|e| {

@@ -25,6 +25,12 @@ pub struct AwsSettings {
     /// The Secrets Manager secret (ARN or name) holding the JWT key ring;
     /// set only for the functions that sign or verify JWTs.
     pub jwt_secret_arn: Option<String>,
+    /// The SES configuration set every mail is sent with: its event
+    /// destination reports deliveries, bounces and complaints.
+    pub configuration_set: String,
+    /// The SQS queue those reports arrive in, for `ticketd --backend aws` to
+    /// poll (a Lambda gets them from its event source instead). Optional.
+    pub mail_events_queue_url: Option<String>,
 }
 
 /// Everything a Lambda function needs, read once from the environment.
@@ -44,6 +50,9 @@ pub const ENV_FAILURE_QUEUE_ARN: &str = "TICKETING_FAILURE_QUEUE_ARN";
 /// Optional: the secret holding the JWT key ring (see `jwt_keys`). Functions
 /// without it serve no JWT route, and cannot read the keys.
 pub const ENV_JWT_SECRET_ARN: &str = "TICKETING_JWT_SECRET_ARN";
+pub const ENV_SES_CONFIGURATION_SET: &str = "TICKETING_SES_CONFIGURATION_SET";
+/// Optional (ticketd only): see [`AwsSettings::mail_events_queue_url`].
+pub const ENV_MAIL_EVENTS_QUEUE_URL: &str = "TICKETING_MAIL_EVENTS_QUEUE_URL";
 pub const ENV_AUTO_CLOSE_AFTER: &str = "TICKETING_AUTO_CLOSE_AFTER";
 /// Optional: sign-in throttle (defaults: 5 failures per email and client, 20 per client, per 15m).
 pub const ENV_SIGNIN_MAX_FAILURES: &str = "TICKETING_SIGNIN_MAX_FAILURES";
@@ -62,6 +71,14 @@ pub const ENV_TLS_NATIVE_ROOTS: &str = "TICKETING_TLS_NATIVE_ROOTS";
 /// schedule group when no variable says otherwise.
 pub const LOCAL_TABLE: &str = "ticketing";
 pub const LOCAL_SCHEDULE_GROUP: &str = "ticketing-auto-close";
+pub const LOCAL_CONFIGURATION_SET: &str = "ticketing-mail";
+
+/// Local runs: the mail-events queue `create_missing_resources` makes for a
+/// table (one per table, so deployments sharing a moto never take each
+/// other's events).
+pub fn local_mail_events_queue(table: &str) -> String {
+    format!("{table}-mail-events")
+}
 /// Placeholder ARNs for local runs: they only matter to schedules, which
 /// moto stores but never fires.
 pub const LOCAL_CLOSE_FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:ticketing-close-ticket";
@@ -93,6 +110,8 @@ impl AwsSettings {
             dead_letter_arn: LOCAL_DEAD_LETTER_ARN.into(),
             failure_queue_arn: String::new(),
             jwt_secret_arn: Some(LOCAL_JWT_SECRET.into()),
+            configuration_set: LOCAL_CONFIGURATION_SET.into(),
+            mail_events_queue_url: None,
         }
         .with_local_failure_queue()
     }
@@ -120,6 +139,8 @@ impl AwsSettings {
             dead_letter_arn: need(ENV_DEAD_LETTER_ARN)?,
             failure_queue_arn: need(ENV_FAILURE_QUEUE_ARN)?,
             jwt_secret_arn: non_empty(&get, ENV_JWT_SECRET_ARN),
+            configuration_set: need(ENV_SES_CONFIGURATION_SET)?,
+            mail_events_queue_url: non_empty(&get, ENV_MAIL_EVENTS_QUEUE_URL),
         })
     }
 
@@ -135,6 +156,8 @@ impl AwsSettings {
             dead_letter_arn: or(ENV_DEAD_LETTER_ARN, self.dead_letter_arn),
             failure_queue_arn: or(ENV_FAILURE_QUEUE_ARN, self.failure_queue_arn),
             jwt_secret_arn: non_empty(&get, ENV_JWT_SECRET_ARN).or(self.jwt_secret_arn),
+            configuration_set: or(ENV_SES_CONFIGURATION_SET, self.configuration_set),
+            mail_events_queue_url: non_empty(&get, ENV_MAIL_EVENTS_QUEUE_URL).or(self.mail_events_queue_url),
         }
     }
 }
@@ -194,6 +217,7 @@ mod tests {
             (ENV_SCHEDULER_ROLE_ARN, "arn:aws:iam::1:role/scheduler"),
             (ENV_DEAD_LETTER_ARN, "arn:aws:sqs:eu-west-1:1:dlq"),
             (ENV_FAILURE_QUEUE_ARN, "arn:aws:sqs:eu-west-1:1:failures"),
+            (ENV_SES_CONFIGURATION_SET, "ticketing-mail"),
             (ENV_AUTO_CLOSE_AFTER, "30d"),
         ])
     }

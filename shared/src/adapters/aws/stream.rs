@@ -59,8 +59,7 @@ impl Record {
 pub async fn apply(service: &Service, change: &Change) -> Result<()> {
     match change {
         Change::AutoClose(ticket) => service.reconcile_auto_close(*ticket).await,
-        // Wired to the mail sender when it lands (issue 8, part B).
-        Change::Mail(_, _) => Ok(()),
+        Change::Mail(ticket, response) => service.deliver_mail(*ticket, *response).await,
     }
 }
 

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_2_signin.sql"),
     include_str!("schema_3_admin_email_per_org.sql"),
     include_str!("schema_4_signin_by_client.sql"),
+    include_str!("schema_5_mail_outbox.sql"),
     include_str!("schema_6_due_auto_closes.sql"),
 ];
 const MAX_IDLE_READERS: usize = 16;
@@ -297,5 +298,72 @@ mod migration_tests {
         assert_eq!(again.sqlite_error_code(), Some(ErrorCode::ConstraintViolation));
         // References are enforced again: an admin of no org is refused.
         assert!(insert("a4", "nope").is_err());
+    }
+
+    /// id, state, message id, reason, at.
+    type DeliveryRow = (String, String, Option<String>, Option<String>, Option<i64>);
+
+    /// Responses from before migration 5 keep their deliveries; one left
+    /// `pending` by the old code (its mail was never kept) becomes `failed`,
+    /// saying so, and no old row is due for sending.
+    #[test]
+    fn upgrading_keeps_deliveries_and_fails_mail_left_pending_without_its_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let mut conn = open_connection(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            for sql in &MIGRATIONS[..4] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 4).unwrap();
+            tx.execute_batch(
+                "INSERT INTO orgs VALUES ('o1', 'One', 'one.example', 's1', 1);
+                 INSERT INTO admins (id, org_id, first_name, last_name, email, password_hash, created_at)
+                     VALUES ('a1', 'o1', 'A', 'B', 'boss@one.example', 'hash', 1);
+                 INSERT INTO tickets (id, org_id, title, description, added_by, admin_id, status, created_at,
+                                      updated_at, version)
+                     VALUES ('t1', 'o1', 't', 'd', 'c@x.io', 'a1', 'RESPONDED', 1, 1, 1);
+                 INSERT INTO responses VALUES ('r1', 't1', 'a1', 'm', 10, 'sent', 'msg-1', 11);
+                 INSERT INTO responses VALUES ('r2', 't1', 'a1', 'm', 20, 'failed', 'unreachable', 21);
+                 INSERT INTO responses VALUES ('r3', 't1', 'a1', 'm', 30, 'pending', NULL, NULL);",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let conn = db.writer.lock().unwrap();
+        let rows: Vec<DeliveryRow> = conn
+            .prepare("SELECT id, delivery_state, delivery_message_id, delivery_reason, delivery_at FROM responses ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let row = |id: &str, state: &str, mid: Option<&str>, reason: Option<&str>, at: i64| {
+            (
+                id.to_owned(),
+                state.to_owned(),
+                mid.map(str::to_owned),
+                reason.map(str::to_owned),
+                Some(at),
+            )
+        };
+        assert_eq!(
+            rows,
+            vec![
+                row("r1", "sent", Some("msg-1"), None, 11),
+                row("r2", "failed", None, Some("unreachable"), 21),
+                row("r3", "failed", None, Some("interrupted before it was sent"), 30),
+            ]
+        );
+        let due: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM responses WHERE delivery_state = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(due, 0);
     }
 }

@@ -1,6 +1,6 @@
 //! The [`Scheduler`] port on a persistent jobs table, and the runner task that
-//! executes due jobs. Jobs survive restarts; one that fell due while the
-//! process was down runs at the next start.
+//! executes due jobs and sends due response mail. Both survive restarts; what
+//! fell due while the process was down runs at the next start.
 
 use super::db::Db;
 use crate::domain::{CloseJob, TicketId, Timestamp};
@@ -113,7 +113,7 @@ pub async fn recent_jobs(db: &Arc<Db>, limit: usize) -> anyhow::Result<Vec<JobVi
         .await?)
 }
 
-/// Runs due close jobs until `shutdown` resolves.
+/// Runs due close jobs and sends due mail until `shutdown` resolves.
 pub struct JobRunner {
     pub(super) db: Arc<Db>,
     pub(super) clock: Arc<dyn Clock>,
@@ -140,8 +140,20 @@ impl JobRunner {
         tracing::info!("close-job runner stopped");
     }
 
-    /// Runs every due job; returns how long until the next one.
+    /// Runs every due job and sends every due mail; returns how long until
+    /// the next of either.
     async fn run_due(&self, service: &Service) -> anyhow::Result<Duration> {
+        // Mail first and apart: a store error there must not hold up closes.
+        loop {
+            match service.send_due_mail(BATCH).await {
+                Ok(n) if n == BATCH => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = ?e, "due mail not sent; retrying");
+                    break;
+                }
+            }
+        }
         loop {
             let now = self.clock.now();
             let due = self.due_jobs(now).await?;
@@ -157,11 +169,15 @@ impl JobRunner {
         let next: Option<i64> = self
             .db
             .read(|c| {
-                Ok(
-                    c.query_row("SELECT min(due_at) FROM close_jobs WHERE state = 'pending'", [], |r| {
-                        r.get(0)
-                    })?,
-                )
+                // Both from partial indexes: each min is one index lookup.
+                Ok(c.query_row(
+                    "SELECT min(t) FROM (
+                         SELECT min(due_at) AS t FROM close_jobs WHERE state = 'pending'
+                         UNION ALL
+                         SELECT min(mail_next_at) FROM responses WHERE delivery_state = 'pending')",
+                    [],
+                    |r| r.get(0),
+                )?)
             })
             .await?;
         Ok(next.map_or(MAX_SLEEP, |t| now.until(Timestamp::from_millis(t)).min(MAX_SLEEP)))

@@ -4,6 +4,7 @@
 mod cache;
 mod db;
 mod jobs;
+mod mail_store;
 mod outbox;
 mod rows;
 mod store;

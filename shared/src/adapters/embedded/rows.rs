@@ -61,24 +61,19 @@ pub(super) fn ticket_from_row(r: &Row) -> rusqlite::Result<Ticket> {
     })
 }
 
-pub(super) const RESPONSE_COLS: &str =
-    "id, ticket_id, admin_id, message, created_at, delivery_state, delivery_detail, delivery_at";
+pub(super) const RESPONSE_COLS: &str = "id, ticket_id, admin_id, message, created_at, delivery_state, \
+     delivery_message_id, delivery_reason, delivery_at, mail_attempts, mail_next_at";
 
 pub(super) fn response_from_row(r: &Row) -> rusqlite::Result<Response> {
     let state: String = r.get(5)?;
-    let detail: Option<String> = r.get(6)?;
-    let at = ts(r.get::<_, Option<i64>>(7)?.unwrap_or_default());
-    let delivery = match state.as_str() {
-        "sent" => Delivery::Sent {
-            message_id: detail.unwrap_or_default(),
-            at,
-        },
-        "failed" => Delivery::Failed {
-            reason: detail.unwrap_or_default(),
-            at,
-        },
-        _ => Delivery::Pending,
-    };
+    let delivery = Delivery::from_parts(
+        &state,
+        r.get(6)?,
+        r.get(7)?,
+        r.get::<_, Option<i64>>(8)?.map(ts),
+        u32::try_from(r.get::<_, i64>(9)?).unwrap_or(0),
+        r.get::<_, Option<i64>>(10)?.map(ts),
+    );
     Ok(Response {
         id: parse(r.get(0)?, 0)?,
         ticket_id: parse(r.get(1)?, 1)?,
@@ -87,14 +82,6 @@ pub(super) fn response_from_row(r: &Row) -> rusqlite::Result<Response> {
         created_at: ts(r.get(4)?),
         delivery,
     })
-}
-
-pub(super) fn delivery_columns(d: &Delivery) -> (&'static str, Option<&str>, Option<i64>) {
-    match d {
-        Delivery::Pending => ("pending", None, None),
-        Delivery::Sent { message_id, at } => ("sent", Some(message_id), Some(at.millis())),
-        Delivery::Failed { reason, at } => ("failed", Some(reason), Some(at.millis())),
-    }
 }
 
 pub(super) fn ticket_params(t: &Ticket) -> [Value; 13] {

@@ -1,15 +1,16 @@
 //! The [`Store`] port on SQLite; rows map to domain values in `rows.rs`.
 
 use super::db::Db;
+use super::mail_store::insert_response;
 use super::rows::{
-    ADMIN_COLS, ORG_COLS, RESPONSE_COLS, TICKET_COLS, admin_from_row, delivery_columns, org_from_row, parse,
-    response_from_row, ticket_from_row, ticket_params, ts,
+    ADMIN_COLS, ORG_COLS, RESPONSE_COLS, TICKET_COLS, admin_from_row, org_from_row, parse, response_from_row,
+    ticket_from_row, ticket_params, ts,
 };
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, AdminLoad, Delivery, Domain, Email, Org, OrgId, PageRequest, Response, ResponseId, SigninWindow,
-    ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminLoad, ClaimedMail, Delivery, Domain, Email, Mail, Org, OrgId, PageRequest, Response,
+    ResponseId, SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub struct SqliteStore {
-    db: Arc<Db>,
+    pub(super) db: Arc<Db>,
 }
 
 impl SqliteStore {
@@ -234,43 +235,47 @@ impl Store for SqliteStore {
         self.db.write(move |tx| write_ticket(tx, &before, &after)).await
     }
 
-    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response) -> StoreResult<()> {
-        let (before, after, r) = (before.clone(), after.clone(), response.clone());
+    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response, mail: &Mail) -> StoreResult<()> {
+        let (before, after, r, mail) = (before.clone(), after.clone(), response.clone(), mail.clone());
         self.db
             .write(move |tx| {
                 write_ticket(tx, &before, &after)?;
-                let (state, detail, at) = delivery_columns(&r.delivery);
-                tx.execute(
-                    &format!("INSERT INTO responses ({RESPONSE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
-                    params![
-                        r.id.to_string(),
-                        r.ticket_id.to_string(),
-                        r.admin_id.to_string(),
-                        r.message,
-                        r.created_at.millis(),
-                        state,
-                        detail,
-                        at
-                    ],
-                )?;
-                Ok(())
+                insert_response(tx, &r, &mail)
             })
             .await
     }
 
-    async fn set_delivery(&self, ticket: TicketId, response: ResponseId, delivery: &Delivery) -> StoreResult<()> {
-        let delivery = delivery.clone();
-        self.db
-            .write(move |tx| {
-                let (state, detail, at) = delivery_columns(&delivery);
-                tx.execute(
-                    "UPDATE responses SET delivery_state = ?1, delivery_detail = ?2, delivery_at = ?3
-                     WHERE id = ?4 AND ticket_id = ?5",
-                    params![state, detail, at, response.to_string(), ticket.to_string()],
-                )?;
-                Ok(())
-            })
-            .await
+    async fn claim_mail(
+        &self,
+        ticket: TicketId,
+        response: ResponseId,
+        now: Timestamp,
+        lease: Duration,
+    ) -> StoreResult<Option<ClaimedMail>> {
+        self.claim_mail_row(ticket, response, now, lease).await
+    }
+
+    async fn record_attempt(
+        &self,
+        ticket: TicketId,
+        response: ResponseId,
+        lease: &str,
+        outcome: &Delivery,
+    ) -> StoreResult<bool> {
+        self.record_attempt_row(ticket, response, lease, outcome).await
+    }
+
+    async fn record_mail_event(
+        &self,
+        ticket: TicketId,
+        response: ResponseId,
+        delivery: &Delivery,
+    ) -> StoreResult<bool> {
+        self.record_mail_event_row(ticket, response, delivery).await
+    }
+
+    async fn due_mail(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(TicketId, ResponseId)>> {
+        self.due_mail_rows(now, limit).await
     }
 
     async fn ticket_with_responses(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Response>)>> {

@@ -10,7 +10,7 @@
 //! | credentials | `EMAIL#<email>` | `ORG#<org>` | the admin and `passwordHash`: one Query finds an email's accounts in every org; the conditional put keeps the email unique per org |
 //! | admin | `ORG#<org>` | `ADMIN#<admin>` | the admin and its assignment counters (`openTickets`, `lastAssignedAt`) |
 //! | ticket | `TICKET#<ticket>` | `TICKET` | the ticket, plus list-index keys |
-//! | response | `TICKET#<ticket>` | `RESPONSE#<response>` | a response and its delivery (v7 ids sort by time) |
+//! | response | `TICKET#<ticket>` | `RESPONSE#<response>` | a response, its outgoing mail and its delivery (v7 ids sort by time); `g_mail`/`mailNextAt` while the mail is pending (`mail.rs`) |
 //! | sign-in failures | `SIGNIN#<throttle key>` | `SIGNIN` | `failures`, `windowStart`; `expiresAt` lets TTL remove it |
 //!
 //! Lists: one GSI per filter combination, partition key the org plus the
@@ -21,7 +21,7 @@
 //! so the sweeper finds every overdue ticket with one Query, never a scan.
 
 use crate::domain::{
-    Admin, AdminId, AdminLoad, Delivery, Domain, Email, Org, OrgId, Response, ResponseId, Status, ThrottleKey, Ticket,
+    Admin, AdminId, AdminLoad, Domain, Email, Mail, Org, OrgId, Response, ResponseId, Status, ThrottleKey, Ticket,
     TicketFilter, TicketId, Timestamp,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -29,8 +29,10 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 mod expressions;
+mod mail;
 
 pub use expressions::*;
+pub use mail::*;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -205,7 +207,7 @@ pub fn get_s<'a>(item: &'a Item, k: &str) -> Result<&'a str, Malformed> {
     }
 }
 
-fn opt_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+pub(crate) fn opt_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
     match item.get(k) {
         Some(AttributeValue::S(v)) => Some(v),
         _ => None,
@@ -216,7 +218,7 @@ pub fn get_n(item: &Item, k: &str) -> Result<i64, Malformed> {
     opt_n(item, k).ok_or_else(|| Malformed(format!("missing number {k}")))
 }
 
-fn opt_n(item: &Item, k: &str) -> Option<i64> {
+pub(crate) fn opt_n(item: &Item, k: &str) -> Option<i64> {
     match item.get(k) {
         Some(AttributeValue::N(v)) => v.parse().ok(),
         _ => None,
@@ -231,7 +233,7 @@ fn ts(item: &Item, k: &str) -> Result<Timestamp, Malformed> {
     get_n(item, k).map(Timestamp::from_millis)
 }
 
-fn opt_ts(item: &Item, k: &str) -> Option<Timestamp> {
+pub(crate) fn opt_ts(item: &Item, k: &str) -> Option<Timestamp> {
     opt_n(item, k).map(Timestamp::from_millis)
 }
 
@@ -383,50 +385,26 @@ pub fn ticket_from(item: &Item) -> Result<Ticket, Malformed> {
 
 // ---- responses ----
 
-pub fn delivery_fields(d: &Delivery) -> Vec<(&'static str, AttributeValue)> {
-    match d {
-        Delivery::Pending => vec![("deliveryState", s("pending"))],
-        Delivery::Sent { message_id, at } => vec![
-            ("deliveryState", s("sent")),
-            ("deliveryDetail", s(message_id)),
-            ("deliveryAt", n(at.millis())),
-        ],
-        Delivery::Failed { reason, at } => vec![
-            ("deliveryState", s("failed")),
-            ("deliveryDetail", s(reason)),
-            ("deliveryAt", n(at.millis())),
-        ],
-    }
-}
-
-pub fn response_item(r: &Response) -> Item {
+/// A new response and its outgoing mail, pending.
+pub fn response_item(r: &Response, mail: &Mail) -> Item {
     let mut item = response_key(r.ticket_id, r.id);
     item.insert("responseId".into(), s(r.id.to_string()));
     item.insert("ticketId".into(), s(r.ticket_id.to_string()));
     item.insert("adminId".into(), s(r.admin_id.to_string()));
     item.insert("message".into(), s(&r.message));
     item.insert("createdAt".into(), n(r.created_at.millis()));
-    for (k, v) in delivery_fields(&r.delivery) {
-        item.insert(k.into(), v);
-    }
+    item.extend(mail_fields(mail, &r.delivery));
     item
 }
 
 pub fn response_from(item: &Item) -> Result<Response, Malformed> {
-    let detail = opt_s(item, "deliveryDetail").unwrap_or_default().to_owned();
-    let at = opt_ts(item, "deliveryAt").unwrap_or(Timestamp::from_millis(0));
-    let delivery = match opt_s(item, "deliveryState") {
-        Some("sent") => Delivery::Sent { message_id: detail, at },
-        Some("failed") => Delivery::Failed { reason: detail, at },
-        _ => Delivery::Pending,
-    };
     Ok(Response {
         id: parse(item, "responseId")?,
         ticket_id: parse(item, "ticketId")?,
         admin_id: parse(item, "adminId")?,
         message: get_s(item, "message")?.to_owned(),
         created_at: ts(item, "createdAt")?,
-        delivery,
+        delivery: delivery_from(item),
     })
 }
 
