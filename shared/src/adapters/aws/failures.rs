@@ -134,31 +134,24 @@ async fn read_range(
     start: &str,
     end: &str,
 ) -> anyhow::Result<Vec<Record>> {
-    let mut iterator = streams
-        .get_shard_iterator()
-        .stream_arn(stream_arn)
-        .shard_id(shard_id)
-        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-        .sequence_number(start)
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "GetShardIterator: {}",
-                aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)
-            )
-        })?
-        .shard_iterator;
+    let mut iterator = stream::shard_iterator(
+        streams,
+        stream_arn,
+        shard_id,
+        ShardIteratorType::AtSequenceNumber,
+        Some(start),
+    )
+    .await?;
     let mut out = Vec::new();
     // A batch is at most 10,000 records; 100 pages of up to 1,000 cover it.
     for _ in 0..100 {
         let Some(it) = iterator.take() else { break };
-        let page = streams.get_records().shard_iterator(it).send().await.map_err(|e| {
-            anyhow::anyhow!(
-                "GetRecords: {}",
-                aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)
-            )
-        })?;
+        let page = streams
+            .get_records()
+            .shard_iterator(it)
+            .send()
+            .await
+            .map_err(|e| stream::streams_error("GetRecords", e))?;
         if page.records().is_empty() {
             break;
         }

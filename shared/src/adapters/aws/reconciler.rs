@@ -183,12 +183,7 @@ impl Reconciler {
             .stream_arn(&stream_arn)
             .send()
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "DescribeStream: {}",
-                    aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)
-                )
-            })?;
+            .map_err(|e| stream::streams_error("DescribeStream", e))?;
         let shard_ids: Vec<String> = described
             .stream_description()
             .map(|d| {
@@ -202,23 +197,15 @@ impl Reconciler {
             let position = match self.shards.get(&shard) {
                 Some(Position::Done) => continue,
                 Some(Position::Iterator(it)) => it.clone(),
-                None => self
-                    .aws
-                    .streams
-                    .get_shard_iterator()
-                    .stream_arn(&stream_arn)
-                    .shard_id(&shard)
-                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "GetShardIterator: {}",
-                            aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)
-                        )
-                    })?
-                    .shard_iterator
-                    .context("no shard iterator")?,
+                None => stream::shard_iterator(
+                    &self.aws.streams,
+                    &stream_arn,
+                    &shard,
+                    ShardIteratorType::TrimHorizon,
+                    None,
+                )
+                .await?
+                .context("no shard iterator")?,
             };
             let mut iterator = Some(position);
             // Read the shard up to its present end; pages of up to 1,000.
@@ -227,17 +214,13 @@ impl Reconciler {
                 let page = match self.aws.streams.get_records().shard_iterator(&it).send().await {
                     Ok(p) => p,
                     Err(e) => {
+                        let e = stream::streams_error("GetRecords", e);
                         // An expired iterator (15 min idle) restarts at the shard's
                         // oldest record: re-applying is idempotent.
-                        if format!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e))
-                            .contains("ExpiredIterator")
-                        {
+                        if format!("{e:#}").contains("ExpiredIterator") {
                             self.shards.remove(&shard);
                         }
-                        return Err(anyhow::anyhow!(
-                            "GetRecords: {}",
-                            aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)
-                        ));
+                        return Err(e);
                     }
                 };
                 let got = page.records().len();

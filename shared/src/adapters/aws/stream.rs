@@ -147,6 +147,34 @@ fn value_from_json(v: &serde_json::Value) -> Option<AttributeValue> {
 
 // ---- the Streams API (ticketd, and the sweeper replaying a failed batch) ----
 
+/// A Streams API error, named by its operation, with the SDK's detail.
+pub(super) fn streams_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    op: &str,
+    e: aws_sdk_dynamodbstreams::error::SdkError<E, R>,
+) -> anyhow::Error {
+    anyhow::anyhow!("{op}: {}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e))
+}
+
+/// An iterator on `shard` of `kind`, at `sequence` for the kinds that take one.
+pub(super) async fn shard_iterator(
+    streams: &aws_sdk_dynamodbstreams::Client,
+    stream_arn: &str,
+    shard: &str,
+    kind: aws_sdk_dynamodbstreams::types::ShardIteratorType,
+    sequence: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    Ok(streams
+        .get_shard_iterator()
+        .stream_arn(stream_arn)
+        .shard_id(shard)
+        .shard_iterator_type(kind)
+        .set_sequence_number(sequence.map(str::to_owned))
+        .send()
+        .await
+        .map_err(|e| streams_error("GetShardIterator", e))?
+        .shard_iterator)
+}
+
 impl From<&aws_sdk_dynamodbstreams::types::Record> for Record {
     fn from(r: &aws_sdk_dynamodbstreams::types::Record) -> Self {
         let change = r.dynamodb();
