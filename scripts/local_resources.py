@@ -4,7 +4,7 @@ The table comes from template.yaml's TicketsTable (keys, attributes, indexes),
 so the local copy cannot drift from what deploys; the names come from the env
 file the functions run with (local.env.json): table, schedule group, the
 JWT key secret (one generated key, kid "1", as template.yaml's JwtKeysSecret),
-the queues, and the sender SES must know as verified. Idempotent: existing
+the queues, the SES configuration set, and the sender SES must know as verified. Idempotent: existing
 resources are kept.
 
 usage: python scripts/local_resources.py ENDPOINT_URL REGION ENV_FILE
@@ -61,8 +61,14 @@ def main(endpoint, region, env_file):
         key = "".join(secrets.choice(alphabet) for _ in range(64))
         sm.create_secret(Name=keys, SecretString=json.dumps({"currentKid": "1", "current": key}))
         print(f"created JWT key secret {keys}")
-    # moto's SES, like SES, rejects mail from an unverified sender.
-    session.client("ses", endpoint_url=endpoint).verify_email_identity(EmailAddress=env["TICKETING_MAIL_FROM"])
+    # moto's SES, like SES, rejects mail from an unverified sender, and mail
+    # naming a configuration set it does not know.
+    ses = session.client("ses", endpoint_url=endpoint)
+    ses.verify_email_identity(EmailAddress=env["TICKETING_MAIL_FROM"])
+    try:
+        ses.create_configuration_set(ConfigurationSet={"Name": env["TICKETING_SES_CONFIGURATION_SET"]})
+    except ses.exceptions.ConfigurationSetAlreadyExistsException:
+        pass
     print(f"verified sender {env['TICKETING_MAIL_FROM']}")
 
 
