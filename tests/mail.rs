@@ -247,7 +247,7 @@ async fn ses_reports_move_a_sent_mail_on_and_never_back() {
         .await
         .expect("the local mail-events queue");
     let put = |body: String| {
-        let (sqs, queue) = (h.adapters.sqs.clone(), queue.clone());
+        let (sqs, queue) = (h.adapters.sqs().clone(), queue.clone());
         async move {
             sqs.send_message()
                 .queue_url(queue)
@@ -275,7 +275,7 @@ async fn ses_reports_move_a_sent_mail_on_and_never_back() {
 
     put(via_sns(notice("Bounce", &bounced.2, &bounced.0, &bounced.1))).await;
     assert_eq!(
-        aws::poll_mail_events(&h.service, &h.adapters.sqs, &queue)
+        aws::poll_mail_events(&h.service, h.adapters.sqs(), &queue)
             .await
             .unwrap(),
         1
@@ -288,7 +288,7 @@ async fn ses_reports_move_a_sent_mail_on_and_never_back() {
     put(via_sns(notice("Bounce", &bounced.2, &bounced.0, &bounced.1))).await;
     put(notice("Delivery", &bounced.2, &bounced.0, &bounced.1).to_string()).await;
     put(notice("Delivery", &complained.2, &complained.0, &complained.1).to_string()).await;
-    aws::poll_mail_events(&h.service, &h.adapters.sqs, &queue)
+    aws::poll_mail_events(&h.service, h.adapters.sqs(), &queue)
         .await
         .unwrap();
     let d = &app.ticket(&admin.jwt, &bounced.0).await["responses"][0]["delivery"];
@@ -301,7 +301,7 @@ async fn ses_reports_move_a_sent_mail_on_and_never_back() {
 
     put(notice("Complaint", &complained.2, &complained.0, &complained.1).to_string()).await;
     assert_eq!(
-        aws::poll_mail_events(&h.service, &h.adapters.sqs, &queue)
+        aws::poll_mail_events(&h.service, h.adapters.sqs(), &queue)
             .await
             .unwrap(),
         1
@@ -309,7 +309,7 @@ async fn ses_reports_move_a_sent_mail_on_and_never_back() {
     let d = &app.ticket(&admin.jwt, &complained.0).await["responses"][0]["delivery"];
     assert_eq!(d["state"], "complained", "{d}");
     assert_eq!(
-        aws::poll_mail_events(&h.service, &h.adapters.sqs, &queue)
+        aws::poll_mail_events(&h.service, h.adapters.sqs(), &queue)
             .await
             .unwrap(),
         0,

@@ -110,13 +110,13 @@ async fn a_close_that_fails_lands_in_the_failure_queue_and_the_sweeper_closes_th
     assert!(schedule(&h, &id).await.is_some());
 
     proxy.fail(DYNAMODB);
-    let url = failures::queue_url(&h.adapters.sqs, &h.settings.failure_queue_arn)
+    let url = failures::queue_url(h.adapters.sqs(), &h.settings.failure_queue_arn)
         .await
         .unwrap();
     let in_queue = eventually(Duration::from_secs(12), || async {
         let attrs = h
             .adapters
-            .sqs
+            .sqs()
             .get_queue_attributes()
             .queue_url(&url)
             .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
@@ -175,7 +175,7 @@ async fn the_sweeper_retries_each_kind_of_failure_message() {
     // A queue of the test's own, so the deployment's reconciler stays out.
     let url = h
         .adapters
-        .sqs
+        .sqs()
         .create_queue()
         .queue_name(ticketing_tests::unique("drain-"))
         .send()
@@ -189,7 +189,7 @@ async fn the_sweeper_retries_each_kind_of_failure_message() {
         "not a failure we know".to_owned(),
     ] {
         h.adapters
-            .sqs
+            .sqs()
             .send_message()
             .queue_url(&url)
             .message_body(body)
@@ -199,8 +199,8 @@ async fn the_sweeper_retries_each_kind_of_failure_message() {
     }
     let drained = failures::drain(
         &h.service,
-        &h.adapters.sqs,
-        &h.adapters.streams,
+        h.adapters.sqs(),
+        h.adapters.streams(),
         &url,
         tokio::time::Instant::now() + Duration::from_secs(30),
     )

@@ -225,7 +225,7 @@ pub async fn run(args: &Args, client: &Client) -> anyhow::Result<Option<DynamoAc
     let key_reads = time_key_reads(&key_secret, 20).await?;
     server.shutdown().await?;
     aws.dynamo.delete_table().table_name(table).send().await.ok();
-    aws.secrets
+    aws.secrets()
         .delete_secret()
         .secret_id(&key_secret)
         .force_delete_without_recovery(true)

@@ -133,7 +133,7 @@ async fn a_rotation_logs_nobody_out_and_the_key_two_rotations_old_is_refused() {
     assert_eq!(s, 200, "{page}");
     let cursor = page["nextCursor"].as_str().expect("a second page").to_owned();
 
-    let keys = SecretsManagerKeys::new(adapters.secrets.clone(), settings.jwt_secret_arn.clone().unwrap());
+    let keys = SecretsManagerKeys::new(adapters.secrets().clone(), settings.jwt_secret_arn.clone().unwrap());
     let rotated = keys.rotate().await.unwrap();
     let second = signin(&cold_function(&adapters, &settings), email).await;
     assert_eq!(

@@ -129,9 +129,15 @@ async fn pump(service: Service, aws: ticketing::adapters::aws::AwsAdapters, sett
                     let record =
                         ticketing::adapters::aws::failures::Failure::async_invoke_record(&event, &e.to_string());
                     if let Ok(url) =
-                        ticketing::adapters::aws::failures::queue_url(&aws.sqs, &settings.failure_queue_arn).await
+                        ticketing::adapters::aws::failures::queue_url(aws.sqs(), &settings.failure_queue_arn).await
                     {
-                        let _ = aws.sqs.send_message().queue_url(url).message_body(record).send().await;
+                        let _ = aws
+                            .sqs()
+                            .send_message()
+                            .queue_url(url)
+                            .message_body(record)
+                            .send()
+                            .await;
                     }
                 }
             }

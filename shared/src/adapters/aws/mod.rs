@@ -41,9 +41,17 @@ use crate::domain::CloseJob;
 use crate::ports::{Ports, SystemClock};
 use crate::service::{CloseOutcome, KeyConfig, Service};
 use aws_config::SdkConfig;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The AWS clients and the adapters over them.
+/// The clients only some functions use, and the configuration to build them.
+struct LazyClients {
+    sdk: SdkConfig,
+    sqs: OnceLock<aws_sdk_sqs::Client>,
+    streams: OnceLock<aws_sdk_dynamodbstreams::Client>,
+    secrets: OnceLock<aws_sdk_secretsmanager::Client>,
+}
+
 #[derive(Clone)]
 pub struct AwsAdapters {
     pub store: Arc<DynamoStore>,
@@ -54,9 +62,10 @@ pub struct AwsAdapters {
     pub dynamo: aws_sdk_dynamodb::Client,
     pub ses: aws_sdk_ses::Client,
     pub schedules: aws_sdk_scheduler::Client,
-    pub sqs: aws_sdk_sqs::Client,
-    pub streams: aws_sdk_dynamodbstreams::Client,
-    pub secrets: aws_sdk_secretsmanager::Client,
+    /// Built on first use: most functions never call SQS, the stream or
+    /// Secrets Manager, and each client built at init costs cold-start time
+    /// (bench part d).
+    lazy: Arc<LazyClients>,
 }
 
 impl AwsAdapters {
@@ -69,7 +78,6 @@ impl AwsAdapters {
         );
         let ses = aws_sdk_ses::Client::new(sdk);
         let schedules = aws_sdk_scheduler::Client::new(sdk);
-        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
         Self {
             store: Arc::new(DynamoStore::new(dynamo.clone(), &settings.table)),
             mailer: Arc::new(SesMailer::new(ses.clone(), settings.configuration_set.clone())),
@@ -84,17 +92,36 @@ impl AwsAdapters {
             dynamo,
             ses,
             schedules,
-            sqs: aws_sdk_sqs::Client::new(sdk),
-            streams: aws_sdk_dynamodbstreams::Client::new(sdk),
-            secrets,
+            lazy: Arc::new(LazyClients {
+                sdk: sdk.clone(),
+                sqs: OnceLock::new(),
+                streams: OnceLock::new(),
+                secrets: OnceLock::new(),
+            }),
         }
+    }
+
+    pub fn sqs(&self) -> &aws_sdk_sqs::Client {
+        self.lazy.sqs.get_or_init(|| aws_sdk_sqs::Client::new(&self.lazy.sdk))
+    }
+
+    pub fn streams(&self) -> &aws_sdk_dynamodbstreams::Client {
+        self.lazy
+            .streams
+            .get_or_init(|| aws_sdk_dynamodbstreams::Client::new(&self.lazy.sdk))
+    }
+
+    pub fn secrets(&self) -> &aws_sdk_secretsmanager::Client {
+        self.lazy
+            .secrets
+            .get_or_init(|| aws_sdk_secretsmanager::Client::new(&self.lazy.sdk))
     }
 
     /// The JWT keys from the settings' secret, read on first use (not at
     /// init: see docs/ARCHITECTURE.md); none without a secret.
     pub fn jwt_keys(&self, settings: &AwsSettings) -> KeyConfig {
         match &settings.jwt_secret_arn {
-            Some(arn) => KeyConfig::Source(Arc::new(SecretsManagerKeys::new(self.secrets.clone(), arn.clone()))),
+            Some(arn) => KeyConfig::Source(Arc::new(SecretsManagerKeys::new(self.secrets().clone(), arn.clone()))),
             None => KeyConfig::None,
         }
     }

@@ -67,12 +67,12 @@ impl Sweeper {
     async fn drain_failures(&mut self, deadline: Instant) -> anyhow::Result<Drained> {
         if self.queue_urls.is_empty() {
             for arn in &self.queue_arns {
-                self.queue_urls.push(failures::queue_url(&self.aws.sqs, arn).await?);
+                self.queue_urls.push(failures::queue_url(self.aws.sqs(), arn).await?);
             }
         }
         let mut total = Drained::default();
         for url in &self.queue_urls {
-            let d = failures::drain(&self.service, &self.aws.sqs, &self.aws.streams, url, deadline).await?;
+            let d = failures::drain(&self.service, self.aws.sqs(), self.aws.streams(), url, deadline).await?;
             total.retried += d.retried;
             total.kept += d.kept;
         }
@@ -152,7 +152,7 @@ impl Reconciler {
             self.mail_events = super::mail_events_queue_url(&self.aws, &self.settings).await;
         }
         if let Some(url) = &self.mail_events {
-            match super::poll_mail_events(&self.service, &self.aws.sqs, url).await {
+            match super::poll_mail_events(&self.service, self.aws.sqs(), url).await {
                 Ok(n) => tick.mail_events = n,
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "mail events not read; next tick retries"),
             }
@@ -178,7 +178,7 @@ impl Reconciler {
         };
         let described = self
             .aws
-            .streams
+            .streams()
             .describe_stream()
             .stream_arn(&stream_arn)
             .send()
@@ -198,7 +198,7 @@ impl Reconciler {
                 Some(Position::Done) => continue,
                 Some(Position::Iterator(it)) => it.clone(),
                 None => stream::shard_iterator(
-                    &self.aws.streams,
+                    self.aws.streams(),
                     &stream_arn,
                     &shard,
                     ShardIteratorType::TrimHorizon,
@@ -211,7 +211,7 @@ impl Reconciler {
             // Read the shard up to its present end; pages of up to 1,000.
             for _ in 0..50 {
                 let Some(it) = iterator.clone() else { break };
-                let page = match self.aws.streams.get_records().shard_iterator(&it).send().await {
+                let page = match self.aws.streams().get_records().shard_iterator(&it).send().await {
                     Ok(p) => p,
                     Err(e) => {
                         let e = stream::streams_error("GetRecords", e);

@@ -39,7 +39,7 @@ pub async fn create_missing_resources(aws: &AwsAdapters, settings: &AwsSettings)
     for arn in [&settings.failure_queue_arn, &settings.dead_letter_arn] {
         // CreateQueue with the same name and no attributes is idempotent.
         let name = arn.rsplit(':').next().unwrap_or(arn);
-        aws.sqs
+        aws.sqs()
             .create_queue()
             .queue_name(name)
             .send()
@@ -47,7 +47,7 @@ pub async fn create_missing_resources(aws: &AwsAdapters, settings: &AwsSettings)
             .map_err(|e| anyhow::anyhow!("CreateQueue {name}: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
     }
     if let Some(secret) = &settings.jwt_secret_arn {
-        super::SecretsManagerKeys::new(aws.secrets.clone(), secret.clone())
+        super::SecretsManagerKeys::new(aws.secrets().clone(), secret.clone())
             .create_if_missing()
             .await?;
     }
@@ -93,7 +93,7 @@ async fn create_mail_resources(aws: &AwsAdapters, settings: &AwsSettings) -> any
         Err(e) => anyhow::bail!("CreateConfigurationSet: {}", DisplayErrorContext(&e)),
     }
     if settings.mail_events_queue_url.is_none() {
-        aws.sqs
+        aws.sqs()
             .create_queue()
             .queue_name(local_mail_events_queue(&settings.table))
             .send()
@@ -110,7 +110,7 @@ pub async fn mail_events_queue_url(aws: &AwsAdapters, settings: &AwsSettings) ->
         return Some(url.clone());
     }
     let name = local_mail_events_queue(&settings.table);
-    aws.sqs
+    aws.sqs()
         .get_queue_url()
         .queue_name(name)
         .send()
