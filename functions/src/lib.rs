@@ -154,17 +154,15 @@ pub async fn serve_reconcile() -> Result<(), lambda_runtime::Error> {
 pub async fn serve_sweeper() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let (service, adapters, settings) = aws::wiring_from_env().await?;
-    let sweeper = std::sync::Arc::new(tokio::sync::Mutex::new(aws::Sweeper::new(service, adapters, &settings)));
-    lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| {
-        let sweeper = sweeper.clone();
-        async move {
-            let (sweep, drained) = sweeper.lock().await.run(aws::budgets::SWEEP_WINDOW).await;
-            Ok::<_, lambda_runtime::Error>(serde_json::json!({
-                "sweep": sweep,
-                "failuresRetried": drained.retried,
-                "failuresKept": drained.kept,
-            }))
-        }
+    let sweeper = aws::Sweeper::new(service, adapters, &settings);
+    let sweeper = &sweeper;
+    lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| async move {
+        let (sweep, drained) = sweeper.run(aws::budgets::SWEEP_WINDOW).await;
+        Ok::<_, lambda_runtime::Error>(serde_json::json!({
+            "sweep": sweep,
+            "failuresRetried": drained.retried,
+            "failuresKept": drained.kept,
+        }))
     }))
     .await
 }

@@ -407,7 +407,7 @@ async fn sweeper_function_closes_overdue_tickets_only() {
     .await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let (not_due, jwt2) = open_ticket(&service).await;
-    let mut sweeper = aws::Sweeper::new(service.clone(), adapters.clone(), &settings);
+    let sweeper = aws::Sweeper::new(service.clone(), adapters.clone(), &settings);
     let (sweep, drained) = sweeper.run(aws::budgets::SWEEP_WINDOW).await;
     assert_eq!(sweep.closed, 1, "{sweep:?}");
     assert_eq!(drained.retried + drained.kept, 0);

@@ -7,55 +7,55 @@ use std::pin::Pin;
 use std::time::Duration;
 use ticketing::service::Service;
 
-/// Runs `tick` every `interval` until `shutdown`; a tick never overlaps the next.
-async fn every<F, Fut>(interval: Duration, shutdown: Pin<Box<dyn Future<Output = ()> + Send>>, mut tick: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let mut shutdown = shutdown;
-    let mut timer = tokio::time::interval(interval);
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+/// Fires every `interval` until `shutdown`; the caller's work runs between
+/// ticks, so a tick never overlaps the next.
+struct Ticker {
+    timer: tokio::time::Interval,
+    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl Ticker {
+    fn new(interval: Duration, shutdown: Pin<Box<dyn Future<Output = ()> + Send>>) -> Self {
+        let mut timer = tokio::time::interval(interval);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self { timer, shutdown }
+    }
+
+    /// Waits for the next tick; false once shut down.
+    async fn next(&mut self) -> bool {
         tokio::select! {
-            _ = &mut shutdown => break,
-            _ = timer.tick() => tick().await,
+            _ = &mut self.shutdown => {
+                tracing::info!("reconcile loop stopped");
+                false
+            }
+            _ = self.timer.tick() => true,
         }
     }
-    tracing::info!("reconcile loop stopped");
 }
 
 /// The embedded backend: the close-job runner does the scheduled work; the
 /// sweep catches what it cannot (a job lost between the ticket's commit and
 /// its own write, a job that failed all its attempts).
 pub async fn embedded(service: Service, interval: Duration, shutdown: Pin<Box<dyn Future<Output = ()> + Send>>) {
-    every(interval, shutdown, || {
-        let service = service.clone();
-        async move {
-            // Within the interval, so sweeps never pile up behind each other.
-            if let Err(e) = service.sweep(tokio::time::Instant::now() + interval).await {
-                tracing::warn!(error = %e, "sweep failed");
-            }
+    let mut ticker = Ticker::new(interval, shutdown);
+    while ticker.next().await {
+        // Within the interval, so sweeps never pile up behind each other.
+        if let Err(e) = service.sweep(tokio::time::Instant::now() + interval).await {
+            tracing::warn!(error = %e, "sweep failed");
         }
-    })
-    .await
+    }
 }
 
 /// The AWS backend: stream, retries, sweep and failure queues, in-process.
 #[cfg(feature = "aws")]
 pub async fn aws(
-    reconciler: ticketing::adapters::aws::Reconciler,
+    mut reconciler: ticketing::adapters::aws::Reconciler,
     interval: Duration,
     shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
 ) {
-    // Ticks run one at a time; the mutex only lets the closure hand it out.
-    let reconciler = std::sync::Arc::new(tokio::sync::Mutex::new(reconciler));
-    every(interval, shutdown, || {
-        let reconciler = reconciler.clone();
-        async move {
-            let tick = reconciler.lock().await.tick(interval).await;
-            tracing::debug!(?tick, "reconciled");
-        }
-    })
-    .await
+    let mut ticker = Ticker::new(interval, shutdown);
+    while ticker.next().await {
+        let tick = reconciler.tick(interval).await;
+        tracing::debug!(?tick, "reconciled");
+    }
 }

@@ -237,9 +237,14 @@ pub async fn drain(
     Ok(drained)
 }
 
-/// The queue URL for an SQS ARN (`arn:aws:sqs:<region>:<account>:<name>`).
+/// The queue name in an SQS ARN (`arn:aws:sqs:<region>:<account>:<name>`).
+pub fn queue_name(arn: &str) -> &str {
+    arn.rsplit(':').next().unwrap_or(arn)
+}
+
+/// The queue URL for an SQS ARN, in this account.
 pub async fn queue_url(sqs: &aws_sdk_sqs::Client, arn: &str) -> anyhow::Result<String> {
-    let name = arn.rsplit(':').next().unwrap_or(arn);
+    let name = queue_name(arn);
     sqs.get_queue_url()
         .queue_name(name)
         .send()

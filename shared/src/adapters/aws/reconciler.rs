@@ -30,9 +30,9 @@ pub struct Tick {
 pub struct Sweeper {
     service: Service,
     aws: AwsAdapters,
-    queue_arns: Vec<String>,
+    queue_arns: [String; 2],
     /// Resolved from the ARNs on first use (one GetQueueUrl each per cold start).
-    queue_urls: Vec<String>,
+    queue_urls: tokio::sync::OnceCell<Vec<String>>,
 }
 
 impl Sweeper {
@@ -40,14 +40,14 @@ impl Sweeper {
         Self {
             service,
             aws,
-            queue_arns: vec![settings.failure_queue_arn.clone(), settings.dead_letter_arn.clone()],
-            queue_urls: Vec::new(),
+            queue_arns: [settings.failure_queue_arn.clone(), settings.dead_letter_arn.clone()],
+            queue_urls: tokio::sync::OnceCell::new(),
         }
     }
 
     /// One sweep, starting no new work after `window`; the two halves are
     /// independent, so one failing does not stop the other.
-    pub async fn run(&mut self, window: Duration) -> (crate::service::SweepReport, Drained) {
+    pub async fn run(&self, window: Duration) -> (crate::service::SweepReport, Drained) {
         let deadline = Instant::now() + window;
         let mut sweep = self.service.sweep(deadline).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "sweep failed");
@@ -64,14 +64,19 @@ impl Sweeper {
         (sweep, drained)
     }
 
-    async fn drain_failures(&mut self, deadline: Instant) -> anyhow::Result<Drained> {
-        if self.queue_urls.is_empty() {
-            for arn in &self.queue_arns {
-                self.queue_urls.push(failures::queue_url(self.aws.sqs(), arn).await?);
-            }
-        }
+    async fn drain_failures(&self, deadline: Instant) -> anyhow::Result<Drained> {
+        let urls = self
+            .queue_urls
+            .get_or_try_init(|| async {
+                let mut urls = Vec::new();
+                for arn in &self.queue_arns {
+                    urls.push(failures::queue_url(self.aws.sqs(), arn).await?);
+                }
+                anyhow::Ok(urls)
+            })
+            .await?;
         let mut total = Drained::default();
-        for url in &self.queue_urls {
+        for url in urls {
             let d = failures::drain(&self.service, self.aws.sqs(), self.aws.streams(), url, deadline).await?;
             total.retried += d.retried;
             total.kept += d.kept;
@@ -86,7 +91,6 @@ const MAIL_PER_SWEEP: usize = 100;
 pub struct Reconciler {
     service: Service,
     aws: AwsAdapters,
-    table: String,
     sweeper: Sweeper,
     stream_arn: Option<String>,
     /// Where SES's delivery reports arrive (the `mail-events` function's
@@ -113,7 +117,6 @@ impl Reconciler {
             sweeper: Sweeper::new(service.clone(), aws.clone(), settings),
             service,
             aws,
-            table: settings.table.clone(),
             stream_arn: None,
             mail_events: None,
             settings: settings.clone(),
@@ -167,7 +170,13 @@ impl Reconciler {
         let stream_arn = match &self.stream_arn {
             Some(arn) => arn.clone(),
             None => {
-                let table = self.aws.dynamo.describe_table().table_name(&self.table).send().await?;
+                let table = self
+                    .aws
+                    .dynamo
+                    .describe_table()
+                    .table_name(&self.settings.table)
+                    .send()
+                    .await?;
                 let arn = table
                     .table
                     .and_then(|t| t.latest_stream_arn)

@@ -38,7 +38,7 @@ pub async fn create_missing_resources(aws: &AwsAdapters, settings: &AwsSettings)
     }
     for arn in [&settings.failure_queue_arn, &settings.dead_letter_arn] {
         // CreateQueue with the same name and no attributes is idempotent.
-        let name = arn.rsplit(':').next().unwrap_or(arn);
+        let name = super::failures::queue_name(arn);
         aws.sqs()
             .create_queue()
             .queue_name(name)

@@ -101,26 +101,21 @@ impl AwsSettings {
     /// Settings for a local run: the given names, placeholder ARNs. The one
     /// builder tests and `ticketd` use.
     pub fn local(table: impl Into<String>, schedule_group: impl Into<String>, mail_from: impl Into<String>) -> Self {
+        let table = table.into();
         Self {
-            table: table.into(),
+            // Named after the table, so deployments sharing one moto never
+            // drain each other's failures.
+            failure_queue_arn: format!("{LOCAL_SQS_ARN_PREFIX}{table}-failures"),
+            table,
             mail_from: mail_from.into(),
             schedule_group: schedule_group.into(),
             close_function_arn: LOCAL_CLOSE_FUNCTION_ARN.into(),
             scheduler_role_arn: LOCAL_SCHEDULER_ROLE_ARN.into(),
             dead_letter_arn: LOCAL_DEAD_LETTER_ARN.into(),
-            failure_queue_arn: String::new(),
             jwt_secret_arn: Some(LOCAL_JWT_SECRET.into()),
             configuration_set: LOCAL_CONFIGURATION_SET.into(),
             mail_events_queue_url: None,
         }
-        .with_local_failure_queue()
-    }
-
-    /// A failure queue named after the table, so deployments sharing one moto
-    /// never drain each other's failures.
-    fn with_local_failure_queue(mut self) -> Self {
-        self.failure_queue_arn = format!("{LOCAL_SQS_ARN_PREFIX}{}-failures", self.table);
-        self
     }
 
     /// Every variable required (a deployed function must never fall back to a default).
