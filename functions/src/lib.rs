@@ -154,15 +154,17 @@ pub async fn serve_reconcile() -> Result<(), lambda_runtime::Error> {
 pub async fn serve_sweeper() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let (service, adapters, settings) = aws::wiring_from_env().await?;
-    let sweeper = aws::Sweeper::new(service, adapters, &settings);
-    let sweeper = &sweeper;
-    lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| async move {
-        let (sweep, drained) = sweeper.run(aws::budgets::SWEEP_WINDOW).await;
-        Ok::<_, lambda_runtime::Error>(serde_json::json!({
-            "sweep": sweep,
-            "failuresRetried": drained.retried,
-            "failuresKept": drained.kept,
-        }))
+    let sweeper = std::sync::Arc::new(aws::Sweeper::new(service, adapters, &settings));
+    lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| {
+        let sweeper = sweeper.clone();
+        async move {
+            let (sweep, drained) = sweeper.run(aws::budgets::SWEEP_WINDOW).await;
+            Ok::<_, lambda_runtime::Error>(serde_json::json!({
+                "sweep": sweep,
+                "failuresRetried": drained.retried,
+                "failuresKept": drained.kept,
+            }))
+        }
     }))
     .await
 }

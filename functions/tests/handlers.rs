@@ -1,7 +1,10 @@
 //! Each function's handler, fed its sample event from `events/` through
 //! `lambda_http`'s own event parsing, against the AWS adapters on moto.
 
+mod common;
+
 use aws_lambda_events::sqs::SqsEvent;
+use common::{event, invoke};
 use lambda_http::{Body, Request};
 use std::time::Duration;
 use ticketing::adapters::aws::{self, AwsAdapters, AwsSettings, CloseEvent};
@@ -53,30 +56,6 @@ fn service_on(
         signin: Default::default(),
     };
     Service::new(ports, &service_settings).expect("a valid secret")
-}
-
-/// The sample event for `name`, placeholders filled.
-fn event(name: &str, fill: &[(&str, &str)]) -> String {
-    let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{path} missing"));
-    for (placeholder, value) in fill {
-        text = text.replace(placeholder, value);
-    }
-    text
-}
-
-async fn invoke(service: &Service, endpoint: Endpoint, event_json: &str) -> (u16, serde_json::Value) {
-    let request: Request = lambda_http::request::from_str(event_json).expect("lambda_http parses the event");
-    let response = ticketing_functions::app(service.clone(), endpoint)
-        .oneshot(request)
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

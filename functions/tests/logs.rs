@@ -4,7 +4,9 @@
 //! id, route template, status, latency and org; no secret, token, hash or
 //! mail text anywhere.
 
-use lambda_http::Request;
+mod common;
+
+use common::{event, invoke};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +15,6 @@ use ticketing::auth::SecretHash;
 use ticketing::http::Endpoint;
 use ticketing::service::{self, Service};
 use ticketing_functions::{LogFormat, log_filter, log_subscriber};
-use tower::ServiceExt;
 
 /// Everything the subscriber wrote.
 #[derive(Clone, Default)]
@@ -54,27 +55,6 @@ async fn service() -> Service {
         signin: Default::default(),
     };
     Service::new(adapters.ports(), &service_settings).expect("a valid secret")
-}
-
-/// The sample event for `name` from `events/`, placeholders filled.
-fn event(name: &str, fill: &[(&str, &str)]) -> String {
-    let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{path} missing"));
-    for (placeholder, value) in fill {
-        text = text.replace(placeholder, value);
-    }
-    text
-}
-
-async fn invoke(service: &Service, endpoint: Endpoint, event_json: &str) -> (u16, serde_json::Value) {
-    let request: Request = lambda_http::request::from_str(event_json).expect("lambda_http parses the event");
-    let response = ticketing_functions::app(service.clone(), endpoint)
-        .oneshot(request)
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or_default())
 }
 
 /// Single-threaded, so every line the handlers log reaches this test's subscriber.
