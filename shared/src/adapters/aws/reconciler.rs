@@ -57,7 +57,10 @@ impl Sweeper {
             Ok(n) => sweep.mail_attempted = n,
             Err(e) => tracing::warn!(error = %e, "due mail not sent; next sweep retries"),
         }
-        let drained = self.drain_failures(deadline).await.unwrap_or_else(|e| {
+        // Boxed: the retry path (close job, stream replay, mail) nests deep
+        // enough that one unboxed future overflows rustc's layout depth when
+        // a crate unifies both adapter sets.
+        let drained = Box::pin(self.drain_failures(deadline)).await.unwrap_or_else(|e| {
             tracing::warn!(error = %format!("{e:#}"), "could not drain the failure queues");
             Default::default()
         });
