@@ -5,8 +5,8 @@
 use crate::auth::{KeyRing, SecretHash};
 use crate::domain::SigninWindow;
 use crate::domain::{
-    Admin, AdminId, ClaimedMail, CloseJob, Delivery, Domain, Email, Mail, Org, OrgId, PageRequest, Response,
-    ResponseId, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, ClaimedMail, CloseJob, Delivery, Domain, Email, Mail, Message, Org, OrgId, PageRequest, ResponseId,
+    ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use async_trait::async_trait;
@@ -51,10 +51,17 @@ pub trait Store: Send + Sync + 'static {
     /// `before.version` (else Conflict), adjusting admin counters by
     /// `rules::load_changes` in the same transaction.
     async fn update_ticket(&self, before: &Ticket, after: &Ticket) -> StoreResult<()>;
-    /// `update_ticket` and the insert of `response` with its outgoing `mail`
-    /// (delivery pending, due at once), atomically: a committed response
-    /// always has its mail.
-    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response, mail: &Mail) -> StoreResult<()>;
+    /// `update_ticket` and the insert of `message` with its outgoing `mail`
+    /// (delivery pending, due at once), atomically: a committed message
+    /// always has its mail. Conflict also if a message with its id exists
+    /// (ids derived from an inbound email's Message-ID make a redelivery one).
+    async fn add_message(
+        &self,
+        before: &Ticket,
+        after: &Ticket,
+        message: &Message,
+        mail: Option<&Mail>,
+    ) -> StoreResult<()>;
     /// Takes the response's mail for one send attempt if it is pending and due
     /// at `now`, in one conditional write: counts the attempt and makes it due
     /// again only at `now + lease` (a sender that dies mid-send is replaced
@@ -85,8 +92,8 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` pending mails due at `now`, earliest first, from an
     /// index holding only pending mail.
     async fn due_mail(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(TicketId, ResponseId)>>;
-    /// A ticket and its responses (oldest first), read together.
-    async fn ticket_with_responses(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Response>)>>;
+    /// A ticket and its messages of every kind (oldest first), read together.
+    async fn ticket_with_messages(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Message>)>>;
     /// Failed sign-ins counted against `key` in its current window (`None`
     /// if none, or the window ended).
     async fn signin_failures(

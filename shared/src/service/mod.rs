@@ -9,6 +9,7 @@ pub mod keys;
 mod mail;
 mod orgs;
 mod reconcile;
+mod replies;
 mod responses;
 mod signin;
 mod tickets;
@@ -19,6 +20,7 @@ pub use cursor::CursorCodec;
 pub use keys::{KeyConfig, Keys, MIN_RELOAD_INTERVAL};
 pub use mail::{INLINE_SEND_BUDGET, MAIL_LEASE};
 pub use reconcile::SweepReport;
+pub use replies::{CustomerReply, MAX_REOPENS_PER_HOUR, ReplyOutcome, ReplyVia};
 pub use signin::MAX_ACCOUNTS_PER_SIGNIN;
 
 use crate::auth::{self, Claims};
@@ -28,12 +30,15 @@ use crate::ports::Ports;
 use std::time::Duration;
 
 pub const DEFAULT_PAGE: usize = 50;
+/// How long after closing a customer's reply still reopens a ticket.
+pub const DEFAULT_REOPEN_WINDOW: Duration = Duration::from_secs(7 * 86_400);
 pub const MAX_PAGE: usize = 100;
 
 /// How the service behaves; built once per process from its configuration.
 #[derive(Clone)]
 pub struct Config {
     pub auto_close_after: Duration,
+    pub reopen_window: Duration,
     pub mail_from: String,
     /// Sign admin tokens and list cursors.
     pub keys: Keys,
@@ -73,6 +78,9 @@ pub struct Settings {
     /// [`auth::check_jwt_secret`]), a key source, or none (no JWT route).
     pub jwt_keys: KeyConfig,
     pub auto_close_after: Duration,
+    /// A customer's reply reopens a CLOSED ticket within this long of its
+    /// closing; a later one opens a follow-up ticket.
+    pub reopen_window: Duration,
     pub mail_from: String,
     pub signin: SigninLimit,
 }
@@ -84,6 +92,7 @@ impl Config {
     pub fn new(settings: &Settings) -> Result<Self, auth::WeakSecret> {
         Ok(Self {
             auto_close_after: settings.auto_close_after,
+            reopen_window: settings.reopen_window,
             mail_from: settings.mail_from.clone(),
             keys: Keys::new(&settings.jwt_keys)?,
             signin: settings.signin,

@@ -1,10 +1,14 @@
-//! Responding: the response and its email are stored with the ticket's move
-//! to RESPONDED, then one bounded attempt sends the email (`mail.rs`).
+//! The admins' messages. Responding: the response and its email are stored
+//! with the ticket's move to RESPONDED, then one bounded attempt sends the
+//! email (`mail.rs`). Notes: internal, never emailed, never shown to the
+//! customer.
 
 use super::{CONCURRENT_CHANGE, Service, conflict_as};
 use crate::auth::Claims;
 use crate::domain::duration::format_duration;
-use crate::domain::{Delivery, Mail, Response, ResponseId, Status, Ticket, TicketId, header_line, rules};
+use crate::domain::{
+    Author, Delivery, Mail, Message, MessageKind, Response, ResponseId, Status, Ticket, TicketId, header_line, rules,
+};
 use crate::error::{Error, Result};
 
 impl Service {
@@ -34,7 +38,7 @@ impl Service {
         let mail = self.response_mail(&after, &response);
         self.ports
             .store
-            .add_response(&before, &after, &response, &mail)
+            .add_message(&before, &after, &Message::from(response.clone()), Some(&mail))
             .await
             .map_err(|e| conflict_as(e, CONCURRENT_CHANGE))?;
         // Mail before scheduling: on ticketd, scheduling wakes the job runner,
@@ -44,6 +48,32 @@ impl Service {
         self.apply_auto_close(effect).await;
         tracing::info!(ticket = %id, response = %response.id, delivery = response.delivery.state(), "responded");
         Ok((response, after))
+    }
+
+    /// Adds an internal note to the ticket (any status). The ticket's version
+    /// moves (the write is version-checked like every other), its
+    /// `updatedAt` does not: customers see that time, and a note is not news
+    /// to them.
+    pub async fn add_note(&self, claims: &Claims, id: TicketId, message: String) -> Result<Message> {
+        let before = self.own_ticket(claims, id).await?;
+        let mut after = before.clone();
+        after.version = before.version + 1;
+        let note = Message {
+            id: ResponseId::new(),
+            ticket_id: id,
+            kind: MessageKind::Note,
+            author: Author::Admin { admin_id: claims.sub },
+            message,
+            created_at: self.now(),
+            delivery: None,
+        };
+        self.ports
+            .store
+            .add_message(&before, &after, &note, None)
+            .await
+            .map_err(|e| conflict_as(e, CONCURRENT_CHANGE))?;
+        tracing::info!(ticket = %id, note = %note.id, "note added");
+        Ok(note)
     }
 
     /// The email carrying `response` to the ticket's customer.

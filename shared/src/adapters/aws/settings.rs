@@ -54,6 +54,8 @@ pub const ENV_SES_CONFIGURATION_SET: &str = "TICKETING_SES_CONFIGURATION_SET";
 /// Optional (ticketd only): see [`AwsSettings::mail_events_queue_url`].
 pub const ENV_MAIL_EVENTS_QUEUE_URL: &str = "TICKETING_MAIL_EVENTS_QUEUE_URL";
 pub const ENV_AUTO_CLOSE_AFTER: &str = "TICKETING_AUTO_CLOSE_AFTER";
+/// How long after closing a customer's reply reopens a ticket (default 7d).
+pub const ENV_REOPEN_WINDOW: &str = "TICKETING_REOPEN_WINDOW";
 /// Optional: sign-in throttle (defaults: 5 failures per email and client, 20 per client, per 15m).
 pub const ENV_SIGNIN_MAX_FAILURES: &str = "TICKETING_SIGNIN_MAX_FAILURES";
 pub const ENV_SIGNIN_MAX_CLIENT_FAILURES: &str = "TICKETING_SIGNIN_MAX_CLIENT_FAILURES";
@@ -170,6 +172,10 @@ impl AwsConfig {
         let settings = AwsSettings::from_lookup(&get)?;
         let delay = get(ENV_AUTO_CLOSE_AFTER).ok_or(ConfigError::Missing(ENV_AUTO_CLOSE_AFTER))?;
         let auto_close_after = parse_duration(&delay).map_err(|e| ConfigError::Invalid(ENV_AUTO_CLOSE_AFTER, e))?;
+        let reopen_window = match get(ENV_REOPEN_WINDOW) {
+            Some(v) => parse_duration(&v).map_err(|e| ConfigError::Invalid(ENV_REOPEN_WINDOW, e))?,
+            None => service::DEFAULT_REOPEN_WINDOW,
+        };
         let mut signin = service::SigninLimit::default();
         if let Some(v) = get(ENV_SIGNIN_MAX_FAILURES) {
             signin.max_failures = v
@@ -189,6 +195,7 @@ impl AwsConfig {
                 // The keys come from the secret, through the adapters (`AwsAdapters::jwt_keys`).
                 jwt_keys: service::KeyConfig::None,
                 auto_close_after,
+                reopen_window,
                 mail_from: settings.mail_from.clone(),
                 signin,
             },
