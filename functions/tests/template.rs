@@ -163,8 +163,9 @@ fn each_function_gets_only_the_permissions_it_uses() {
         let schedules = background || ["change-status", "respond", "update-ticket"].contains(&binary);
         assert_eq!(a.contains("scheduler:CreateSchedule"), schedules, "{name}: {a:?}");
         assert_eq!(a.contains("iam:PassRole"), schedules, "{name}: {a:?}");
-        // The senders of response mail: respond inline, the table-driven senders after it.
-        let sends = ["respond", "reconcile", "sweeper"].contains(&binary);
+        // The senders of mail: respond and add-reply (to the assignee)
+        // inline, the table-driven senders after them.
+        let sends = ["respond", "add-reply", "reconcile", "sweeper"].contains(&binary);
         assert_eq!(a.contains("ses:SendEmail"), sends, "{name}: {a:?}");
         if binary == "mail-events" {
             assert_eq!(a, BTreeSet::from(["dynamodb:UpdateItem".to_owned()]), "{name}");
@@ -250,6 +251,7 @@ fn only_the_jwt_functions_can_read_the_jwt_keys() {
         readers,
         BTreeSet::from(
             [
+                "add-note",
                 "admin-signin",
                 "change-status",
                 "get-ticket",
@@ -263,7 +265,7 @@ fn only_the_jwt_functions_can_read_the_jwt_keys() {
 }
 
 /// The config variables every function reads; a local run must give each one.
-const CONFIG_VARIABLES: [&str; 11] = [
+const CONFIG_VARIABLES: [&str; 12] = [
     aws::ENV_TABLE,
     aws::ENV_MAIL_FROM,
     aws::ENV_SCHEDULE_GROUP,
@@ -274,6 +276,7 @@ const CONFIG_VARIABLES: [&str; 11] = [
     aws::ENV_SES_CONFIGURATION_SET,
     aws::ENV_JWT_SECRET_ARN,
     aws::ENV_AUTO_CLOSE_AFTER,
+    aws::ENV_REOPEN_WINDOW,
     aws::ENV_AWS_ENDPOINT_URL,
 ];
 

@@ -160,8 +160,8 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
         binary: "get-ticket",
         steps: &[
             ADMIN_AUTH,
-            // With the org secret instead of a JWT: GetItem secret.
-            Step::Calls("GetItem org secret (customer view)", 1),
+            // The customer's view authenticates with the org secret instead
+            // (one GetItem, no key read): never longer than ADMIN_AUTH.
             // A page is 1 MB: at least 25 messages of the longest text
             // (10,000 characters, 4 bytes each at worst), ~500 typical ones.
             Step::Repeat("Query ticket and responses, by 1 MB page", 3, 1),
