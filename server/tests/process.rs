@@ -370,6 +370,15 @@ async fn readme_walkthrough_runs_as_pasted() {
     );
     assert!(stdout.contains("\"status\":\"CLOSED\""), "{stdout}");
     assert!(stdout.contains("Re: Invoice 3 is wrong"), "{stdout}");
+    assert!(
+        stdout.contains("\"outcome\":\"added\""),
+        "the reply reopened the ticket: {stdout}"
+    );
+    assert!(stdout.contains("\"kind\":\"note\""), "{stdout}");
+    assert!(
+        !stdout.contains("\"from\":\"customer\"") || stdout.contains("\"status\":\"OPEN\""),
+        "{stdout}"
+    );
 }
 
 /// A writer loop (tickets and responses) against `ticketd`, `kill -9` in the
