@@ -375,10 +375,6 @@ async fn readme_walkthrough_runs_as_pasted() {
         "the reply reopened the ticket: {stdout}"
     );
     assert!(stdout.contains("\"kind\":\"note\""), "{stdout}");
-    assert!(
-        !stdout.contains("\"from\":\"customer\"") || stdout.contains("\"status\":\"OPEN\""),
-        "{stdout}"
-    );
 }
 
 /// A writer loop (tickets and responses) against `ticketd`, `kill -9` in the
