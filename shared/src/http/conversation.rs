@@ -68,7 +68,7 @@ pub struct CustomerMessage {
 impl CustomerMessage {
     /// Only public messages become customer messages.
     fn of(m: Message) -> Option<Self> {
-        m.kind.is_public().then(|| Self {
+        m.kind.is_public().then_some(Self {
             id: m.id,
             kind: m.kind,
             from: match m.author {
