@@ -56,6 +56,9 @@ macro_rules! contract_suite {
             case!(notes_are_internal_and_the_customer_view_hides_admins);
             case!(a_customers_tickets_are_listed_with_the_org_secret);
             case!(reopening_replies_are_limited_per_hour);
+            case!(api_keys_work_within_their_scopes_and_stop_when_revoked);
+            case!(api_key_requests_are_validated);
+            case!(a_rotated_org_secret_replaces_the_old_one_at_once);
         }
     };
 }

@@ -11,6 +11,9 @@ pub enum Error {
     Unauthorized(&'static str),
     #[error("{0}")]
     Forbidden(String),
+    /// The API key lacks the scope the route needs.
+    #[error("this API key lacks the scope {0}")]
+    InsufficientScope(crate::domain::Scope),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]

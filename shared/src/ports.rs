@@ -5,8 +5,8 @@
 use crate::auth::{KeyRing, SecretHash};
 use crate::domain::SigninWindow;
 use crate::domain::{
-    Admin, AdminId, ClaimedMail, CloseJob, Delivery, Domain, Email, Mail, Message, Org, OrgId, PageRequest, ResponseId,
-    ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, ApiKey, ApiKeyId, ClaimedMail, CloseJob, Credential, Delivery, Domain, Email, Mail, Message, Org,
+    OrgId, PageRequest, ResponseId, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use async_trait::async_trait;
@@ -19,7 +19,20 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync + 'static {
     /// Conflict if the domain is taken.
     async fn create_org(&self, org: &Org, secret: &SecretHash) -> StoreResult<()>;
-    async fn org_by_secret(&self, secret: &SecretHash) -> StoreResult<Option<Org>>;
+    /// What `secret` authenticates: its org's own secret, or one of the
+    /// org's API keys.
+    async fn credential(&self, secret: &SecretHash) -> StoreResult<Option<Credential>>;
+    /// Stores a new API key of `key.org_id`, found later by `secret`.
+    async fn create_api_key(&self, key: &ApiKey, secret: &SecretHash) -> StoreResult<()>;
+    /// The org's API keys, oldest first.
+    async fn api_keys(&self, org: OrgId) -> StoreResult<Vec<ApiKey>>;
+    /// Deletes the key and its credential at once; false if the org has no
+    /// such key.
+    async fn revoke_api_key(&self, org: OrgId, id: ApiKeyId) -> StoreResult<bool>;
+    /// Records a use of the key at `at` (never moving `lastUsedAt` back).
+    async fn touch_api_key(&self, org: OrgId, id: ApiKeyId, at: Timestamp) -> StoreResult<()>;
+    /// Replaces the org's secret: the old one stops authenticating at once.
+    async fn rotate_org_secret(&self, org: OrgId, secret: &SecretHash) -> StoreResult<()>;
 
     /// The id of the org registered under `domain`.
     async fn org_id_by_domain(&self, domain: &Domain) -> StoreResult<Option<OrgId>>;

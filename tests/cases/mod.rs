@@ -1,5 +1,6 @@
 //! The contract cases, each generic over the adapter set.
 
+mod api_keys;
 mod auth;
 mod concurrency;
 mod conversation;
@@ -12,6 +13,7 @@ mod signin;
 mod tenancy;
 mod walkthrough;
 
+pub use api_keys::*;
 pub use auth::*;
 pub use concurrency::*;
 pub use conversation::*;

@@ -100,12 +100,16 @@ impl TestApp {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.expect("body is readable");
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            panic!(
-                "status {status}: body is not JSON: {:?}",
-                String::from_utf8_lossy(&bytes)
-            )
-        });
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!(
+                    "status {status}: body is not JSON: {:?}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
         Reply { status, headers, body }
     }
 
@@ -272,6 +276,36 @@ impl TestApp {
     /// An admin updates a ticket's fields (`POST /tickets/{id}`).
     pub async fn update(&self, jwt: &str, id: &str, fields: Value) -> Reply {
         self.post(&format!("/tickets/{id}"), Some(jwt), fields).await
+    }
+
+    pub async fn delete(&self, path: &str, auth: Option<&str>) -> Reply {
+        let bearer = auth.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("authorization", b.as_str())).collect();
+        self.raw(Method::DELETE, path, &headers, None).await
+    }
+
+    /// An admin issues an API key with `scopes`.
+    pub async fn create_api_key(&self, jwt: &str, name: &str, scopes: &[&str]) -> Reply {
+        self.post("/api-keys", Some(jwt), json!({ "name": name, "scopes": scopes }))
+            .await
+    }
+
+    /// Polls `check` until it gives a value, for at most `timeout`.
+    pub async fn wait_for<T, F, Fut>(&self, timeout: std::time::Duration, check: F) -> Option<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(v) = check().await {
+                return Some(v);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     }
 
     /// The client product posts its customer's reply (org secret in `X-Api-Key`).

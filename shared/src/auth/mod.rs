@@ -1,4 +1,4 @@
-//! Credentials: org secrets, admin passwords, admin JWTs.
+//! Credentials: org secrets and API keys, admin passwords, admin JWTs.
 
 pub mod jwt;
 pub mod keyring;
@@ -7,7 +7,7 @@ pub mod secret;
 
 pub use jwt::{Claims, DEFAULT_TOKEN_LIFETIME, JwtKeys, Rejected};
 pub use keyring::{KeyRing, KeyRingError, SigningKey};
-pub use secret::{SecretHash, generate_secret};
+pub use secret::{SecretHash, generate_api_key, generate_secret};
 
 /// The shortest JWT signing secret accepted: 32 bytes is HS256's key size.
 pub const MIN_JWT_SECRET: usize = 32;

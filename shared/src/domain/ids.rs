@@ -86,6 +86,7 @@ id_type!(OrgId);
 id_type!(AdminId);
 id_type!(TicketId);
 id_type!(ResponseId);
+id_type!(ApiKeyId);
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,6 @@
 //! The domain: entities, values and rules. No I/O here.
 
+mod api_keys;
 mod client;
 pub mod duration;
 mod ids;
@@ -9,8 +10,9 @@ pub mod rules;
 mod time;
 mod values;
 
+pub use api_keys::{ApiKey, Credential, KeyGrant, Scope, scopes_from_str, scopes_to_string};
 pub use client::{ClientId, ThrottleKey};
-pub use ids::{AdminId, OrgId, ResponseId, TicketId};
+pub use ids::{AdminId, ApiKeyId, OrgId, ResponseId, TicketId};
 pub use mail::*;
 pub use model::*;
 pub use time::Timestamp;

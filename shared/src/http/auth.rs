@@ -4,7 +4,7 @@
 use super::client_ip::Client;
 use super::extract::{ApiJson, org_secret};
 use crate::auth::password;
-use crate::domain::{Admin, Domain, Email, MAX_NAME, OrgId, Timestamp, line};
+use crate::domain::{Admin, Domain, Email, MAX_NAME, OrgId, Scope, Timestamp, line};
 use crate::error::Result;
 use crate::service::{NewAdmin, NewOrg, Service, Signin};
 use axum::Json;
@@ -90,7 +90,7 @@ pub async fn admin_signup(
 ) -> Result<(StatusCode, Json<Admin>)> {
     let secret = body.secret.take();
     let org = service
-        .authenticate_org(org_secret(&headers, secret.as_deref()))
+        .authenticate_org(org_secret(&headers, secret.as_deref()), Scope::AdminsCreate)
         .await?;
     super::request_log::note_org(org.id);
     let admin = service.signup_admin(&org, body.command()?).await?;

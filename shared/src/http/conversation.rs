@@ -3,7 +3,9 @@
 //! views of tickets, which never show notes, admin ids or admin emails.
 
 use super::extract::{AdminAuth, ApiJson, TicketIdPath, org_secret};
-use crate::domain::{Author, Email, MAX_MESSAGE, Message, MessageKind, Status, Ticket, TicketId, Timestamp, text};
+use crate::domain::{
+    Author, Email, MAX_MESSAGE, Message, MessageKind, Scope, Status, Ticket, TicketId, Timestamp, text,
+};
 use crate::error::Result;
 use crate::service::{CustomerReply, ReplyOutcome, ReplyVia, Service};
 use axum::Json;
@@ -131,7 +133,7 @@ pub async fn add_reply(
 ) -> Result<(StatusCode, Json<ReplyReply>)> {
     let secret = body.secret.take();
     let org = service
-        .authenticate_org(org_secret(&headers, secret.as_deref()))
+        .authenticate_org(org_secret(&headers, secret.as_deref()), Scope::TicketsCreate)
         .await?;
     super::request_log::note_org(org.id);
     let reply = CustomerReply {

@@ -1,13 +1,13 @@
 //! The endpoints of the contract: method, path and Lambda function of each,
 //! and the handler (in its area's module) that serves it.
 
-use super::{auth, conversation, extract, tickets};
+use super::{api_keys, auth, conversation, extract, tickets};
 use crate::service::Service;
 use axum::body::Body;
 use axum::http::{Method, Request};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 
 /// The endpoints of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,10 +24,15 @@ pub enum Endpoint {
     // The conversation (issue 9).
     AddReply,
     AddNote,
+    // Credentials (issue 10).
+    CreateApiKey,
+    ListApiKeys,
+    RevokeApiKey,
+    RotateOrgSecret,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 11] = [
+    pub const ALL: [Endpoint; 15] = [
         Endpoint::OrgSignup,
         Endpoint::AdminSignup,
         Endpoint::AdminSignin,
@@ -39,11 +44,16 @@ impl Endpoint {
         Endpoint::UpdateTicket,
         Endpoint::AddReply,
         Endpoint::AddNote,
+        Endpoint::CreateApiKey,
+        Endpoint::ListApiKeys,
+        Endpoint::RevokeApiKey,
+        Endpoint::RotateOrgSecret,
     ];
 
     pub fn method(self) -> Method {
         match self {
-            Endpoint::GetTicket | Endpoint::ListTickets => Method::GET,
+            Endpoint::GetTicket | Endpoint::ListTickets | Endpoint::ListApiKeys => Method::GET,
+            Endpoint::RevokeApiKey => Method::DELETE,
             _ => Method::POST,
         }
     }
@@ -60,6 +70,9 @@ impl Endpoint {
             Endpoint::GetTicket | Endpoint::UpdateTicket => "/tickets/{id}",
             Endpoint::AddReply => "/tickets/{id}/replies",
             Endpoint::AddNote => "/tickets/{id}/notes",
+            Endpoint::CreateApiKey | Endpoint::ListApiKeys => "/api-keys",
+            Endpoint::RevokeApiKey => "/api-keys/{id}",
+            Endpoint::RotateOrgSecret => "/auth/org/secret/rotate",
         }
     }
 
@@ -77,6 +90,10 @@ impl Endpoint {
             Endpoint::UpdateTicket => "update-ticket",
             Endpoint::AddReply => "add-reply",
             Endpoint::AddNote => "add-note",
+            Endpoint::CreateApiKey => "create-api-key",
+            Endpoint::ListApiKeys => "list-api-keys",
+            Endpoint::RevokeApiKey => "revoke-api-key",
+            Endpoint::RotateOrgSecret => "rotate-org-secret",
         }
     }
 
@@ -91,7 +108,11 @@ impl Endpoint {
             | Endpoint::GetTicket
             | Endpoint::ListTickets
             | Endpoint::UpdateTicket
-            | Endpoint::AddNote => true,
+            | Endpoint::AddNote
+            | Endpoint::CreateApiKey
+            | Endpoint::ListApiKeys
+            | Endpoint::RevokeApiKey
+            | Endpoint::RotateOrgSecret => true,
         }
     }
 
@@ -129,6 +150,10 @@ impl Endpoint {
             Endpoint::UpdateTicket => post(tickets::update_ticket),
             Endpoint::AddReply => post(conversation::add_reply),
             Endpoint::AddNote => post(conversation::add_note),
+            Endpoint::CreateApiKey => post(api_keys::create_api_key),
+            Endpoint::ListApiKeys => get(api_keys::list_api_keys),
+            Endpoint::RevokeApiKey => delete(api_keys::revoke_api_key),
+            Endpoint::RotateOrgSecret => post(api_keys::rotate_org_secret),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Extractors that reject with our JSON errors instead of axum's plain text.
 
 use crate::auth::Claims;
-use crate::domain::{Org, TicketId};
+use crate::domain::{Org, Scope, TicketId};
 use crate::error::Error;
 use crate::service::Service;
 use axum::body::Bytes;
@@ -210,7 +210,7 @@ impl FromRequestParts<Service> for Caller {
                 "missing credentials: Authorization: Bearer <jwt>, or X-Api-Key: <org secret>",
             ));
         };
-        let org = service.authenticate_org(Some(secret)).await?;
+        let org = service.authenticate_org(Some(secret), Scope::TicketsRead).await?;
         super::request_log::note_org(org.id);
         Ok(Caller::Org(org))
     }

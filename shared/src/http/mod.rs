@@ -1,6 +1,7 @@
 //! The HTTP API, written once: `ticketd` serves every endpoint, each Lambda
 //! binary serves one.
 
+mod api_keys;
 mod auth;
 pub mod client_ip;
 mod conversation;

@@ -5,7 +5,8 @@
 use super::conversation::{CustomerTicket, CustomerTicketView};
 use super::extract::{AdminAuth, ApiJson, ApiQuery, Caller, TicketIdPath, org_secret};
 use crate::domain::{
-    AdminId, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_TITLE, Message, OrgId, Response, Status, Ticket, line, text,
+    AdminId, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_TITLE, Message, OrgId, Response, Scope, Status, Ticket, line,
+    text,
 };
 use crate::error::{Error, Result};
 use crate::service::{DEFAULT_PAGE, ListQuery, MAX_PAGE, NewTicket, Service, TicketPatch};
@@ -42,7 +43,7 @@ pub async fn create_ticket(
 ) -> Result<(StatusCode, Json<Ticket>)> {
     let secret = body.secret.take();
     let org = service
-        .authenticate_org(org_secret(&headers, secret.as_deref()))
+        .authenticate_org(org_secret(&headers, secret.as_deref()), Scope::TicketsCreate)
         .await?;
     super::request_log::note_org(org.id);
     let ticket = service.create_ticket(&org, body.command()?).await?;

@@ -2,6 +2,7 @@
 //! hand them typed commands (`commands`): the service never parses wire input.
 
 mod admins;
+mod api_keys;
 mod auto_close;
 mod commands;
 mod cursor;
@@ -14,6 +15,7 @@ mod responses;
 mod signin;
 mod tickets;
 
+pub use api_keys::{IssuedKey, MAX_API_KEYS, key_name};
 pub use auto_close::CloseOutcome;
 pub use commands::{ListQuery, ListResult, NewAdmin, NewOrg, NewTicket, OrgSignup, Signin, TicketPatch};
 pub use cursor::CursorCodec;
@@ -106,6 +108,7 @@ pub struct Service {
     ports: Ports,
     config: Config,
     known_admins: admins::KnownAdmins,
+    key_use: api_keys::KeyUse,
 }
 
 impl Service {
@@ -116,6 +119,7 @@ impl Service {
             ports,
             config: Config::new(settings)?,
             known_admins: Default::default(),
+            key_use: Default::default(),
         })
     }
 

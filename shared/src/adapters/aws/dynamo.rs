@@ -8,8 +8,8 @@ use super::sdk::DEFAULT_CALL_TIMEOUT;
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, AdminLoad, ClaimedMail, Delivery, Domain, Email, Mail, Message, Org, OrgId, PageRequest,
-    ResponseId, SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminLoad, ApiKey, ApiKeyId, ClaimedMail, Credential, Delivery, Domain, Email, Mail, Message, Org,
+    OrgId, PageRequest, ResponseId, SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -52,7 +52,7 @@ impl DynamoStore {
         }
     }
 
-    fn put(&self, item: Item, condition: &str) -> Put {
+    pub(super) fn put(&self, item: Item, condition: &str) -> Put {
         Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -66,7 +66,7 @@ impl DynamoStore {
     /// and DynamoDB answers it with the first outcome (for 10 minutes) instead
     /// of failing its conditions against the items that attempt wrote: a false
     /// 409 on an org signup that succeeded.
-    async fn transact(&self, writes: Vec<TransactWriteItem>) -> StoreResult<()> {
+    pub(super) async fn transact(&self, writes: Vec<TransactWriteItem>) -> StoreResult<()> {
         self.client
             .transact_write_items()
             .set_transact_items(Some(writes))
@@ -78,7 +78,7 @@ impl DynamoStore {
     }
 
     /// Puts every item only if its key is new, all or none.
-    async fn put_all_new(&self, items: Vec<Item>) -> StoreResult<()> {
+    pub(super) async fn put_all_new(&self, items: Vec<Item>) -> StoreResult<()> {
         let writes = items
             .into_iter()
             .map(|item| {
@@ -91,7 +91,7 @@ impl DynamoStore {
         Ok(())
     }
 
-    async fn get(&self, key: Item) -> StoreResult<Option<Item>> {
+    pub(super) async fn get(&self, key: Item) -> StoreResult<Option<Item>> {
         let out = self
             .client
             .get_item()
@@ -191,19 +191,39 @@ impl Store for DynamoStore {
             key.extend(fields.clone());
             key
         };
+        let mut org_item = with(items::org_key(org.id));
+        // Names the secret's item, so that a rotation can delete it.
+        org_item.insert(items::keys::ORG_SECRET_HASH.into(), items::s(&secret.0));
         self.put_all_new(vec![
-            with(items::org_key(org.id)),
+            org_item,
             items::domain_marker_item(org),
             with(items::secret_key(&secret.0)),
         ])
         .await
     }
 
-    async fn org_by_secret(&self, secret: &SecretHash) -> StoreResult<Option<Org>> {
-        self.get(items::secret_key(&secret.0))
-            .await?
-            .map(|i| items::org_from(&i).map_err(malformed))
-            .transpose()
+    async fn credential(&self, secret: &SecretHash) -> StoreResult<Option<Credential>> {
+        self.credential_item(secret).await
+    }
+
+    async fn create_api_key(&self, key: &ApiKey, secret: &SecretHash) -> StoreResult<()> {
+        self.create_api_key_items(key, secret).await
+    }
+
+    async fn api_keys(&self, org: OrgId) -> StoreResult<Vec<ApiKey>> {
+        self.api_key_items(org).await
+    }
+
+    async fn revoke_api_key(&self, org: OrgId, id: ApiKeyId) -> StoreResult<bool> {
+        self.revoke_api_key_items(org, id).await
+    }
+
+    async fn touch_api_key(&self, org: OrgId, id: ApiKeyId, at: Timestamp) -> StoreResult<()> {
+        self.touch_api_key_item(org, id, at).await
+    }
+
+    async fn rotate_org_secret(&self, org: OrgId, secret: &SecretHash) -> StoreResult<()> {
+        self.rotate_org_secret_items(org, secret).await
     }
 
     async fn org_id_by_domain(&self, domain: &Domain) -> StoreResult<Option<OrgId>> {

@@ -21,8 +21,8 @@
 
 use crate::auth::SecretHash;
 use crate::domain::{
-    Admin, AdminId, ClaimedMail, Delivery, Domain, Email, Mail, Message, Org, OrgId, PageRequest, ResponseId,
-    SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, ApiKey, ApiKeyId, ClaimedMail, Credential, Delivery, Domain, Email, Mail, Message, Org, OrgId,
+    PageRequest, ResponseId, SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -215,8 +215,28 @@ impl<S: Store> Store for CachedStore<S> {
         self.inner.create_org(org, secret).await
     }
 
-    async fn org_by_secret(&self, secret: &SecretHash) -> StoreResult<Option<Org>> {
-        self.inner.org_by_secret(secret).await
+    async fn credential(&self, secret: &SecretHash) -> StoreResult<Option<Credential>> {
+        self.inner.credential(secret).await
+    }
+
+    async fn create_api_key(&self, key: &ApiKey, secret: &SecretHash) -> StoreResult<()> {
+        self.inner.create_api_key(key, secret).await
+    }
+
+    async fn api_keys(&self, org: OrgId) -> StoreResult<Vec<ApiKey>> {
+        self.inner.api_keys(org).await
+    }
+
+    async fn revoke_api_key(&self, org: OrgId, id: ApiKeyId) -> StoreResult<bool> {
+        self.inner.revoke_api_key(org, id).await
+    }
+
+    async fn touch_api_key(&self, org: OrgId, id: ApiKeyId, at: Timestamp) -> StoreResult<()> {
+        self.inner.touch_api_key(org, id, at).await
+    }
+
+    async fn rotate_org_secret(&self, org: OrgId, secret: &SecretHash) -> StoreResult<()> {
+        self.inner.rotate_org_secret(org, secret).await
     }
 
     async fn org_id_by_domain(&self, domain: &Domain) -> StoreResult<Option<OrgId>> {

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_5_mail_outbox.sql"),
     include_str!("schema_6_due_auto_closes.sql"),
     include_str!("schema_7_messages.sql"),
+    include_str!("schema_8_api_keys.sql"),
 ];
 const MAX_IDLE_READERS: usize = 16;
 

@@ -4,6 +4,7 @@
 mod cache;
 mod db;
 mod jobs;
+mod key_store;
 mod mail_store;
 mod outbox;
 mod rows;

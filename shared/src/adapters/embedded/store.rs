@@ -3,14 +3,14 @@
 use super::db::Db;
 use super::mail_store::insert_message;
 use super::rows::{
-    ADMIN_COLS, MESSAGE_COLS, ORG_COLS, TICKET_COLS, TICKET_COLUMNS, admin_from_row, message_from_row, org_from_row,
-    parse, ticket_from_row, ticket_params, ticket_placeholders, ts,
+    ADMIN_COLS, MESSAGE_COLS, TICKET_COLS, TICKET_COLUMNS, admin_from_row, message_from_row, parse,
+    ticket_from_row, ticket_params, ticket_placeholders, ts,
 };
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, AdminLoad, ClaimedMail, Delivery, Domain, Email, Mail, Message, Org, OrgId, PageRequest,
-    ResponseId, SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminLoad, ApiKey, ApiKeyId, ClaimedMail, Credential, Delivery, Domain, Email, Mail, Message, Org,
+    OrgId, PageRequest, ResponseId, SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -88,18 +88,28 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn org_by_secret(&self, secret: &SecretHash) -> StoreResult<Option<Org>> {
-        let secret = secret.0.clone();
-        self.db
-            .read(move |c| {
-                Ok(c.query_row(
-                    &format!("SELECT {ORG_COLS} FROM orgs WHERE secret_hash = ?1"),
-                    [secret],
-                    org_from_row,
-                )
-                .optional()?)
-            })
-            .await
+    async fn credential(&self, secret: &SecretHash) -> StoreResult<Option<Credential>> {
+        self.credential_row(secret).await
+    }
+
+    async fn create_api_key(&self, key: &ApiKey, secret: &SecretHash) -> StoreResult<()> {
+        self.create_api_key_row(key, secret).await
+    }
+
+    async fn api_keys(&self, org: OrgId) -> StoreResult<Vec<ApiKey>> {
+        self.api_key_rows(org).await
+    }
+
+    async fn revoke_api_key(&self, org: OrgId, id: ApiKeyId) -> StoreResult<bool> {
+        self.revoke_api_key_row(org, id).await
+    }
+
+    async fn touch_api_key(&self, org: OrgId, id: ApiKeyId, at: Timestamp) -> StoreResult<()> {
+        self.touch_api_key_row(org, id, at).await
+    }
+
+    async fn rotate_org_secret(&self, org: OrgId, secret: &SecretHash) -> StoreResult<()> {
+        self.rotate_org_secret_row(org, secret).await
     }
 
     async fn org_id_by_domain(&self, domain: &Domain) -> StoreResult<Option<OrgId>> {

@@ -6,7 +6,8 @@
 //! |---|---|---|---|
 //! | org | `ORG#<org>` | `ORG` | the org |
 //! | domain marker | `DOMAIN#<domain>` | `DOMAIN` | uniqueness of the domain |
-//! | secret | `SECRET#<sha256>` | `SECRET` | the org, found by its secret's hash |
+//! | secret | `SECRET#<sha256>` | `SECRET` | the org, found by its secret's hash; for an API key also `keyId` and `scopes` (`keys.rs`) |
+//! | API key | `ORG#<org>` | `APIKEY#<key>` | the key's name, prefix, scopes, `lastUsedAt`, and its secret item's hash |
 //! | credentials | `EMAIL#<email>` | `ORG#<org>` | the admin and `passwordHash`: one Query finds an email's accounts in every org; the conditional put keeps the email unique per org |
 //! | admin | `ORG#<org>` | `ADMIN#<admin>` | the admin and its assignment counters (`openTickets`, `lastAssignedAt`) |
 //! | ticket | `TICKET#<ticket>` | `TICKET` | the ticket, plus list-index keys |
@@ -29,6 +30,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 mod expressions;
+pub mod keys;
 mod mail;
 
 pub use expressions::*;
