@@ -171,10 +171,36 @@ fn each_function_gets_only_the_permissions_it_uses() {
             assert_eq!(a, BTreeSet::from(["dynamodb:UpdateItem".to_owned()]), "{name}");
         }
         if ["get-ticket", "list-tickets"].contains(&binary) {
+            // Reads only read; their one write records an API key's use, in
+            // a statement of its own limited to org partitions.
+            for st in f["Properties"]["Policies"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .flat_map(|p| p["Statement"].as_sequence().unwrap())
+            {
+                let actions = format!("{:?}", st["Action"]);
+                if actions.contains("dynamodb:UpdateItem") {
+                    assert_eq!(
+                        st["Action"],
+                        serde_yaml::from_str::<Value>("[dynamodb:UpdateItem]").unwrap(),
+                        "{name}"
+                    );
+                    assert_eq!(
+                        st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+                        serde_yaml::from_str::<Value>(r#"["ORG#*"]"#).unwrap(),
+                        "{name}: the key-use write is limited to org partitions"
+                    );
+                }
+            }
             assert!(
-                a.iter().all(
-                    |x| ["dynamodb:GetItem", "dynamodb:Query", "secretsmanager:GetSecretValue"].contains(&x.as_str())
-                ),
+                a.iter().all(|x| [
+                    "dynamodb:GetItem",
+                    "dynamodb:Query",
+                    "dynamodb:UpdateItem",
+                    "secretsmanager:GetSecretValue"
+                ]
+                .contains(&x.as_str())),
                 "{name} must only read: {a:?}"
             );
         }
@@ -254,9 +280,13 @@ fn only_the_jwt_functions_can_read_the_jwt_keys() {
                 "add-note",
                 "admin-signin",
                 "change-status",
+                "create-api-key",
                 "get-ticket",
                 "list-tickets",
+                "list-api-keys",
                 "respond",
+                "revoke-api-key",
+                "rotate-org-secret",
                 "update-ticket"
             ]
             .map(String::from)

@@ -229,6 +229,40 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
         ],
     },
     // ---- end issue 9: the conversation ----
+    // ---- issue 10: credentials ----
+    FunctionBudget {
+        binary: "create-api-key",
+        steps: &[
+            ADMIN_AUTH,
+            Step::Calls("Query the org's keys (at most 50: one page)", 1),
+            Step::Calls("GetItem org", 1),
+            Step::Calls("TransactWriteItems listing and secret item", 1),
+        ],
+    },
+    FunctionBudget {
+        binary: "list-api-keys",
+        steps: &[
+            ADMIN_AUTH,
+            Step::Calls("Query the org's keys (at most 50: one page)", 1),
+        ],
+    },
+    FunctionBudget {
+        binary: "revoke-api-key",
+        steps: &[
+            ADMIN_AUTH,
+            Step::Calls("GetItem listing", 1),
+            Step::Calls("TransactWriteItems delete both", 1),
+        ],
+    },
+    FunctionBudget {
+        binary: "rotate-org-secret",
+        steps: &[
+            ADMIN_AUTH,
+            Step::Calls("GetItem org", 1),
+            Step::Calls("TransactWriteItems swap the secret item", 1),
+        ],
+    },
+    // ---- end issue 10: credentials ----
     FunctionBudget {
         binary: "close-ticket",
         steps: &[Step::Repeat(

@@ -3,8 +3,8 @@
 use super::db::Db;
 use super::mail_store::insert_message;
 use super::rows::{
-    ADMIN_COLS, MESSAGE_COLS, TICKET_COLS, TICKET_COLUMNS, admin_from_row, message_from_row, parse,
-    ticket_from_row, ticket_params, ticket_placeholders, ts,
+    ADMIN_COLS, MESSAGE_COLS, TICKET_COLS, TICKET_COLUMNS, admin_from_row, message_from_row, parse, ticket_from_row,
+    ticket_params, ticket_placeholders, ts,
 };
 use crate::auth::SecretHash;
 use crate::domain::rules;
