@@ -59,6 +59,9 @@ macro_rules! contract_suite {
             case!(api_keys_work_within_their_scopes_and_stop_when_revoked);
             case!(api_key_requests_are_validated);
             case!(a_rotated_org_secret_replaces_the_old_one_at_once);
+            case!(a_retried_post_is_applied_once_and_answered_again);
+            case!(concurrent_twins_with_one_key_apply_once);
+            case!(answers_with_credentials_are_not_kept_for_replays);
         }
     };
 }

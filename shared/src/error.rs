@@ -18,6 +18,15 @@ pub enum Error {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// An `Idempotency-Key` whose first request is still running.
+    #[error("a request with this Idempotency-Key is still running; retry after it finishes")]
+    IdempotencyKeyInUse,
+    /// An `Idempotency-Key` used before for another request.
+    #[error("this Idempotency-Key was used for another request (method, path or body)")]
+    IdempotencyKeyReused,
+    /// A replay of a request whose answer held a credential shown once.
+    #[error("this request was already applied; its answer held a credential shown once and is not kept")]
+    IdempotentReplyNotKept,
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]

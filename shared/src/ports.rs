@@ -5,8 +5,9 @@
 use crate::auth::{KeyRing, SecretHash};
 use crate::domain::SigninWindow;
 use crate::domain::{
-    Admin, AdminId, ApiKey, ApiKeyId, ClaimedMail, CloseJob, Credential, Delivery, Domain, Email, Mail, Message, Org,
-    OrgId, PageRequest, ResponseId, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, ApiKey, ApiKeyId, ClaimedMail, CloseJob, Credential, Delivery, Domain, Email, IdempotencyBegin,
+    IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest, ResponseId, ThrottleKey,
+    Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use async_trait::async_trait;
@@ -33,6 +34,16 @@ pub trait Store: Send + Sync + 'static {
     async fn touch_api_key(&self, org: OrgId, id: ApiKeyId, at: Timestamp) -> StoreResult<()>;
     /// Replaces the org's secret: the old one stops authenticating at once.
     async fn rotate_org_secret(&self, org: OrgId, secret: &SecretHash) -> StoreResult<()>;
+
+    /// Begins a request made with an idempotency key, in one conditional
+    /// write: records it as running unless the key has a live record (a
+    /// record past its `expires_at`, or a running one of the same request
+    /// past its lease, is taken over). Otherwise says what the record holds.
+    async fn begin_idempotent(&self, record: &IdempotencyRecord, now: Timestamp) -> StoreResult<IdempotencyBegin>;
+    /// Keeps the answer of the request that began `key`.
+    async fn finish_idempotent(&self, key: &IdempotencyKey, reply: &KeptReply) -> StoreResult<()>;
+    /// Forgets `key` (its request failed with a 5xx: the client may retry).
+    async fn abandon_idempotent(&self, key: &IdempotencyKey) -> StoreResult<()>;
 
     /// The id of the org registered under `domain`.
     async fn org_id_by_domain(&self, domain: &Domain) -> StoreResult<Option<OrgId>>;

@@ -3,6 +3,7 @@
 mod api_keys;
 mod client;
 pub mod duration;
+mod idempotency;
 mod ids;
 mod mail;
 mod model;
@@ -12,6 +13,7 @@ mod values;
 
 pub use api_keys::{ApiKey, Credential, KeyGrant, Scope, scopes_from_str, scopes_to_string};
 pub use client::{ClientId, ThrottleKey};
+pub use idempotency::{IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply};
 pub use ids::{AdminId, ApiKeyId, OrgId, ResponseId, TicketId};
 pub use mail::*;
 pub use model::*;

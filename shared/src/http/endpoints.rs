@@ -116,6 +116,16 @@ impl Endpoint {
         }
     }
 
+    /// Whether the endpoint's answer holds a credential shown once (an org
+    /// secret, an API key, a JWT): an idempotent replay of it cannot repeat
+    /// the answer, since credentials are never kept.
+    pub fn issues_credentials(self) -> bool {
+        matches!(
+            self,
+            Endpoint::OrgSignup | Endpoint::AdminSignin | Endpoint::CreateApiKey | Endpoint::RotateOrgSecret
+        )
+    }
+
     /// The query parameters the endpoint takes; any other is a 400 naming it.
     pub fn query_params(self) -> &'static [&'static str] {
         match self {

@@ -8,6 +8,7 @@ mod conversation;
 mod endpoints;
 pub mod error;
 pub mod extract;
+mod idempotency;
 pub mod request_log;
 mod tickets;
 
@@ -39,6 +40,11 @@ pub fn finish(routes: Router<Service>, service: Service) -> Router {
     routes
         .fallback(|| async { error::routing_error(StatusCode::NOT_FOUND) })
         .method_not_allowed_fallback(|| async { error::routing_error(StatusCode::METHOD_NOT_ALLOWED) })
+        // Per route, inside the log layer: a replay is logged as answered.
+        .route_layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            idempotency::guard,
+        ))
         .with_state(service)
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
         // Inside the log layer, so a panic is logged as the 500 it becomes.

@@ -8,8 +8,9 @@ use super::sdk::DEFAULT_CALL_TIMEOUT;
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, AdminLoad, ApiKey, ApiKeyId, ClaimedMail, Credential, Delivery, Domain, Email, Mail, Message, Org,
-    OrgId, PageRequest, ResponseId, SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminLoad, ApiKey, ApiKeyId, ClaimedMail, Credential, Delivery, Domain, Email, IdempotencyBegin,
+    IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest, ResponseId, SigninWindow,
+    ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -224,6 +225,18 @@ impl Store for DynamoStore {
 
     async fn rotate_org_secret(&self, org: OrgId, secret: &SecretHash) -> StoreResult<()> {
         self.rotate_org_secret_items(org, secret).await
+    }
+
+    async fn begin_idempotent(&self, record: &IdempotencyRecord, now: Timestamp) -> StoreResult<IdempotencyBegin> {
+        self.begin_idempotent_item(record, now).await
+    }
+
+    async fn finish_idempotent(&self, key: &IdempotencyKey, reply: &KeptReply) -> StoreResult<()> {
+        self.finish_idempotent_item(key, reply).await
+    }
+
+    async fn abandon_idempotent(&self, key: &IdempotencyKey) -> StoreResult<()> {
+        self.abandon_idempotent_item(key).await
     }
 
     async fn org_id_by_domain(&self, domain: &Domain) -> StoreResult<Option<OrgId>> {

@@ -21,8 +21,9 @@
 
 use crate::auth::SecretHash;
 use crate::domain::{
-    Admin, AdminId, ApiKey, ApiKeyId, ClaimedMail, Credential, Delivery, Domain, Email, Mail, Message, Org, OrgId,
-    PageRequest, ResponseId, SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, ApiKey, ApiKeyId, ClaimedMail, Credential, Delivery, Domain, Email, IdempotencyBegin,
+    IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest, ResponseId, SigninWindow,
+    ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -237,6 +238,18 @@ impl<S: Store> Store for CachedStore<S> {
 
     async fn rotate_org_secret(&self, org: OrgId, secret: &SecretHash) -> StoreResult<()> {
         self.inner.rotate_org_secret(org, secret).await
+    }
+
+    async fn begin_idempotent(&self, record: &IdempotencyRecord, now: Timestamp) -> StoreResult<IdempotencyBegin> {
+        self.inner.begin_idempotent(record, now).await
+    }
+
+    async fn finish_idempotent(&self, key: &IdempotencyKey, reply: &KeptReply) -> StoreResult<()> {
+        self.inner.finish_idempotent(key, reply).await
+    }
+
+    async fn abandon_idempotent(&self, key: &IdempotencyKey) -> StoreResult<()> {
+        self.inner.abandon_idempotent(key).await
     }
 
     async fn org_id_by_domain(&self, domain: &Domain) -> StoreResult<Option<OrgId>> {

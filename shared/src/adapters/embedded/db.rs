@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_6_due_auto_closes.sql"),
     include_str!("schema_7_messages.sql"),
     include_str!("schema_8_api_keys.sql"),
+    include_str!("schema_9_idempotency.sql"),
 ];
 const MAX_IDLE_READERS: usize = 16;
 

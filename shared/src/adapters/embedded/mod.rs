@@ -3,6 +3,7 @@
 
 mod cache;
 mod db;
+mod idem_store;
 mod jobs;
 mod key_store;
 mod mail_store;

@@ -9,8 +9,9 @@ use super::rows::{
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, AdminLoad, ApiKey, ApiKeyId, ClaimedMail, Credential, Delivery, Domain, Email, Mail, Message, Org,
-    OrgId, PageRequest, ResponseId, SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminLoad, ApiKey, ApiKeyId, ClaimedMail, Credential, Delivery, Domain, Email, IdempotencyBegin,
+    IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest, ResponseId, SigninWindow,
+    ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -110,6 +111,18 @@ impl Store for SqliteStore {
 
     async fn rotate_org_secret(&self, org: OrgId, secret: &SecretHash) -> StoreResult<()> {
         self.rotate_org_secret_row(org, secret).await
+    }
+
+    async fn begin_idempotent(&self, record: &IdempotencyRecord, now: Timestamp) -> StoreResult<IdempotencyBegin> {
+        self.begin_idempotent_row(record, now).await
+    }
+
+    async fn finish_idempotent(&self, key: &IdempotencyKey, reply: &KeptReply) -> StoreResult<()> {
+        self.finish_idempotent_row(key, reply).await
+    }
+
+    async fn abandon_idempotent(&self, key: &IdempotencyKey) -> StoreResult<()> {
+        self.abandon_idempotent_row(key).await
     }
 
     async fn org_id_by_domain(&self, domain: &Domain) -> StoreResult<Option<OrgId>> {
