@@ -10,6 +10,7 @@ mod model;
 pub mod rules;
 mod time;
 mod values;
+pub mod webhooks;
 
 pub use api_keys::{ApiKey, Credential, KeyGrant, Scope, scopes_from_str, scopes_to_string};
 pub use client::{ClientId, ThrottleKey};
