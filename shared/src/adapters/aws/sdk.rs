@@ -149,8 +149,22 @@ fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
 
 #[cfg(test)]
 mod tests {
-    use super::{ENV_AWS_ENDPOINT_URL, endpoint_override};
+    use super::{ENV_AWS_ENDPOINT_URL, LazyClient, endpoint_override};
     use base64::Engine;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn a_lazy_client_is_built_on_first_use_once_for_all_its_clones() {
+        let builds = Arc::new(AtomicUsize::new(0));
+        let counter = builds.clone();
+        let client = LazyClient::new(move || counter.fetch_add(1, Ordering::SeqCst) + 100);
+        let clone = client.clone();
+        assert_eq!(builds.load(Ordering::SeqCst), 0, "nothing built before use");
+        assert_eq!(*clone, 100);
+        assert_eq!(*client, 100);
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn the_endpoint_override_applies_only_when_set_to_something() {
