@@ -104,11 +104,7 @@ impl Keys {
     /// The keys, read first if never read or stale. Without keys, or when the
     /// first read fails, an internal error (a 500 that shows nothing).
     pub async fn get(&self) -> Result<Arc<Loaded>> {
-        let inner = self.0.as_ref().ok_or_else(|| {
-            Error::internal(anyhow::anyhow!(
-                "this function has no JWT keys (template.yaml gives them only to JWT routes)"
-            ))
-        })?;
+        let inner = self.inner()?;
         if let Some(loaded) = inner.fresh(Instant::now()) {
             return Ok(loaded);
         }
@@ -118,11 +114,17 @@ impl Keys {
     /// The claims of a token signed with a key of the ring; a token whose kid
     /// is not loaded yet makes one (rate-limited) read of the keys first.
     pub async fn verify(&self, token: &str) -> Result<Claims> {
-        let loaded = self.get().await?;
-        match loaded.jwt.verify(token) {
+        let inner = self.inner()?;
+        // Every authenticated request comes here: with fresh keys, verify
+        // under the read lock (no Arc clone, no clock read for a fixed key).
+        let verified = inner.with_fresh(|loaded| loaded.jwt.verify(token));
+        let verified = match verified {
+            Some(verified) => verified,
+            None => inner.read(None).await?.jwt.verify(token),
+        };
+        match verified {
             Ok(claims) => Ok(claims),
             Err(Rejected::UnknownKid) => {
-                let inner = self.0.as_ref().expect("get succeeded, so there are keys");
                 if inner.source.is_none() || !inner.may_read_for_unknown_kid(Instant::now()) {
                     return Err(UNAUTHORIZED);
                 }
@@ -131,6 +133,14 @@ impl Keys {
             }
             Err(Rejected::Invalid) => Err(UNAUTHORIZED),
         }
+    }
+
+    fn inner(&self) -> Result<&Inner> {
+        self.0.as_deref().ok_or_else(|| {
+            Error::internal(anyhow::anyhow!(
+                "this function has no JWT keys (template.yaml gives them only to JWT routes)"
+            ))
+        })
     }
 }
 
@@ -143,6 +153,14 @@ impl Inner {
         let s = self.state();
         let fresh = s.fresh_until.is_none_or(|until| now < until);
         s.loaded.clone().filter(|_| fresh)
+    }
+
+    /// `f` of the loaded keys if they are fresh, under the read lock; the
+    /// clock is read only for keys that can go stale.
+    fn with_fresh<T>(&self, f: impl FnOnce(&Loaded) -> T) -> Option<T> {
+        let s = self.state();
+        let fresh = s.fresh_until.is_none_or(|until| Instant::now() < until);
+        s.loaded.as_deref().filter(|_| fresh).map(f)
     }
 
     fn may_read_for_unknown_kid(&self, now: Instant) -> bool {

@@ -9,6 +9,7 @@
 //! so Secrets Manager keeps the history.
 
 use super::errors::is_code;
+use super::sdk::LazyClient;
 use crate::auth::{KeyRing, SigningKey, keyring::INITIAL_KID};
 use crate::ports::KeySource;
 use anyhow::Context;
@@ -24,14 +25,15 @@ pub const KEYS_MAX_AGE: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Clone)]
 pub struct SecretsManagerKeys {
-    client: aws_sdk_secretsmanager::Client,
+    /// Built on the first read (the first JWT use), not at init.
+    client: LazyClient<aws_sdk_secretsmanager::Client>,
     secret_id: String,
 }
 
 impl SecretsManagerKeys {
-    pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<LazyClient<aws_sdk_secretsmanager::Client>>, secret_id: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             secret_id: secret_id.into(),
         }
     }

@@ -35,7 +35,7 @@ pub use mail_events::{MailNotice, handle_mail_message, parse_mail_event, poll_ma
 pub use reconciler::{Reconciler, Sweeper, Tick};
 pub use resources::{create_missing_resources, mail_events_queue_url};
 pub use scheduler::{CloseEvent, EventBridgeScheduler, at_expression, schedule_name};
-pub use sdk::{DEFAULT_CALL_TIMEOUT, ROOTS, call_limits, endpoint_override, sdk_config, sdk_config_at};
+pub use sdk::{DEFAULT_CALL_TIMEOUT, LazyClient, ROOTS, call_limits, endpoint_override, sdk_config, sdk_config_at};
 pub use ses::{SesMailer, TAG_RESPONSE, TAG_TICKET};
 pub use settings::*;
 
@@ -43,17 +43,10 @@ use crate::domain::CloseJob;
 use crate::ports::{Ports, SystemClock};
 use crate::service::{CloseOutcome, KeyConfig, Service};
 use aws_config::SdkConfig;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-/// The AWS clients and the adapters over them.
-/// The clients only some functions use, and the configuration to build them.
-struct LazyClients {
-    sdk: SdkConfig,
-    sqs: OnceLock<aws_sdk_sqs::Client>,
-    streams: OnceLock<aws_sdk_dynamodbstreams::Client>,
-    secrets: OnceLock<aws_sdk_secretsmanager::Client>,
-}
-
+/// The AWS clients and the adapters over them, built once per process and
+/// shared by every request.
 #[derive(Clone)]
 pub struct AwsAdapters {
     pub store: Arc<DynamoStore>,
@@ -61,13 +54,23 @@ pub struct AwsAdapters {
     pub scheduler: Arc<EventBridgeScheduler>,
     /// DynamoDB calls made so far, by operation.
     pub dynamo_calls: DynamoCalls,
+    /// Built at init: every function reads or writes the table.
     pub dynamo: aws_sdk_dynamodb::Client,
-    pub ses: aws_sdk_ses::Client,
-    pub schedules: aws_sdk_scheduler::Client,
-    /// Built on first use: most functions never call SQS, the stream or
-    /// Secrets Manager, and each client built at init costs cold-start time
-    /// (bench part d).
-    lazy: Arc<LazyClients>,
+    /// The others are built on first use: most functions never send mail,
+    /// schedule, read a queue or the stream, or read the JWT keys before
+    /// their first request, and each client built at init costs cold-start
+    /// time (bench part d).
+    pub ses: LazyClient<aws_sdk_ses::Client>,
+    pub schedules: LazyClient<aws_sdk_scheduler::Client>,
+    sqs: LazyClient<aws_sdk_sqs::Client>,
+    streams: LazyClient<aws_sdk_dynamodbstreams::Client>,
+    secrets: LazyClient<aws_sdk_secretsmanager::Client>,
+}
+
+/// A client of `sdk`'s configuration, built on first use.
+fn lazy<C: Send + 'static>(sdk: &SdkConfig, build: fn(&SdkConfig) -> C) -> LazyClient<C> {
+    let sdk = sdk.clone();
+    LazyClient::new(move || build(&sdk))
 }
 
 impl AwsAdapters {
@@ -78,8 +81,8 @@ impl AwsAdapters {
                 .interceptor(dynamo_calls.clone())
                 .build(),
         );
-        let ses = aws_sdk_ses::Client::new(sdk);
-        let schedules = aws_sdk_scheduler::Client::new(sdk);
+        let ses = lazy(sdk, aws_sdk_ses::Client::new);
+        let schedules = lazy(sdk, aws_sdk_scheduler::Client::new);
         Self {
             store: Arc::new(DynamoStore::new(dynamo.clone(), &settings.table)),
             mailer: Arc::new(SesMailer::new(ses.clone(), settings.configuration_set.clone())),
@@ -94,36 +97,30 @@ impl AwsAdapters {
             dynamo,
             ses,
             schedules,
-            lazy: Arc::new(LazyClients {
-                sdk: sdk.clone(),
-                sqs: OnceLock::new(),
-                streams: OnceLock::new(),
-                secrets: OnceLock::new(),
-            }),
+            sqs: lazy(sdk, aws_sdk_sqs::Client::new),
+            streams: lazy(sdk, aws_sdk_dynamodbstreams::Client::new),
+            secrets: lazy(sdk, aws_sdk_secretsmanager::Client::new),
         }
     }
 
     pub fn sqs(&self) -> &aws_sdk_sqs::Client {
-        self.lazy.sqs.get_or_init(|| aws_sdk_sqs::Client::new(&self.lazy.sdk))
+        &self.sqs
     }
 
     pub fn streams(&self) -> &aws_sdk_dynamodbstreams::Client {
-        self.lazy
-            .streams
-            .get_or_init(|| aws_sdk_dynamodbstreams::Client::new(&self.lazy.sdk))
+        &self.streams
     }
 
     pub fn secrets(&self) -> &aws_sdk_secretsmanager::Client {
-        self.lazy
-            .secrets
-            .get_or_init(|| aws_sdk_secretsmanager::Client::new(&self.lazy.sdk))
+        &self.secrets
     }
 
     /// The JWT keys from the settings' secret, read on first use (not at
-    /// init: see docs/ARCHITECTURE.md); none without a secret.
+    /// init: see docs/ARCHITECTURE.md), with a client built then; none
+    /// without a secret.
     pub fn jwt_keys(&self, settings: &AwsSettings) -> KeyConfig {
         match &settings.jwt_secret_arn {
-            Some(arn) => KeyConfig::Source(Arc::new(SecretsManagerKeys::new(self.secrets().clone(), arn.clone()))),
+            Some(arn) => KeyConfig::Source(Arc::new(SecretsManagerKeys::new(self.secrets.clone(), arn.clone()))),
             None => KeyConfig::None,
         }
     }

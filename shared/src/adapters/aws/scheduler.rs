@@ -2,6 +2,7 @@
 //! RESPONDED ticket, named after the ticket, invoking the close function.
 
 use super::errors::is_code;
+use super::sdk::LazyClient;
 use crate::domain::{CloseJob, TicketId, Timestamp};
 use crate::ports::Scheduler;
 use anyhow::Context;
@@ -22,7 +23,8 @@ pub struct CloseEvent {
 }
 
 pub struct EventBridgeScheduler {
-    client: Client,
+    /// Built on first use: only the functions that schedule or cancel call it.
+    client: LazyClient<Client>,
     group: String,
     target_arn: String,
     role_arn: String,
@@ -42,9 +44,15 @@ pub fn schedule_name(ticket: TicketId) -> String {
 }
 
 impl EventBridgeScheduler {
-    pub fn new(client: Client, group: String, target_arn: String, role_arn: String, dead_letter_arn: String) -> Self {
+    pub fn new(
+        client: impl Into<LazyClient<Client>>,
+        group: String,
+        target_arn: String,
+        role_arn: String,
+        dead_letter_arn: String,
+    ) -> Self {
         Self {
-            client,
+            client: client.into(),
             group,
             target_arn,
             role_arn,

@@ -3,6 +3,7 @@
 //! naming the ticket and response, so those reports find their response.
 
 use super::errors::is_code;
+use super::sdk::LazyClient;
 use crate::domain::Mail;
 use crate::ports::{MailError, Mailer};
 use async_trait::async_trait;
@@ -11,14 +12,15 @@ use aws_sdk_ses::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ses::types::{Body, Content, Destination, Message, MessageTag};
 
 pub struct SesMailer {
-    client: Client,
+    /// Built on first send: most functions never send mail.
+    client: LazyClient<Client>,
     configuration_set: String,
 }
 
 impl SesMailer {
-    pub fn new(client: Client, configuration_set: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<LazyClient<Client>>, configuration_set: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             configuration_set: configuration_set.into(),
         }
     }
