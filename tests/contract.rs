@@ -50,6 +50,12 @@ macro_rules! contract_suite {
             case!(odd_emails_domains_and_blank_passwords_are_refused);
             case!(tokens_not_yet_valid_or_issued_in_the_future_are_unauthorized);
             case!(each_response_email_is_sent_once_and_its_delivery_kept);
+            // Issue 9: history and people (H).
+            case!(history_replays_to_the_tickets_current_status_and_assignee);
+            case!(history_is_tenant_scoped_and_its_cursors_bound_to_the_ticket);
+            case!(an_admin_becoming_available_takes_the_waiting_tickets);
+            case!(availability_is_set_within_the_org_only);
+            case!(admin_list_pages_the_orgs_admins_with_their_load);
         }
     };
 }

@@ -94,6 +94,11 @@ fn template_table_has_the_keys_and_indexes_the_store_queries() {
         items::MAIL_DUE_PK.to_owned(),
         items::MAIL_DUE_SK.to_owned(),
     ));
+    wanted.insert((
+        items::UNASSIGNED_INDEX.to_owned(),
+        items::UNASSIGNED_PK.to_owned(),
+        items::GSK.to_owned(),
+    ));
     assert_eq!(indexes, wanted);
     // The sweeper's sparse index, and the stream the reconciler reads.
     let due = table["GlobalSecondaryIndexes"]

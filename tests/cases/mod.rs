@@ -3,6 +3,7 @@
 mod auth;
 mod concurrency;
 mod errors;
+mod history;
 mod lifecycle;
 mod lists;
 mod mail;
@@ -14,6 +15,7 @@ mod walkthrough;
 pub use auth::*;
 pub use concurrency::*;
 pub use errors::*;
+pub use history::*;
 pub use lifecycle::*;
 pub use lists::*;
 pub use mail::*;

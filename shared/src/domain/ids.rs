@@ -74,6 +74,7 @@ id_type!(OrgId);
 id_type!(AdminId);
 id_type!(TicketId);
 id_type!(ResponseId);
+id_type!(EventId);
 
 #[cfg(test)]
 mod tests {

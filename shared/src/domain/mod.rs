@@ -2,6 +2,7 @@
 
 mod client;
 pub mod duration;
+pub mod events;
 mod ids;
 mod mail;
 mod model;
@@ -10,7 +11,8 @@ mod time;
 mod values;
 
 pub use client::{ClientId, ThrottleKey};
-pub use ids::{AdminId, OrgId, ResponseId, TicketId};
+pub use events::{Actor, Cause, Change, TicketEvent};
+pub use ids::{AdminId, EventId, OrgId, ResponseId, TicketId};
 pub use mail::*;
 pub use model::*;
 pub use time::Timestamp;

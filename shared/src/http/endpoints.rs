@@ -1,7 +1,7 @@
 //! The endpoints of the contract: method, path and Lambda function of each,
 //! and the handler (in its area's module) that serves it.
 
-use super::{auth, extract, tickets};
+use super::{auth, extract, history, people, tickets};
 use crate::service::Service;
 use axum::body::Body;
 use axum::http::{Method, Request};
@@ -21,10 +21,14 @@ pub enum Endpoint {
     GetTicket,
     ListTickets,
     UpdateTicket,
+    // Issue 9, history and people (H).
+    TicketEvents,
+    ListAdmins,
+    SetAvailability,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 12] = [
         Endpoint::OrgSignup,
         Endpoint::AdminSignup,
         Endpoint::AdminSignin,
@@ -34,11 +38,14 @@ impl Endpoint {
         Endpoint::GetTicket,
         Endpoint::ListTickets,
         Endpoint::UpdateTicket,
+        Endpoint::TicketEvents,
+        Endpoint::ListAdmins,
+        Endpoint::SetAvailability,
     ];
 
     pub fn method(self) -> Method {
         match self {
-            Endpoint::GetTicket | Endpoint::ListTickets => Method::GET,
+            Endpoint::GetTicket | Endpoint::ListTickets | Endpoint::TicketEvents | Endpoint::ListAdmins => Method::GET,
             _ => Method::POST,
         }
     }
@@ -53,6 +60,9 @@ impl Endpoint {
             Endpoint::ChangeStatus => "/tickets/{id}/change_status",
             Endpoint::Respond => "/tickets/{id}/respond",
             Endpoint::GetTicket | Endpoint::UpdateTicket => "/tickets/{id}",
+            Endpoint::TicketEvents => "/tickets/{id}/events",
+            Endpoint::ListAdmins => "/admins",
+            Endpoint::SetAvailability => "/admins/{id}/availability",
         }
     }
 
@@ -68,6 +78,9 @@ impl Endpoint {
             Endpoint::GetTicket => "get-ticket",
             Endpoint::ListTickets => "list-tickets",
             Endpoint::UpdateTicket => "update-ticket",
+            Endpoint::TicketEvents => "ticket-events",
+            Endpoint::ListAdmins => "list-admins",
+            Endpoint::SetAvailability => "set-availability",
         }
     }
 
@@ -81,7 +94,10 @@ impl Endpoint {
             | Endpoint::Respond
             | Endpoint::GetTicket
             | Endpoint::ListTickets
-            | Endpoint::UpdateTicket => true,
+            | Endpoint::UpdateTicket
+            | Endpoint::TicketEvents
+            | Endpoint::ListAdmins
+            | Endpoint::SetAvailability => true,
         }
     }
 
@@ -89,6 +105,7 @@ impl Endpoint {
     pub fn query_params(self) -> &'static [&'static str] {
         match self {
             Endpoint::ListTickets => &["adminEmail", "status", "customerEmail", "limit", "cursor"],
+            Endpoint::TicketEvents | Endpoint::ListAdmins => &["limit", "cursor"],
             _ => &[],
         }
     }
@@ -117,6 +134,9 @@ impl Endpoint {
             Endpoint::GetTicket => get(tickets::get_ticket),
             Endpoint::ListTickets => get(tickets::list_tickets),
             Endpoint::UpdateTicket => post(tickets::update_ticket),
+            Endpoint::TicketEvents => get(history::ticket_events),
+            Endpoint::ListAdmins => get(people::list_admins),
+            Endpoint::SetAvailability => post(people::set_availability),
         }
     }
 }

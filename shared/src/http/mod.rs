@@ -6,6 +6,8 @@ pub mod client_ip;
 mod endpoints;
 pub mod error;
 pub mod extract;
+mod history;
+mod people;
 pub mod request_log;
 mod tickets;
 

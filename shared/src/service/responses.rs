@@ -4,7 +4,9 @@
 use super::{CONCURRENT_CHANGE, Service, conflict_as};
 use crate::auth::Claims;
 use crate::domain::duration::format_duration;
-use crate::domain::{Delivery, Mail, Response, ResponseId, Status, Ticket, TicketId, header_line, rules};
+use crate::domain::{
+    Actor, Cause, Change, Delivery, Mail, Response, ResponseId, Status, Ticket, TicketId, header_line, rules,
+};
 use crate::error::{Error, Result};
 
 impl Service {
@@ -32,9 +34,12 @@ impl Service {
             delivery: Delivery::new_pending(now),
         };
         let mail = self.response_mail(&after, &response);
+        let cause = Cause::new(Actor::Admin { admin_id: claims.sub }, now).with(Change::Responded {
+            message_id: response.id,
+        });
         self.ports
             .store
-            .add_response(&before, &after, &response, &mail)
+            .add_response(&before, &after, &response, &mail, &cause)
             .await
             .map_err(|e| conflict_as(e, CONCURRENT_CHANGE))?;
         // Mail before scheduling: on ticketd, scheduling wakes the job runner,

@@ -8,8 +8,9 @@ use super::sdk::DEFAULT_CALL_TIMEOUT;
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, AdminLoad, ClaimedMail, Delivery, Domain, Email, Mail, Org, OrgId, PageRequest, Response,
-    ResponseId, SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminLoad, AdminSummary, Cause, ClaimedMail, Delivery, Domain, Email, EventId, Mail, Org, OrgId,
+    PageRequest, Response, ResponseId, SigninWindow, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId,
+    TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -66,7 +67,7 @@ impl DynamoStore {
     /// and DynamoDB answers it with the first outcome (for 10 minutes) instead
     /// of failing its conditions against the items that attempt wrote: a false
     /// 409 on an org signup that succeeded.
-    async fn transact(&self, writes: Vec<TransactWriteItem>) -> StoreResult<()> {
+    pub(super) async fn transact(&self, writes: Vec<TransactWriteItem>) -> StoreResult<()> {
         self.client
             .transact_write_items()
             .set_transact_items(Some(writes))
@@ -91,7 +92,7 @@ impl DynamoStore {
         Ok(())
     }
 
-    async fn get(&self, key: Item) -> StoreResult<Option<Item>> {
+    pub(super) async fn get(&self, key: Item) -> StoreResult<Option<Item>> {
         let out = self
             .client
             .get_item()
@@ -143,7 +144,7 @@ impl DynamoStore {
     }
 
     /// [`items::counter_update`] on one admin, as a transaction part.
-    fn counter_update(
+    pub(super) fn counter_update(
         &self,
         org: OrgId,
         admin: AdminId,
@@ -268,7 +269,7 @@ impl Store for DynamoStore {
             .transpose()
     }
 
-    async fn create_ticket(&self, ticket: &Ticket) -> StoreResult<Ticket> {
+    async fn create_ticket(&self, ticket: &Ticket, cause: &Cause) -> StoreResult<Ticket> {
         let mut ticket = ticket.clone();
         let stripe = (ticket.org_id.0.as_u128() % ASSIGN_STRIPES as u128) as usize;
         let _turn = self.assign_turns[stripe].lock().await;
@@ -286,23 +287,15 @@ impl Store for DynamoStore {
                 _ if candidates.is_empty() => None,
                 _ => Some(candidates[rand::random_range(0..candidates.len())]),
             };
+            let put = self.put(items::ticket_item(&ticket), "attribute_not_exists(pk)");
+            let mut writes = vec![TransactWriteItem::builder().put(put).build()];
+            writes.extend(self.event_puts(&cause.events(None, &ticket))?);
             let Some(admin) = ticket.admin_id else {
-                self.client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(items::ticket_item(&ticket)))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .send()
-                    .await
-                    .classify()?;
+                self.transact(writes).await?;
                 return Ok(ticket);
             };
-            let put = self.put(items::ticket_item(&ticket), "attribute_not_exists(pk)");
             let observed = loads.iter().find(|l| l.admin_id == admin).map_or(0, |l| l.open_tickets);
-            let writes = vec![
-                TransactWriteItem::builder().put(put).build(),
-                self.counter_update(ticket.org_id, admin, 1, Some((ticket.created_at, observed))),
-            ];
+            writes.push(self.counter_update(ticket.org_id, admin, 1, Some((ticket.created_at, observed))));
             match self.transact(writes).await {
                 Ok(_) => return Ok(ticket),
                 // Another create moved this admin's count first: look again.
@@ -329,14 +322,60 @@ impl Store for DynamoStore {
             .transpose()
     }
 
-    async fn update_ticket(&self, before: &Ticket, after: &Ticket) -> StoreResult<()> {
-        self.write_ticket(before, after, vec![]).await
+    async fn update_ticket(&self, before: &Ticket, after: &Ticket, cause: &Cause) -> StoreResult<()> {
+        let events = self.event_puts(&cause.events(Some(before), after))?;
+        self.write_ticket(before, after, events).await
     }
 
-    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response, mail: &Mail) -> StoreResult<()> {
+    async fn add_response(
+        &self,
+        before: &Ticket,
+        after: &Ticket,
+        response: &Response,
+        mail: &Mail,
+        cause: &Cause,
+    ) -> StoreResult<()> {
         let put = self.put(items::response_item(response, mail), "attribute_not_exists(pk)");
-        self.write_ticket(before, after, vec![TransactWriteItem::builder().put(put).build()])
-            .await
+        let mut extra = vec![TransactWriteItem::builder().put(put).build()];
+        extra.extend(self.event_puts(&cause.events(Some(before), after))?);
+        self.write_ticket(before, after, extra).await
+    }
+
+    async fn assign_ticket(&self, before: &Ticket, cause: &Cause) -> StoreResult<Option<Ticket>> {
+        self.assign_item(before, cause).await
+    }
+
+    async fn unassigned_tickets(&self, org: OrgId, limit: usize) -> StoreResult<Vec<TicketId>> {
+        self.unassigned_items(org, limit).await
+    }
+
+    async fn assignment_backlog(&self, limit: usize) -> StoreResult<Vec<OrgId>> {
+        self.backlog_items(limit).await
+    }
+
+    async fn set_assignment_backlog(&self, org: OrgId, pending: bool) -> StoreResult<()> {
+        self.set_backlog_item(org, pending).await
+    }
+
+    async fn set_admin_available(&self, org: OrgId, id: AdminId, available: bool) -> StoreResult<Option<Admin>> {
+        self.set_available_items(org, id, available).await
+    }
+
+    async fn list_admins(&self, org: OrgId, after: Option<AdminId>, limit: usize) -> StoreResult<Vec<AdminSummary>> {
+        self.admin_summaries(org, after, limit).await
+    }
+
+    async fn add_events(&self, events: &[TicketEvent]) -> StoreResult<()> {
+        self.add_event_items(events).await
+    }
+
+    async fn ticket_events(
+        &self,
+        ticket: TicketId,
+        after: Option<EventId>,
+        limit: usize,
+    ) -> StoreResult<Vec<TicketEvent>> {
+        self.event_items(ticket, after, limit).await
     }
 
     async fn claim_mail(
@@ -372,7 +411,8 @@ impl Store for DynamoStore {
         self.due_mail_items(now, limit).await
     }
 
-    /// One Query on the ticket's partition returns the ticket and its responses.
+    /// One Query on the ticket's partition returns the ticket and its
+    /// responses; the key condition starts past the ticket's events.
     async fn ticket_with_responses(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Response>)>> {
         let mut ticket = None;
         let mut responses = Vec::new();
@@ -382,8 +422,9 @@ impl Store for DynamoStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
+                .key_condition_expression("pk = :pk AND sk >= :past_events")
                 .expression_attribute_values(":pk", s(items::ticket_partition(id)))
+                .expression_attribute_values(":past_events", s(items::AFTER_EVENTS))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()

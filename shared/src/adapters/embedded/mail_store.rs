@@ -2,8 +2,10 @@
 //! outgoing mail kept on its response row, claimed, recorded, and found due
 //! through the partial index `responses_mail_due`.
 
+use super::history_store::insert_events;
 use super::rows::parse;
 use super::store::SqliteStore;
+use crate::domain::events::delivery_changed as delivery_event;
 use crate::domain::{ClaimedMail, Delivery, Email, Mail, Response, ResponseId, TicketId, Timestamp};
 use crate::error::StoreError;
 use rusqlite::types::Value;
@@ -96,6 +98,7 @@ impl SqliteStore {
     ) -> Result<bool, StoreError> {
         let (p, lease) = (outcome.parts(), lease.to_owned());
         let sent = matches!(outcome, Delivery::Sent { .. });
+        let event = (p.state != "pending").then(|| delivery_event(ticket, response, "pending", outcome));
         self.db
             .write(move |tx| {
                 let changed = tx.execute(
@@ -115,6 +118,9 @@ impl SqliteStore {
                         lease
                     ],
                 )?;
+                if changed == 1 {
+                    insert_events(tx, event.as_slice())?;
+                }
                 Ok(changed == 1)
             })
             .await
@@ -128,8 +134,16 @@ impl SqliteStore {
     ) -> Result<bool, StoreError> {
         let p = delivery.parts();
         let below = Delivery::states_below(p.state);
+        let delivery = delivery.clone();
         self.db
             .write(move |tx| {
+                let from: Option<String> = tx
+                    .query_row(
+                        "SELECT delivery_state FROM responses WHERE id = ?1 AND ticket_id = ?2",
+                        params![response.to_string(), ticket.to_string()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
                 let marks = vec!["?"; below.len()].join(", ");
                 let mut values: Vec<Value> = vec![
                     p.state.to_owned().into(),
@@ -149,6 +163,11 @@ impl SqliteStore {
                     ),
                     rusqlite::params_from_iter(values),
                 )?;
+                if changed == 1
+                    && let Some(from) = from
+                {
+                    insert_events(tx, &[delivery_event(ticket, response, &from, &delivery)])?;
+                }
                 Ok(changed == 1)
             })
             .await
@@ -181,7 +200,7 @@ mod tests {
     use super::*;
     use crate::adapters::embedded::Db;
     use crate::auth::SecretHash;
-    use crate::domain::{Admin, AdminId, Domain, Org, OrgId, Status, Ticket};
+    use crate::domain::{Actor, Admin, AdminId, Cause, Domain, Org, OrgId, Status, Ticket};
     use crate::ports::Store;
     use std::sync::Arc;
 
@@ -223,7 +242,7 @@ mod tests {
                 closed_at: None,
                 auto_close_at: None,
                 version: 1,
-            })
+            }, &Cause::new(Actor::System, now))
             .await
             .unwrap();
         let mut after = before.clone();
@@ -244,7 +263,10 @@ mod tests {
             ticket_id: before.id,
             response_id: response.id,
         };
-        store.add_response(&before, &after, &response, &mail).await.unwrap();
+        store
+            .add_response(&before, &after, &response, &mail, &Cause::new(Actor::System, now))
+            .await
+            .unwrap();
         (dir, store, before.id, response.id)
     }
 

@@ -3,6 +3,7 @@
 
 mod cache;
 mod db;
+mod history_store;
 mod jobs;
 mod mail_store;
 mod outbox;

@@ -1,6 +1,7 @@
 //! The [`Store`] port on SQLite; rows map to domain values in `rows.rs`.
 
 use super::db::Db;
+use super::history_store::{admin_loads, insert_events, stamp_assigned};
 use super::mail_store::insert_response;
 use super::rows::{
     ADMIN_COLS, ORG_COLS, RESPONSE_COLS, TICKET_COLS, admin_from_row, org_from_row, parse, response_from_row,
@@ -9,8 +10,9 @@ use super::rows::{
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, AdminLoad, ClaimedMail, Delivery, Domain, Email, Mail, Org, OrgId, PageRequest, Response,
-    ResponseId, SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminSummary, Cause, ClaimedMail, Delivery, Domain, Email, EventId, Mail, Org, OrgId, PageRequest,
+    Response, ResponseId, SigninWindow, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId, TicketPage,
+    Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -45,7 +47,7 @@ fn apply_load_changes(tx: &Transaction, before: Option<&Ticket>, after: &Ticket)
 }
 
 /// The version-checked ticket write shared by updates, responses and the close job.
-fn write_ticket(tx: &Transaction, before: &Ticket, after: &Ticket) -> Result<(), StoreError> {
+pub(super) fn write_ticket(tx: &Transaction, before: &Ticket, after: &Ticket) -> Result<(), StoreError> {
     let set: Vec<String> = TICKET_COLS
         .split(", ")
         .enumerate()
@@ -183,36 +185,20 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn create_ticket(&self, ticket: &Ticket) -> StoreResult<Ticket> {
-        let mut ticket = ticket.clone();
+    async fn create_ticket(&self, ticket: &Ticket, cause: &Cause) -> StoreResult<Ticket> {
+        let (mut ticket, cause) = (ticket.clone(), cause.clone());
         self.db
             .write(move |tx| {
-                let loads = {
-                    let mut stmt = tx.prepare_cached(
-                        "SELECT id, available, open_tickets, last_assigned_at FROM admins WHERE org_id = ?1",
-                    )?;
-                    stmt.query_map([ticket.org_id.to_string()], |r| {
-                        Ok(AdminLoad {
-                            admin_id: parse(r.get(0)?, 0)?,
-                            available: r.get(1)?,
-                            open_tickets: r.get(2)?,
-                            last_assigned_at: r.get::<_, Option<i64>>(3)?.map(ts),
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?
-                };
-                ticket.admin_id = rules::choose_assignee(&loads);
+                ticket.admin_id = rules::choose_assignee(&admin_loads(tx, ticket.org_id)?);
                 tx.prepare_cached(&format!(
                     "INSERT INTO tickets ({TICKET_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
                 ))?
                 .execute(rusqlite::params_from_iter(ticket_params(&ticket)))?;
                 apply_load_changes(tx, None, &ticket)?;
                 if let Some(admin) = ticket.admin_id {
-                    tx.execute(
-                        "UPDATE admins SET last_assigned_at = ?1 WHERE id = ?2",
-                        params![ticket.created_at.millis(), admin.to_string()],
-                    )?;
+                    stamp_assigned(tx, admin, ticket.created_at.millis())?;
                 }
+                insert_events(tx, &cause.events(None, &ticket))?;
                 Ok(ticket)
             })
             .await
@@ -230,19 +216,75 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn update_ticket(&self, before: &Ticket, after: &Ticket) -> StoreResult<()> {
-        let (before, after) = (before.clone(), after.clone());
-        self.db.write(move |tx| write_ticket(tx, &before, &after)).await
-    }
-
-    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response, mail: &Mail) -> StoreResult<()> {
-        let (before, after, r, mail) = (before.clone(), after.clone(), response.clone(), mail.clone());
+    async fn update_ticket(&self, before: &Ticket, after: &Ticket, cause: &Cause) -> StoreResult<()> {
+        let (before, after, cause) = (before.clone(), after.clone(), cause.clone());
         self.db
             .write(move |tx| {
                 write_ticket(tx, &before, &after)?;
-                insert_response(tx, &r, &mail)
+                insert_events(tx, &cause.events(Some(&before), &after))
             })
             .await
+    }
+
+    async fn add_response(
+        &self,
+        before: &Ticket,
+        after: &Ticket,
+        response: &Response,
+        mail: &Mail,
+        cause: &Cause,
+    ) -> StoreResult<()> {
+        let (before, after, r, mail, cause) = (
+            before.clone(),
+            after.clone(),
+            response.clone(),
+            mail.clone(),
+            cause.clone(),
+        );
+        self.db
+            .write(move |tx| {
+                write_ticket(tx, &before, &after)?;
+                insert_response(tx, &r, &mail)?;
+                insert_events(tx, &cause.events(Some(&before), &after))
+            })
+            .await
+    }
+
+    async fn assign_ticket(&self, before: &Ticket, cause: &Cause) -> StoreResult<Option<Ticket>> {
+        self.assign_row(before, cause).await
+    }
+
+    async fn unassigned_tickets(&self, org: OrgId, limit: usize) -> StoreResult<Vec<TicketId>> {
+        self.unassigned_rows(org, limit).await
+    }
+
+    async fn assignment_backlog(&self, limit: usize) -> StoreResult<Vec<OrgId>> {
+        self.backlog_rows(limit).await
+    }
+
+    async fn set_assignment_backlog(&self, org: OrgId, pending: bool) -> StoreResult<()> {
+        self.set_backlog_row(org, pending).await
+    }
+
+    async fn set_admin_available(&self, org: OrgId, id: AdminId, available: bool) -> StoreResult<Option<Admin>> {
+        self.set_available_row(org, id, available).await
+    }
+
+    async fn list_admins(&self, org: OrgId, after: Option<AdminId>, limit: usize) -> StoreResult<Vec<AdminSummary>> {
+        self.admin_rows(org, after, limit).await
+    }
+
+    async fn add_events(&self, events: &[TicketEvent]) -> StoreResult<()> {
+        self.add_event_rows(events).await
+    }
+
+    async fn ticket_events(
+        &self,
+        ticket: TicketId,
+        after: Option<EventId>,
+        limit: usize,
+    ) -> StoreResult<Vec<TicketEvent>> {
+        self.event_rows(ticket, after, limit).await
     }
 
     async fn claim_mail(
