@@ -62,8 +62,9 @@ pub enum Change {
     NoteAdded {
         message_id: ResponseId,
     },
+    /// `dueAt`: when the auto-close will run (the event's `at` is when it was scheduled).
     AutoCloseScheduled {
-        at: Timestamp,
+        due_at: Timestamp,
     },
     AutoCloseCancelled,
     AutoCloseFired,
@@ -183,7 +184,7 @@ fn derived(before: Option<&Ticket>, after: &Ticket, explicit: &[Change]) -> Vec<
         }
     }
     match (auto_close, after.auto_close_at) {
-        (_, Some(at)) if auto_close != Some(at) => out.push(Change::AutoCloseScheduled { at }),
+        (_, Some(due_at)) if auto_close != Some(due_at) => out.push(Change::AutoCloseScheduled { due_at }),
         // A fired auto-close is not a cancelled one.
         (Some(_), None) if !explicit.contains(&Change::AutoCloseFired) => out.push(Change::AutoCloseCancelled),
         _ => {}
@@ -271,7 +272,9 @@ mod tests {
                     from: Status::Open,
                     to: Status::Responded
                 },
-                Change::AutoCloseScheduled { at: at.plus(DELAY) },
+                Change::AutoCloseScheduled {
+                    due_at: at.plus(DELAY)
+                },
             ]
         );
         assert!(events.iter().all(|e| e.actor == admin && e.at == at && e.ticket_id == before.id));

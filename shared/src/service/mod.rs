@@ -21,7 +21,7 @@ pub use cursor::CursorCodec;
 pub use history::EventPage;
 pub use keys::{KeyConfig, Keys, MIN_RELOAD_INTERVAL};
 pub use mail::{INLINE_SEND_BUDGET, MAIL_LEASE};
-pub use people::{ASSIGN_BATCH, AdminPage};
+pub use people::{ASSIGN_BATCH, ASSIGN_WINDOW, AdminPage};
 pub use reconcile::SweepReport;
 pub use signin::MAX_ACCOUNTS_PER_SIGNIN;
 

@@ -6,11 +6,19 @@ use super::Service;
 use crate::auth::Claims;
 use crate::domain::{Actor, Admin, AdminId, AdminSummary, Cause, OrgId, Status};
 use crate::error::{Error, Result, StoreError};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Tickets one availability request (or one sweep, per org) assigns at most:
 /// each is a read and a transaction, so 25 keep the request within a couple
 /// of hundred milliseconds on DynamoDB; a larger backlog is the sweep's.
 pub const ASSIGN_BATCH: usize = 25;
+
+/// How long an availability request keeps starting assignments; the batch
+/// under way when it ends is left to the sweep (the org is marked first).
+/// Keeps the request's worst case (budgets.rs) within its function's timeout
+/// when DynamoDB is slow; at ~10 ms an assignment, a batch takes ~0.3 s.
+pub const ASSIGN_WINDOW: Duration = Duration::from_secs(2);
 
 /// Backlog orgs one sweep visits at most.
 pub(super) const BACKLOG_ORGS: usize = 10;
@@ -51,22 +59,26 @@ impl Service {
         tracing::info!(org = %claims.org, admin = %id, available, by = %claims.sub, "admin availability set");
         if available {
             store.set_assignment_backlog(claims.org, true).await?;
-            let assigned = self.assign_waiting(claims.org).await?;
+            let assigned = self.assign_waiting(claims.org, Instant::now() + ASSIGN_WINDOW).await?;
             tracing::info!(org = %claims.org, assigned, "waiting tickets assigned");
         }
         Ok(admin)
     }
 
     /// Assigns up to [`ASSIGN_BATCH`] of the org's unassigned OPEN tickets,
-    /// oldest first, each by `system`, and clears the org's backlog mark when
-    /// none are left (or no admin is available to take them). Returns how
-    /// many were assigned.
-    pub(super) async fn assign_waiting(&self, org: OrgId) -> Result<usize> {
+    /// oldest first, each by `system`, starting none after `deadline`, and
+    /// clears the org's backlog mark when none are left (or no admin is
+    /// available to take them). Returns how many were assigned.
+    pub(super) async fn assign_waiting(&self, org: OrgId, deadline: Instant) -> Result<usize> {
         let store = &self.ports.store;
         let waiting = store.unassigned_tickets(org, ASSIGN_BATCH + 1).await?;
         let mut more = waiting.len() > ASSIGN_BATCH;
         let mut assigned = 0;
         for id in waiting.iter().take(ASSIGN_BATCH) {
+            if Instant::now() >= deadline {
+                more = true;
+                break;
+            }
             // The index may lag the table (DynamoDB): assign what is stored now.
             let Some(ticket) = store.ticket(*id).await? else { continue };
             if ticket.status != Status::Open || ticket.admin_id.is_some() {

@@ -93,7 +93,7 @@ impl Service {
             if Instant::now() >= deadline {
                 return Ok(report);
             }
-            match self.assign_waiting(org).await {
+            match self.assign_waiting(org, deadline).await {
                 Ok(n) => report.assigned += n,
                 Err(e) => tracing::warn!(org = %org, error = %e, "sweep could not assign waiting tickets"),
             }

@@ -12,9 +12,6 @@ use crate::ports::StoreResult;
 use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
 use std::time::Duration;
 
-/// How many times a provider event is re-read and retried when the delivery
-/// changed between its read and its write (a send or another event).
-const EVENT_TRIES: usize = 3;
 
 impl DynamoStore {
     /// Applies `w` to the response item; `Ok(None)` when its condition failed.
@@ -115,27 +112,26 @@ impl DynamoStore {
         delivery: &Delivery,
     ) -> StoreResult<bool> {
         // The event names the state it moved from: read it, then write only
-        // if it is still that state (else read again).
-        for _ in 0..EVENT_TRIES {
-            let Some(item) = self.get(items::response_key(ticket, response)).await? else {
-                return Ok(false);
-            };
-            let from = items::delivery_from(&item).state();
-            if Delivery::rank(from) >= Delivery::rank(delivery.state()) {
-                return Ok(false);
-            }
-            let mut w = items::record_event(delivery);
-            w.condition.push_str(" AND deliveryState = :from");
-            w.values.insert(":from".into(), items::s(from));
-            if self
-                .update_response_with_event(ticket, response, w, from, delivery)
-                .await?
-            {
-                return Ok(true);
-            }
+        // if it is still that state. If it changed in between (a send or
+        // another report), the report fails and its queue delivers it again.
+        let Some(item) = self.get(items::response_key(ticket, response)).await? else {
+            return Ok(false);
+        };
+        let from = items::delivery_from(&item).state();
+        if Delivery::rank(from) >= Delivery::rank(delivery.state()) {
+            return Ok(false);
+        }
+        let mut w = items::record_event(delivery);
+        w.condition.push_str(" AND deliveryState = :from");
+        w.values.insert(":from".into(), items::s(from));
+        if self
+            .update_response_with_event(ticket, response, w, from, delivery)
+            .await?
+        {
+            return Ok(true);
         }
         Err(StoreError::Unavailable(anyhow::anyhow!(
-            "the delivery kept changing while a provider event was recorded"
+            "the delivery changed while a provider event was recorded; retry it"
         )))
     }
 
