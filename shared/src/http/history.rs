@@ -19,9 +19,8 @@ pub struct PageParams {
 impl PageParams {
     /// The page size (default and bounds as the ticket list's) and the cursor, if given.
     pub fn parts(&self) -> Result<(usize, Option<&str>)> {
-        let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty());
-        let limit = super::tickets::page_limit(given(&self.limit))?;
-        Ok((limit, given(&self.cursor)))
+        use super::tickets::{given, page_limit};
+        Ok((page_limit(given(&self.limit))?, given(&self.cursor)))
     }
 }
 

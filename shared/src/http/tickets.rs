@@ -114,7 +114,7 @@ pub struct ListParams {
 }
 
 /// A query parameter's value, unless absent or blank (blank means "no filter").
-fn given(v: &Option<String>) -> Option<&str> {
+pub(super) fn given(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 

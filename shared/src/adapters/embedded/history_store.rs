@@ -47,8 +47,10 @@ pub(super) fn stamp_assigned(tx: &Transaction, admin: AdminId, at: i64) -> rusql
 /// Served by `ticket_events_by_ticket`: a range read, no sort.
 pub(super) const EVENTS_SQL: &str = "SELECT body FROM ticket_events
      WHERE ticket_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
-/// Served by the partial index `tickets_unassigned`.
-pub(super) const UNASSIGNED_SQL: &str = "SELECT id FROM tickets
+/// Served by the partial index `tickets_unassigned`, named: without
+/// statistics the planner would pick `tickets_by_admin_status`, also sort-free
+/// but holding every ticket rather than only the waiting ones.
+pub(super) const UNASSIGNED_SQL: &str = "SELECT id FROM tickets INDEXED BY tickets_unassigned
      WHERE org_id = ?1 AND status = 'OPEN' AND admin_id IS NULL ORDER BY created_at, id LIMIT ?2";
 /// Served by `admins_by_org_id`.
 pub(super) const ADMINS_SQL: &str = "SELECT {ADMIN_COLS}, open_tickets FROM admins
