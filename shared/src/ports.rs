@@ -6,8 +6,7 @@ use crate::auth::{KeyRing, SecretHash};
 use crate::domain::SigninWindow;
 use crate::domain::{
     Admin, AdminId, AdminSummary, Cause, ClaimedMail, CloseJob, Delivery, Domain, Email, EventId, Mail, Org, OrgId,
-    PageRequest, Response, ResponseId, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId, TicketPage,
-    Timestamp,
+    PageRequest, Response, ResponseId, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use async_trait::async_trait;
@@ -85,8 +84,12 @@ pub trait Store: Send + Sync + 'static {
     async fn add_events(&self, events: &[TicketEvent]) -> StoreResult<()>;
     /// The ticket's events after `after`, oldest first, at most `limit`: one
     /// indexed range read.
-    async fn ticket_events(&self, ticket: TicketId, after: Option<EventId>, limit: usize)
-    -> StoreResult<Vec<TicketEvent>>;
+    async fn ticket_events(
+        &self,
+        ticket: TicketId,
+        after: Option<EventId>,
+        limit: usize,
+    ) -> StoreResult<Vec<TicketEvent>>;
     /// Takes the response's mail for one send attempt if it is pending and due
     /// at `now`, in one conditional write: counts the attempt and makes it due
     /// again only at `now + lease` (a sender that dies mid-send is replaced

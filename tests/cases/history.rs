@@ -71,7 +71,9 @@ pub async fn history_replays_to_the_tickets_current_status_and_assignee(set: &dy
     app.update(&ana.jwt, &id, json!({"adminId": other})).await.expect(200);
     app.respond(&ben.jwt, &id, "Fixed, I think").await.expect(201);
     app.change_status(&ana.jwt, &id, "OPEN").await.expect(200);
-    app.update(&ana.jwt, &id, json!({"title": "Invoice total is 0"})).await.expect(200);
+    app.update(&ana.jwt, &id, json!({"title": "Invoice total is 0"}))
+        .await
+        .expect(200);
     app.respond(&ana.jwt, &id, "Fixed for sure").await.expect(201);
     let closed = app
         .wait_for_ticket(&ana.jwt, &id, Duration::from_secs(15), |t| t["status"] == "CLOSED")
@@ -83,7 +85,10 @@ pub async fn history_replays_to_the_tickets_current_status_and_assignee(set: &dy
     let (mail, events): (Vec<Value>, Vec<Value>) = all.iter().cloned().partition(|e| e["type"] == "deliveryChanged");
     assert_eq!(mail.len(), 2, "{mail:#?}");
     for m in &mail {
-        assert_eq!((&m["from"], &m["to"], &m["actor"]), (&json!("pending"), &json!("sent"), &json!({"kind": "system"})));
+        assert_eq!(
+            (&m["from"], &m["to"], &m["actor"]),
+            (&json!("pending"), &json!("sent"), &json!({"kind": "system"}))
+        );
     }
     assert_eq!(
         types(&events),
@@ -112,12 +117,18 @@ pub async fn history_replays_to_the_tickets_current_status_and_assignee(set: &dy
     assert_eq!((&events[2]["from"], &events[2]["to"]), (&json!(first), &json!(other)));
     assert_eq!(events[8]["fields"], json!(["title"]));
     assert_eq!(events[12]["actor"], json!({"kind": "autoClose"}));
-    assert_eq!((&events[13]["from"], &events[13]["to"]), (&json!("RESPONDED"), &json!("CLOSED")));
+    assert_eq!(
+        (&events[13]["from"], &events[13]["to"]),
+        (&json!("RESPONDED"), &json!("CLOSED"))
+    );
     let mut ids: Vec<&str> = all.iter().map(|e| e["id"].as_str().unwrap()).collect();
     let in_order = ids.clone();
     ids.sort();
     assert_eq!(ids, in_order, "oldest first");
-    let whole = app.get(&format!("/tickets/{id}/events"), Some(&ana.jwt)).await.expect(200);
+    let whole = app
+        .get(&format!("/tickets/{id}/events"), Some(&ana.jwt))
+        .await
+        .expect(200);
     assert_eq!(whole["events"].as_array().unwrap().len(), all.len(), "one default page");
     assert!(whole["nextCursor"].is_null());
     app.stop().await;
@@ -138,7 +149,10 @@ pub async fn history_is_tenant_scoped_and_its_cursors_bound_to_the_ticket(set: &
     app.get(&format!("/tickets/{one}/events"), None)
         .await
         .expect_error(401, "unauthorized", None);
-    let page = app.get(&format!("/tickets/{one}/events?limit=1"), Some(&admin.jwt)).await.expect(200);
+    let page = app
+        .get(&format!("/tickets/{one}/events?limit=1"), Some(&admin.jwt))
+        .await
+        .expect(200);
     let cursor = page["nextCursor"].as_str().expect("more than one event").to_owned();
     app.get(&format!("/tickets/{two}/events?cursor={cursor}"), Some(&admin.jwt))
         .await
@@ -186,7 +200,10 @@ pub async fn an_admin_becoming_available_takes_the_waiting_tickets(set: &dyn Ada
     let ana = app.new_admin(&org).await;
     let ben = app.new_admin(&org).await;
     let off = set_available(&app, &ana, &ben.id, false).await;
-    assert_eq!((off["id"].as_str(), off["available"].as_bool()), (Some(ben.id.as_str()), Some(false)));
+    assert_eq!(
+        (off["id"].as_str(), off["available"].as_bool()),
+        (Some(ben.id.as_str()), Some(false))
+    );
     for t in new_tickets(&app, &org, 2).await {
         assert_eq!(app.ticket(&ana.jwt, &t).await["adminId"], json!(ana.id), "ben is away");
     }
@@ -210,15 +227,34 @@ pub async fn an_admin_becoming_available_takes_the_waiting_tickets(set: &dyn Ada
             .await;
         assert_eq!(got["adminId"], json!(ben.id), "{got}");
     }
-    assert!(app.ticket(&ana.jwt, &closed).await["adminId"].is_null(), "CLOSED tickets wait for nobody");
+    assert!(
+        app.ticket(&ana.jwt, &closed).await["adminId"].is_null(),
+        "CLOSED tickets wait for nobody"
+    );
     let events = all_events(&app, &ana.jwt, &waiting[1], 100).await;
     let assigned = events.last().unwrap();
     assert_eq!(
-        (&assigned["type"], &assigned["actor"], &assigned["from"], &assigned["to"]),
-        (&json!("assigned"), &json!({"kind": "system"}), &Value::Null, &json!(ben.id))
+        (
+            &assigned["type"],
+            &assigned["actor"],
+            &assigned["from"],
+            &assigned["to"]
+        ),
+        (
+            &json!("assigned"),
+            &json!({"kind": "system"}),
+            &Value::Null,
+            &json!(ben.id)
+        )
     );
     let admins = app.get("/admins", Some(&ana.jwt)).await.expect(200);
-    let ben_listed = admins["admins"].as_array().unwrap().iter().find(|a| a["id"] == json!(ben.id)).unwrap().clone();
+    let ben_listed = admins["admins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == json!(ben.id))
+        .unwrap()
+        .clone();
     assert_eq!(ben_listed["openTickets"], json!(waiting.len() - 1), "{admins}");
     app.stop().await;
 }
@@ -246,9 +282,13 @@ pub async fn availability_is_set_within_the_org_only(set: &dyn AdapterSet) {
     app.post(&path, None, json!({"available": false}))
         .await
         .expect_error(401, "unauthorized", None);
-    app.post("/admins/not-an-id/availability", Some(&ana.jwt), json!({"available": false}))
-        .await
-        .expect_error(400, "invalid_request", Some("id"));
+    app.post(
+        "/admins/not-an-id/availability",
+        Some(&ana.jwt),
+        json!({"available": false}),
+    )
+    .await
+    .expect_error(400, "invalid_request", Some("id"));
     let listed = app.get("/admins", Some(&ana.jwt)).await.expect(200);
     assert_eq!(listed["admins"][0]["available"], json!(true), "unchanged: {listed}");
     app.stop().await;
@@ -274,7 +314,10 @@ pub async fn admin_list_pages_the_orgs_admins_with_their_load(set: &dyn AdapterS
         };
         let page = app.get(&path, Some(&admins[0].jwt)).await.expect(200);
         let text = page.to_string();
-        assert!(!text.contains("argon2") && !text.to_lowercase().contains("hash"), "{text}");
+        assert!(
+            !text.contains("argon2") && !text.to_lowercase().contains("hash"),
+            "{text}"
+        );
         seen.extend(page["admins"].as_array().unwrap().clone());
         match page["nextCursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
@@ -282,10 +325,17 @@ pub async fn admin_list_pages_the_orgs_admins_with_their_load(set: &dyn AdapterS
         }
     }
     let ids: Vec<&str> = seen.iter().map(|a| a["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, admins.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), "in sign-up order");
+    assert_eq!(
+        ids,
+        admins.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        "in sign-up order"
+    );
     for (a, shown) in admins.iter().zip(&seen) {
         assert_eq!(shown["email"], json!(a.email));
-        assert_eq!((&shown["firstName"], &shown["lastName"]), (&json!("Ada"), &json!("Admin")));
+        assert_eq!(
+            (&shown["firstName"], &shown["lastName"]),
+            (&json!("Ada"), &json!("Admin"))
+        );
         assert_eq!(shown["available"], json!(true));
         let open = if ticket["adminId"] == json!(a.id) { 1 } else { 0 };
         assert_eq!(shown["openTickets"], json!(open), "{shown}");

@@ -27,8 +27,12 @@ pub struct TicketEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Actor {
-    Admin { admin_id: AdminId },
-    Customer { email: Email },
+    Admin {
+        admin_id: AdminId,
+    },
+    Customer {
+        email: Email,
+    },
     /// The auto-close job (or the sweeper running it).
     AutoClose,
     /// The service itself: assignment, mail delivery.
@@ -120,10 +124,7 @@ impl Cause {
         }
         changes.extend(self.explicit.iter().cloned());
         changes.extend(derived(before, after, &self.explicit));
-        changes
-            .into_iter()
-            .map(|change| self.event(after.id, change))
-            .collect()
+        changes.into_iter().map(|change| self.event(after.id, change)).collect()
     }
 
     /// One event of this cause on a ticket.
@@ -212,8 +213,8 @@ pub fn replay(events: &[TicketEvent]) -> (Option<Status>, Option<AdminId>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::rules;
     use crate::domain::OrgId;
+    use crate::domain::rules;
     use std::time::Duration;
 
     const DELAY: Duration = Duration::from_secs(60);
@@ -247,7 +248,13 @@ mod tests {
         let cause = Cause::new(Actor::System, t.created_at);
         assert_eq!(
             changes(&cause.events(None, &t)),
-            vec![Change::Created, Change::Assigned { from: None, to: t.admin_id }]
+            vec![
+                Change::Created,
+                Change::Assigned {
+                    from: None,
+                    to: t.admin_id
+                }
+            ]
         );
     }
 
@@ -272,12 +279,14 @@ mod tests {
                     from: Status::Open,
                     to: Status::Responded
                 },
-                Change::AutoCloseScheduled {
-                    due_at: at.plus(DELAY)
-                },
+                Change::AutoCloseScheduled { due_at: at.plus(DELAY) },
             ]
         );
-        assert!(events.iter().all(|e| e.actor == admin && e.at == at && e.ticket_id == before.id));
+        assert!(
+            events
+                .iter()
+                .all(|e| e.actor == admin && e.at == at && e.ticket_id == before.id)
+        );
         assert!(events.windows(2).all(|w| w[0].id < w[1].id), "ids sort in order");
     }
 
@@ -355,14 +364,29 @@ mod tests {
         );
         let json = serde_json::to_value(&e).unwrap();
         assert_eq!(json["type"], "assigned");
-        assert_eq!(json["actor"], serde_json::json!({"kind": "admin", "adminId": admin_id.to_string()}));
+        assert_eq!(
+            json["actor"],
+            serde_json::json!({"kind": "admin", "adminId": admin_id.to_string()})
+        );
         assert_eq!(json["to"], admin_id.to_string());
         assert_eq!(json["at"], "1970-01-01T00:00:00.000Z");
         assert_eq!(json["ticketId"], t.id.to_string());
         assert_eq!(serde_json::from_value::<TicketEvent>(json).unwrap(), e);
         let fired = Cause::new(Actor::AutoClose, Timestamp::from_millis(0)).event(t.id, Change::AutoCloseFired);
         let json = serde_json::to_value(&fired).unwrap();
-        assert_eq!((json["type"].as_str(), json["actor"]["kind"].as_str()), (Some("autoCloseFired"), Some("autoClose")));
+        assert_eq!(
+            (json["type"].as_str(), json["actor"]["kind"].as_str()),
+            (Some("autoCloseFired"), Some("autoClose"))
+        );
         assert_eq!(serde_json::from_value::<TicketEvent>(json).unwrap(), fired);
+        let due_at = Timestamp::from_millis(60_000);
+        let scheduled =
+            Cause::new(Actor::System, Timestamp::from_millis(0)).event(t.id, Change::AutoCloseScheduled { due_at });
+        let json = serde_json::to_value(&scheduled).unwrap();
+        assert_eq!(
+            (json["at"].as_str(), json["dueAt"].as_str()),
+            (Some("1970-01-01T00:00:00.000Z"), Some("1970-01-01T00:01:00.000Z"))
+        );
+        assert_eq!(serde_json::from_value::<TicketEvent>(json).unwrap(), scheduled);
     }
 }

@@ -198,9 +198,15 @@ mod tests {
         let (org, id) = (OrgId::new(), uuid::Uuid::now_v7());
         let c = codec.encode_id(org, "events:1", id);
         assert_eq!(codec.decode_id(org, "events:1", &c).unwrap(), id);
-        assert!(codec.decode_id(org, "events:2", &c).is_err(), "another ticket's history");
+        assert!(
+            codec.decode_id(org, "events:2", &c).is_err(),
+            "another ticket's history"
+        );
         assert!(codec.decode_id(OrgId::new(), "events:1", &c).is_err());
-        assert!(codec.decode(org, &TicketFilter::default(), &c).is_err(), "not a ticket list cursor");
+        assert!(
+            codec.decode(org, &TicketFilter::default(), &c).is_err(),
+            "not a ticket list cursor"
+        );
         let list = codec.encode(org, &TicketFilter::default(), pos());
         assert!(codec.decode_id(org, "events:1", &list).is_err());
     }

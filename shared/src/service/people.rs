@@ -80,11 +80,16 @@ impl Service {
                 break;
             }
             // The index may lag the table (DynamoDB): assign what is stored now.
-            let Some(ticket) = store.ticket(*id).await? else { continue };
+            let Some(ticket) = store.ticket(*id).await? else {
+                continue;
+            };
             if ticket.status != Status::Open || ticket.admin_id.is_some() {
                 continue;
             }
-            match store.assign_ticket(&ticket, &Cause::new(Actor::System, self.now())).await {
+            match store
+                .assign_ticket(&ticket, &Cause::new(Actor::System, self.now()))
+                .await
+            {
                 Ok(Some(_)) => assigned += 1,
                 // Nobody available: the next availability change starts again.
                 Ok(None) => {

@@ -25,14 +25,14 @@ pub struct DynamoStore {
     /// Creates for one org take turns within this process, so a burst does not
     /// become a herd of conflicting transactions; across processes (Lambda
     /// instances) the conditional counter update keeps assignment right.
-    assign_turns: Vec<tokio::sync::Mutex<()>>,
+    pub(super) assign_turns: Vec<tokio::sync::Mutex<()>>,
     /// How long a create keeps retrying when other creates keep taking the
     /// chosen admin's counter first (a burst on one org); then it is a 503.
     /// Derived from the client's own call timeout (see `budgets`).
-    assign_window: Duration,
+    pub(super) assign_window: Duration,
 }
 
-const ASSIGN_STRIPES: usize = 64;
+pub(super) const ASSIGN_STRIPES: usize = 64;
 
 pub(super) fn malformed(e: items::Malformed) -> StoreError {
     StoreError::Internal(e.into())
@@ -53,7 +53,7 @@ impl DynamoStore {
         }
     }
 
-    fn put(&self, item: Item, condition: &str) -> Put {
+    pub(super) fn put(&self, item: Item, condition: &str) -> Put {
         Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -270,49 +270,7 @@ impl Store for DynamoStore {
     }
 
     async fn create_ticket(&self, ticket: &Ticket, cause: &Cause) -> StoreResult<Ticket> {
-        let mut ticket = ticket.clone();
-        let stripe = (ticket.org_id.0.as_u128() % ASSIGN_STRIPES as u128) as usize;
-        let _turn = self.assign_turns[stripe].lock().await;
-        let deadline = tokio::time::Instant::now() + self.assign_window;
-        for attempt in 0usize.. {
-            if tokio::time::Instant::now() > deadline {
-                break;
-            }
-            let loads = self.admin_loads(ticket.org_id).await?;
-            // First try the rule's choice; after losing a race, spread over the
-            // equally right choices so concurrent creates stop colliding.
-            let candidates = rules::least_loaded(&loads);
-            ticket.admin_id = match attempt {
-                0 => candidates.first().copied(),
-                _ if candidates.is_empty() => None,
-                _ => Some(candidates[rand::random_range(0..candidates.len())]),
-            };
-            let put = self.put(items::ticket_item(&ticket), "attribute_not_exists(pk)");
-            let mut writes = vec![TransactWriteItem::builder().put(put).build()];
-            writes.extend(self.event_puts(&cause.events(None, &ticket))?);
-            let Some(admin) = ticket.admin_id else {
-                self.transact(writes).await?;
-                return Ok(ticket);
-            };
-            let observed = loads.iter().find(|l| l.admin_id == admin).map_or(0, |l| l.open_tickets);
-            writes.push(self.counter_update(ticket.org_id, admin, 1, Some((ticket.created_at, observed))));
-            match self.transact(writes).await {
-                Ok(_) => return Ok(ticket),
-                // Another create moved this admin's count first: look again.
-                Err(StoreError::Conflict(_)) => {
-                    // Full jitter, capped (budgets::ASSIGN_MAX_JITTER): losers
-                    // spread out instead of colliding again.
-                    let cap = 2u64
-                        .saturating_pow(attempt.min(7) as u32)
-                        .clamp(2, budgets::ASSIGN_MAX_JITTER.as_millis() as u64);
-                    tokio::time::sleep(Duration::from_millis(rand::random_range(0..cap))).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StoreError::Unavailable(anyhow::anyhow!(
-            "assignment kept conflicting; too many concurrent creates"
-        )))
+        self.create_ticket_item(ticket, cause).await
     }
 
     async fn ticket(&self, id: TicketId) -> StoreResult<Option<Ticket>> {

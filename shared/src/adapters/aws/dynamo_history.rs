@@ -1,12 +1,12 @@
 //! The history and people half of the [`Store`](crate::ports::Store) port on
 //! DynamoDB: event items written in each ticket write's transaction, the
-//! history Query, assignment of waiting tickets (through the sparse
-//! `unassigned` index and the backlog marks), availability and the admin list.
+//! history Query, the sparse `unassigned` index and the backlog marks,
+//! availability and the admin list.
 
 use super::dynamo::{DynamoStore, malformed};
 use super::errors::Classify;
 use super::items::{self, Item, s};
-use crate::domain::{Admin, AdminId, AdminSummary, Cause, EventId, OrgId, Ticket, TicketEvent, TicketId, rules};
+use crate::domain::{Admin, AdminId, AdminSummary, EventId, OrgId, TicketEvent, TicketId};
 use crate::ports::StoreResult;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
@@ -59,37 +59,6 @@ impl DynamoStore {
             .iter()
             .map(|i| items::event_from(i).map_err(malformed))
             .collect()
-    }
-
-    /// Assigns `before` by the rule, like a create: the chosen admin's counter
-    /// moves under its observed value, so a concurrent assignment makes this
-    /// a Conflict (the caller moves on), never a miscount.
-    pub(super) async fn assign_item(&self, before: &Ticket, cause: &Cause) -> StoreResult<Option<Ticket>> {
-        let loads = self.admin_loads(before.org_id).await?;
-        let Some(admin) = rules::choose_assignee(&loads) else {
-            return Ok(None);
-        };
-        let observed = loads.iter().find(|l| l.admin_id == admin).map_or(0, |l| l.open_tickets);
-        let mut after = before.clone();
-        after.admin_id = Some(admin);
-        after.updated_at = cause.at;
-        after.version = before.version + 1;
-        let guard = items::ticket_guard(before);
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(items::ticket_item(&after)))
-            .condition_expression(guard.condition)
-            .set_expression_attribute_names(Some(guard.names))
-            .set_expression_attribute_values(Some(guard.values))
-            .build()
-            .expect("complete put");
-        let mut writes = vec![
-            TransactWriteItem::builder().put(put).build(),
-            self.counter_update(after.org_id, admin, 1, Some((cause.at, observed))),
-        ];
-        writes.extend(self.event_puts(&cause.events(Some(before), &after))?);
-        self.transact(writes).await?;
-        Ok(Some(after))
     }
 
     /// One Query of the sparse `unassigned` index, oldest first.
@@ -191,9 +160,7 @@ impl DynamoStore {
             .send()
             .await
             .classify()?;
-        out.item
-            .map(|i| items::admin_from(&i).map_err(malformed))
-            .transpose()
+        out.item.map(|i| items::admin_from(&i).map_err(malformed)).transpose()
     }
 
     /// One Query of the org's partition, admin items only, in id order.

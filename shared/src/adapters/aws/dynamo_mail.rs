@@ -12,7 +12,6 @@ use crate::ports::StoreResult;
 use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
 use std::time::Duration;
 
-
 impl DynamoStore {
     /// Applies `w` to the response item; `Ok(None)` when its condition failed.
     async fn update_response(

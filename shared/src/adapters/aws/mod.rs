@@ -9,6 +9,7 @@
 pub mod budgets;
 mod calls;
 mod dynamo;
+mod dynamo_assign;
 mod dynamo_history;
 mod dynamo_lists;
 mod dynamo_mail;

@@ -179,15 +179,17 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow:
                 .context("index definition")?,
         );
     // OPEN tickets waiting for an assignee, per org, oldest first: sparse, keys only.
-    create = create.attribute_definitions(string_attr(UNASSIGNED_PK)).global_secondary_indexes(
-        GlobalSecondaryIndex::builder()
-            .index_name(UNASSIGNED_INDEX)
-            .key_schema(key(UNASSIGNED_PK, KeyType::Hash))
-            .key_schema(key(GSK, KeyType::Range))
-            .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
-            .build()
-            .context("index definition")?,
-    );
+    create = create
+        .attribute_definitions(string_attr(UNASSIGNED_PK))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(UNASSIGNED_INDEX)
+                .key_schema(key(UNASSIGNED_PK, KeyType::Hash))
+                .key_schema(key(GSK, KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                .build()
+                .context("index definition")?,
+        );
     for index in LIST_INDEXES {
         create = create
             .attribute_definitions(string_attr(index.pk_attr))

@@ -261,8 +261,11 @@ impl<S: Store> Store for CachedStore<S> {
 
     async fn update_ticket(&self, before: &Ticket, after: &Ticket, cause: &Cause) -> StoreResult<()> {
         let (before, after, cause) = (before.clone(), after.clone(), cause.clone());
-        self.write(after.id, |s| async move { s.update_ticket(&before, &after, &cause).await })
-            .await
+        self.write(
+            after.id,
+            |s| async move { s.update_ticket(&before, &after, &cause).await },
+        )
+        .await
     }
 
     async fn add_response(

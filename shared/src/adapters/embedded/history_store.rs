@@ -124,7 +124,9 @@ impl SqliteStore {
             .write(move |tx| {
                 Ok(tx
                     .query_row(
-                        &format!("UPDATE admins SET available = ?1 WHERE id = ?2 AND org_id = ?3 RETURNING {ADMIN_COLS}"),
+                        &format!(
+                            "UPDATE admins SET available = ?1 WHERE id = ?2 AND org_id = ?3 RETURNING {ADMIN_COLS}"
+                        ),
                         params![available, id.to_string(), org.to_string()],
                         admin_from_row,
                     )
@@ -185,6 +187,64 @@ impl SqliteStore {
 mod tests {
     use super::*;
     use crate::adapters::embedded::Db;
+    use crate::auth::SecretHash;
+    use crate::domain::{Actor, Domain, Email, Org, Status, Timestamp};
+    use crate::ports::Store;
+
+    /// A write that loses its version check records no event: the events
+    /// commit with the change or not at all.
+    #[tokio::test]
+    async fn a_conflicting_write_records_no_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::new(Db::open(&dir.path().join("t.db")).unwrap());
+        let now = Timestamp::from_millis(1_000);
+        let org = Org {
+            id: OrgId::new(),
+            name: "Acme".into(),
+            domain: Domain::from_trusted("acme.example".into()),
+            created_at: now,
+        };
+        store.create_org(&org, &SecretHash::of("s")).await.unwrap();
+        let customer = Actor::Customer {
+            email: Email::from_trusted("c@x.io".into()),
+        };
+        let draft = Ticket {
+            id: TicketId::new(),
+            org_id: org.id,
+            title: "t".into(),
+            description: "d".into(),
+            added_by: Email::from_trusted("c@x.io".into()),
+            admin_id: None,
+            status: Status::Open,
+            created_at: now,
+            updated_at: now,
+            responded_at: None,
+            closed_at: None,
+            auto_close_at: None,
+            version: 1,
+        };
+        let t = store.create_ticket(&draft, &Cause::new(customer, now)).await.unwrap();
+        assert_eq!(
+            store.ticket_events(t.id, None, 10).await.unwrap().len(),
+            1,
+            "created, unassigned"
+        );
+        let mut closed = t.clone();
+        closed.status = Status::Closed;
+        closed.version = 2;
+        let cause = Cause::new(Actor::System, now);
+        store.update_ticket(&t, &closed, &cause).await.unwrap();
+        let mut stale = closed.clone();
+        stale.title = "late".into();
+        assert!(matches!(
+            store.update_ticket(&t, &stale, &cause).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let events = store.ticket_events(t.id, None, 10).await.unwrap();
+        assert_eq!(events.len(), 2, "{events:?}");
+        let after_first = store.ticket_events(t.id, Some(events[0].id), 10).await.unwrap();
+        assert_eq!(after_first, events[1..]);
+    }
 
     /// Each new read is a search of its index: no scan, no sort.
     #[test]
@@ -206,7 +266,11 @@ mod tests {
                 .map(Result::unwrap)
                 .collect();
             let plan = plan.join(" | ");
-            assert!(plan.contains(&format!("USING INDEX {index}")) || plan.contains(&format!("USING COVERING INDEX {index}")), "{plan}");
+            assert!(
+                plan.contains(&format!("USING INDEX {index}"))
+                    || plan.contains(&format!("USING COVERING INDEX {index}")),
+                "{plan}"
+            );
             assert!(!plan.contains("SCAN") && !plan.contains("TEMP B-TREE"), "{plan}");
         }
     }

@@ -228,21 +228,24 @@ mod tests {
         };
         store.create_admin(&admin, "hash").await.unwrap();
         let before = store
-            .create_ticket(&Ticket {
-                id: crate::domain::TicketId::new(),
-                org_id: org.id,
-                title: "t".into(),
-                description: "d".into(),
-                added_by: Email::from_trusted("carla@customer.example".into()),
-                admin_id: None,
-                status: Status::Open,
-                created_at: now,
-                updated_at: now,
-                responded_at: None,
-                closed_at: None,
-                auto_close_at: None,
-                version: 1,
-            }, &Cause::new(Actor::System, now))
+            .create_ticket(
+                &Ticket {
+                    id: crate::domain::TicketId::new(),
+                    org_id: org.id,
+                    title: "t".into(),
+                    description: "d".into(),
+                    added_by: Email::from_trusted("carla@customer.example".into()),
+                    admin_id: None,
+                    status: Status::Open,
+                    created_at: now,
+                    updated_at: now,
+                    responded_at: None,
+                    closed_at: None,
+                    auto_close_at: None,
+                    version: 1,
+                },
+                &Cause::new(Actor::System, now),
+            )
             .await
             .unwrap();
         let mut after = before.clone();

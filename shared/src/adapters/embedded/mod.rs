@@ -5,6 +5,7 @@ mod cache;
 mod db;
 mod history_store;
 mod jobs;
+mod lists;
 mod mail_store;
 mod outbox;
 mod rows;
@@ -68,7 +69,7 @@ impl Embedded {
 
 #[cfg(test)]
 mod tests {
-    use super::store::list_query;
+    use super::lists::list_query;
     use super::*;
     use crate::domain::{AdminId, Email, OrgId, PagePosition, PageRequest, Status, TicketFilter, TicketId, Timestamp};
 

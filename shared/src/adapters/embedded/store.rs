@@ -2,6 +2,7 @@
 
 use super::db::Db;
 use super::history_store::{admin_loads, insert_events, stamp_assigned};
+use super::lists::list_query;
 use super::mail_store::insert_response;
 use super::rows::{
     ADMIN_COLS, ORG_COLS, RESPONSE_COLS, TICKET_COLS, admin_from_row, org_from_row, parse, response_from_row,
@@ -17,7 +18,6 @@ use crate::domain::{
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
 use async_trait::async_trait;
-use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Transaction, params};
 use std::sync::Arc;
 use std::time::Duration;
@@ -427,48 +427,4 @@ impl Store for SqliteStore {
             })
             .await
     }
-}
-
-impl SqliteStore {
-    /// Inserts tickets as they are, in one transaction: for imports and
-    /// benchmarks. Assignment and admin counters are left untouched.
-    pub async fn bulk_import_tickets(&self, tickets: Vec<Ticket>) -> StoreResult<()> {
-        self.db
-            .write(move |tx| {
-                let mut stmt = tx.prepare_cached(&format!(
-                    "INSERT INTO tickets ({TICKET_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-                ))?;
-                for t in &tickets {
-                    stmt.execute(rusqlite::params_from_iter(ticket_params(t)))?;
-                }
-                Ok(())
-            })
-            .await
-    }
-}
-
-/// The list SQL for a filter; each combination matches one `tickets_by_*` index.
-pub(super) fn list_query(org: OrgId, filter: &TicketFilter, page: PageRequest) -> (String, Vec<Value>) {
-    let mut sql = format!("SELECT {TICKET_COLS} FROM tickets WHERE org_id = ?");
-    let mut values: Vec<Value> = vec![org.to_string().into()];
-    if let Some(admin) = filter.admin_id {
-        sql.push_str(" AND admin_id = ?");
-        values.push(admin.to_string().into());
-    }
-    if let Some(customer) = &filter.customer {
-        sql.push_str(" AND added_by = ?");
-        values.push(customer.as_str().to_owned().into());
-    }
-    if let Some(status) = filter.status {
-        sql.push_str(" AND status = ?");
-        values.push(status.as_str().to_owned().into());
-    }
-    if let Some(after) = page.after {
-        sql.push_str(" AND (created_at, id) < (?, ?)");
-        values.push(after.created_at.millis().into());
-        values.push(after.id.to_string().into());
-    }
-    sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
-    values.push(i64::try_from(page.limit + 1).unwrap_or(i64::MAX).into());
-    (sql, values)
 }
