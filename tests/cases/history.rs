@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use ticketing_tests::client::{AdminHandle, OrgHandle};
-use ticketing_tests::{AdapterSet, TestApp, TestConfig, customer};
+use ticketing_tests::client::{AdminHandle, OrgHandle, customer};
+use ticketing_tests::{AdapterSet, TestApp, TestConfig};
 
 /// Every event of a ticket, following the cursors.
 async fn all_events(app: &TestApp, jwt: &str, id: &str, limit: usize) -> Vec<Value> {
@@ -216,17 +216,21 @@ pub async fn an_admin_becoming_available_takes_the_waiting_tickets(set: &dyn Ada
     }
 
     set_available(&app, &ana, &ben.id, true).await;
-    // The oldest waiting batch is assigned in the request (25 at most).
-    for t in &waiting[1..26] {
-        assert_eq!(app.ticket(&ana.jwt, t).await["adminId"], json!(ben.id), "{t}");
-    }
-    // The rest by the sweep, soon after.
-    for t in &waiting[26..] {
+    // The oldest is assigned in the request (a batch of up to 25, within its
+    // time box); the rest by the sweep soon after, still oldest first.
+    assert_eq!(app.ticket(&ana.jwt, &waiting[1]).await["adminId"], json!(ben.id));
+    let mut assigned_at = Vec::new();
+    for t in &waiting[1..] {
         let got = app
-            .wait_for_ticket(&ana.jwt, t, Duration::from_secs(20), |t| !t["adminId"].is_null())
+            .wait_for_ticket(&ana.jwt, t, Duration::from_secs(30), |t| !t["adminId"].is_null())
             .await;
         assert_eq!(got["adminId"], json!(ben.id), "{got}");
+        assigned_at.push(got["updatedAt"].as_str().unwrap().to_owned());
     }
+    assert!(
+        assigned_at.windows(2).all(|w| w[0] <= w[1]),
+        "oldest first: {assigned_at:?}"
+    );
     assert!(
         app.ticket(&ana.jwt, &closed).await["adminId"].is_null(),
         "CLOSED tickets wait for nobody"
