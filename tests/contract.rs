@@ -62,6 +62,12 @@ macro_rules! contract_suite {
             case!(a_retried_post_is_applied_once_and_answered_again);
             case!(concurrent_twins_with_one_key_apply_once);
             case!(answers_with_credentials_are_not_kept_for_replays);
+            // Issue 9: history and people (H).
+            case!(history_replays_to_the_tickets_current_status_and_assignee);
+            case!(history_is_tenant_scoped_and_its_cursors_bound_to_the_ticket);
+            case!(an_admin_becoming_available_takes_the_waiting_tickets);
+            case!(availability_is_set_within_the_org_only);
+            case!(admin_list_pages_the_orgs_admins_with_their_load);
         }
     };
 }

@@ -100,10 +100,25 @@ async fn every_function_answers_its_sample_event_with_the_expected_status() {
         (Endpoint::UpdateTicket, "update-ticket", 200),
         (Endpoint::Respond, "respond", 201),
         (Endpoint::ChangeStatus, "change-status", 200),
+        (Endpoint::TicketEvents, "ticket-events", 200),
+        (Endpoint::ListAdmins, "list-admins", 200),
     ] {
         let (status, body) = invoke(&service, endpoint, &event(name, &fill)).await;
         assert_eq!(status, expected, "{name}: {body}");
     }
+    // Issue 9 (H): the admin listed first sets itself unavailable.
+    let (_, admins) = invoke(&service, Endpoint::ListAdmins, &event("list-admins", &fill)).await;
+    let admin = admins["admins"][0]["id"].as_str().unwrap().to_owned();
+    let (status, body) = invoke(
+        &service,
+        Endpoint::SetAvailability,
+        &event(
+            "set-availability",
+            &[("<JWT>", jwt.as_str()), ("<ADMIN_ID>", admin.as_str())],
+        ),
+    )
+    .await;
+    assert_eq!((status, &body["available"]), (200, &serde_json::json!(false)), "{body}");
     let (_, closed) = invoke(&service, Endpoint::GetTicket, &event("get-ticket", &fill)).await;
     assert_eq!(closed["status"], "CLOSED");
     assert_eq!(closed["title"], "Invoice total fixed");

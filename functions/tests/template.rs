@@ -94,6 +94,11 @@ fn template_table_has_the_keys_and_indexes_the_store_queries() {
         items::MAIL_DUE_PK.to_owned(),
         items::MAIL_DUE_SK.to_owned(),
     ));
+    wanted.insert((
+        items::UNASSIGNED_INDEX.to_owned(),
+        items::UNASSIGNED_PK.to_owned(),
+        items::GSK.to_owned(),
+    ));
     assert_eq!(indexes, wanted);
     // The sweeper's sparse index, and the stream the reconciler reads.
     let due = table["GlobalSecondaryIndexes"]
@@ -168,9 +173,10 @@ fn each_function_gets_only_the_permissions_it_uses() {
         let sends = ["respond", "add-reply", "reconcile", "sweeper"].contains(&binary);
         assert_eq!(a.contains("ses:SendEmail"), sends, "{name}: {a:?}");
         if binary == "mail-events" {
-            assert_eq!(a, BTreeSet::from(["dynamodb:UpdateItem".to_owned()]), "{name}");
+            let wanted = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"].map(String::from);
+            assert_eq!(a, BTreeSet::from(wanted), "{name}");
         }
-        if ["get-ticket", "list-tickets"].contains(&binary) {
+        if ["get-ticket", "list-tickets", "ticket-events", "list-admins"].contains(&binary) {
             // Reads only read; their one write records an API key's use, in
             // a statement of its own limited to org partitions.
             for st in f["Properties"]["Policies"]
@@ -287,7 +293,10 @@ fn only_the_jwt_functions_can_read_the_jwt_keys() {
                 "respond",
                 "revoke-api-key",
                 "rotate-org-secret",
-                "update-ticket"
+                "update-ticket",
+                "ticket-events",
+                "list-admins",
+                "set-availability"
             ]
             .map(String::from)
         )

@@ -5,9 +5,9 @@
 use crate::auth::{KeyRing, SecretHash};
 use crate::domain::SigninWindow;
 use crate::domain::{
-    Admin, AdminId, ApiKey, ApiKeyId, ClaimedMail, CloseJob, Credential, Delivery, Domain, Email, IdempotencyBegin,
-    IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest, ResponseId, ThrottleKey,
-    Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, CloseJob, Credential, Delivery, Domain, Email,
+    EventId, IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest,
+    ResponseId, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use async_trait::async_trait;
@@ -68,13 +68,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores `ticket` (whose `admin_id` is ignored), assigned to the org's
     /// least-loaded available admin (`rules::choose_assignee`); the assignee's
-    /// counters change in the same transaction. Returns the stored ticket.
-    async fn create_ticket(&self, ticket: &Ticket) -> StoreResult<Ticket>;
+    /// counters and the events of `cause` ([`Cause::events`]) are written in
+    /// the same transaction. Returns the stored ticket.
+    async fn create_ticket(&self, ticket: &Ticket, cause: &Cause) -> StoreResult<Ticket>;
     async fn ticket(&self, id: TicketId) -> StoreResult<Option<Ticket>>;
     /// Replaces `before` with `after` if the stored version is still
     /// `before.version` (else Conflict), adjusting admin counters by
-    /// `rules::load_changes` in the same transaction.
-    async fn update_ticket(&self, before: &Ticket, after: &Ticket) -> StoreResult<()>;
+    /// `rules::load_changes` and writing `cause`'s events in the same transaction.
+    async fn update_ticket(&self, before: &Ticket, after: &Ticket, cause: &Cause) -> StoreResult<()>;
     /// `update_ticket` and the insert of `message` with its outgoing `mail`
     /// (delivery pending, due at once), atomically: a committed message
     /// always has its mail. Conflict also if a message with its id exists
@@ -85,7 +86,35 @@ pub trait Store: Send + Sync + 'static {
         after: &Ticket,
         message: &Message,
         mail: Option<&Mail>,
+        cause: &Cause,
     ) -> StoreResult<()>;
+    /// Assigns the unassigned `before` (still at its version, else Conflict)
+    /// to the org's least-loaded available admin, as `create_ticket` does,
+    /// with `cause`'s events. `None` (nothing written) when no admin is available.
+    async fn assign_ticket(&self, before: &Ticket, cause: &Cause) -> StoreResult<Option<Ticket>>;
+    /// Up to `limit` of the org's OPEN tickets with no assignee, oldest first,
+    /// from an index holding only those. May lag a write (DynamoDB's index is
+    /// eventually consistent); callers re-read each ticket.
+    async fn unassigned_tickets(&self, org: OrgId, limit: usize) -> StoreResult<Vec<TicketId>>;
+    /// Orgs whose unassigned tickets were left for the sweep to assign
+    /// (at most `limit`), and marking or clearing one.
+    async fn assignment_backlog(&self, limit: usize) -> StoreResult<Vec<OrgId>>;
+    async fn set_assignment_backlog(&self, org: OrgId, pending: bool) -> StoreResult<()>;
+    /// Sets the admin's availability; `None` if `id` is not an admin of `org`.
+    async fn set_admin_available(&self, org: OrgId, id: AdminId, available: bool) -> StoreResult<Option<Admin>>;
+    /// One page of the org's admins with their open-ticket counts, in id
+    /// (creation) order, after `after`; up to `limit + 1` so callers see if more follow.
+    async fn list_admins(&self, org: OrgId, after: Option<AdminId>, limit: usize) -> StoreResult<Vec<AdminSummary>>;
+    /// Events with no ticket write of their own (an inbound mail refused), in one write.
+    async fn add_events(&self, events: &[TicketEvent]) -> StoreResult<()>;
+    /// The ticket's events after `after`, oldest first, at most `limit`: one
+    /// indexed range read.
+    async fn ticket_events(
+        &self,
+        ticket: TicketId,
+        after: Option<EventId>,
+        limit: usize,
+    ) -> StoreResult<Vec<TicketEvent>>;
     /// Takes the response's mail for one send attempt if it is pending and due
     /// at `now`, in one conditional write: counts the attempt and makes it due
     /// again only at `now + lease` (a sender that dies mid-send is replaced
@@ -100,7 +129,8 @@ pub trait Store: Send + Sync + 'static {
     /// Records how the claimed attempt went: `Sent` whenever the mail is still
     /// pending (it was sent, whoever holds the lease now); `Pending` (retry)
     /// or `Failed` only while the claim's `lease` is still the current one.
-    /// False if the condition did not hold.
+    /// False if the condition did not hold. A move out of `pending` writes a
+    /// `deliveryChanged` event (by `system`) in the same transaction.
     async fn record_attempt(
         &self,
         ticket: TicketId,
@@ -110,7 +140,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Sets `delivery` (a provider event) if it ranks above the stored state
     /// ([`Delivery::rank`]). False if it did not (a repeat, or a later state is
-    /// stored) or the response does not exist.
+    /// stored) or the response does not exist. When applied, a
+    /// `deliveryChanged` event (by `system`) is written with it.
     async fn record_mail_event(&self, ticket: TicketId, response: ResponseId, delivery: &Delivery)
     -> StoreResult<bool>;
     /// Up to `limit` pending mails due at `now`, earliest first, from an

@@ -87,6 +87,7 @@ id_type!(AdminId);
 id_type!(TicketId);
 id_type!(ResponseId);
 id_type!(ApiKeyId);
+id_type!(EventId);
 
 #[cfg(test)]
 mod tests {

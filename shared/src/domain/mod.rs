@@ -3,6 +3,7 @@
 mod api_keys;
 mod client;
 pub mod duration;
+pub mod events;
 mod idempotency;
 mod ids;
 mod mail;
@@ -14,8 +15,9 @@ pub mod webhooks;
 
 pub use api_keys::{ApiKey, Credential, KeyGrant, Scope, scopes_from_str, scopes_to_string};
 pub use client::{ClientId, ThrottleKey};
+pub use events::{Actor, Cause, Change, TicketEvent};
 pub use idempotency::{IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply};
-pub use ids::{AdminId, ApiKeyId, OrgId, ResponseId, TicketId};
+pub use ids::{AdminId, ApiKeyId, EventId, OrgId, ResponseId, TicketId};
 pub use mail::*;
 pub use model::*;
 pub use time::Timestamp;

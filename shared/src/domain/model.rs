@@ -72,6 +72,16 @@ pub struct Admin {
     pub created_at: Timestamp,
 }
 
+/// An admin as `GET /admins` lists it: never a hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminSummary {
+    #[serde(flatten)]
+    pub admin: Admin,
+    /// Tickets assigned to the admin that are not CLOSED.
+    pub open_tickets: i64,
+}
+
 /// An admin's share of the work, as assignment sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminLoad {

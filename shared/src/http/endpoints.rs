@@ -1,7 +1,7 @@
 //! The endpoints of the contract: method, path and Lambda function of each,
 //! and the handler (in its area's module) that serves it.
 
-use super::{api_keys, auth, conversation, extract, tickets};
+use super::{api_keys, auth, conversation, extract, history, people, tickets};
 use crate::service::Service;
 use axum::body::Body;
 use axum::http::{Method, Request};
@@ -29,10 +29,14 @@ pub enum Endpoint {
     ListApiKeys,
     RevokeApiKey,
     RotateOrgSecret,
+    // Issue 9, history and people.
+    TicketEvents,
+    ListAdmins,
+    SetAvailability,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 15] = [
+    pub const ALL: [Endpoint; 18] = [
         Endpoint::OrgSignup,
         Endpoint::AdminSignup,
         Endpoint::AdminSignin,
@@ -48,11 +52,18 @@ impl Endpoint {
         Endpoint::ListApiKeys,
         Endpoint::RevokeApiKey,
         Endpoint::RotateOrgSecret,
+        Endpoint::TicketEvents,
+        Endpoint::ListAdmins,
+        Endpoint::SetAvailability,
     ];
 
     pub fn method(self) -> Method {
         match self {
-            Endpoint::GetTicket | Endpoint::ListTickets | Endpoint::ListApiKeys => Method::GET,
+            Endpoint::GetTicket
+            | Endpoint::ListTickets
+            | Endpoint::ListApiKeys
+            | Endpoint::TicketEvents
+            | Endpoint::ListAdmins => Method::GET,
             Endpoint::RevokeApiKey => Method::DELETE,
             _ => Method::POST,
         }
@@ -73,6 +84,9 @@ impl Endpoint {
             Endpoint::CreateApiKey | Endpoint::ListApiKeys => "/api-keys",
             Endpoint::RevokeApiKey => "/api-keys/{id}",
             Endpoint::RotateOrgSecret => "/auth/org/secret/rotate",
+            Endpoint::TicketEvents => "/tickets/{id}/events",
+            Endpoint::ListAdmins => "/admins",
+            Endpoint::SetAvailability => "/admins/{id}/availability",
         }
     }
 
@@ -94,6 +108,9 @@ impl Endpoint {
             Endpoint::ListApiKeys => "list-api-keys",
             Endpoint::RevokeApiKey => "revoke-api-key",
             Endpoint::RotateOrgSecret => "rotate-org-secret",
+            Endpoint::TicketEvents => "ticket-events",
+            Endpoint::ListAdmins => "list-admins",
+            Endpoint::SetAvailability => "set-availability",
         }
     }
 
@@ -112,7 +129,10 @@ impl Endpoint {
             | Endpoint::CreateApiKey
             | Endpoint::ListApiKeys
             | Endpoint::RevokeApiKey
-            | Endpoint::RotateOrgSecret => true,
+            | Endpoint::RotateOrgSecret
+            | Endpoint::TicketEvents
+            | Endpoint::ListAdmins
+            | Endpoint::SetAvailability => true,
         }
     }
 
@@ -130,6 +150,7 @@ impl Endpoint {
     pub fn query_params(self) -> &'static [&'static str] {
         match self {
             Endpoint::ListTickets => &["adminEmail", "status", "customerEmail", "limit", "cursor"],
+            Endpoint::TicketEvents | Endpoint::ListAdmins => &["limit", "cursor"],
             _ => &[],
         }
     }
@@ -164,6 +185,9 @@ impl Endpoint {
             Endpoint::ListApiKeys => get(api_keys::list_api_keys),
             Endpoint::RevokeApiKey => delete(api_keys::revoke_api_key),
             Endpoint::RotateOrgSecret => post(api_keys::rotate_org_secret),
+            Endpoint::TicketEvents => get(history::ticket_events),
+            Endpoint::ListAdmins => get(people::list_admins),
+            Endpoint::SetAvailability => post(people::set_availability),
         }
     }
 }

@@ -8,7 +8,9 @@ mod conversation;
 mod endpoints;
 pub mod error;
 pub mod extract;
+mod history;
 mod idempotency;
+mod people;
 pub mod request_log;
 mod tickets;
 

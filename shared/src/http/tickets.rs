@@ -136,20 +136,25 @@ pub struct ListParams {
 }
 
 /// A query parameter's value, unless absent or blank (blank means "no filter").
-fn given(v: &Option<String>) -> Option<&str> {
+pub(super) fn given(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// A page size as lists take it: absent is the default, else 1..=MAX_PAGE.
+pub(super) fn page_limit(raw: Option<&str>) -> Result<usize> {
+    match raw {
+        None => Ok(DEFAULT_PAGE),
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| Error::invalid("limit", format!("must be a whole number from 1 to {MAX_PAGE}"))),
+    }
 }
 
 impl ListParams {
     fn query(&self) -> Result<ListQuery> {
-        let limit = match given(&self.limit) {
-            None => DEFAULT_PAGE,
-            Some(raw) => raw
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_PAGE).contains(n))
-                .ok_or_else(|| Error::invalid("limit", format!("must be a whole number from 1 to {MAX_PAGE}")))?,
-        };
+        let limit = page_limit(given(&self.limit))?;
         Ok(ListQuery {
             admin: given(&self.admin_email)
                 .map(|a| Email::parse("adminEmail", a))

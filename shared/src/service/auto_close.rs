@@ -3,7 +3,7 @@
 
 use super::Service;
 use crate::domain::rules::{self, AutoClose};
-use crate::domain::{CloseJob, Status};
+use crate::domain::{Actor, Cause, Change, CloseJob, Status};
 use crate::error::{Error, Result, StoreError};
 use std::fmt;
 
@@ -38,9 +38,11 @@ impl Service {
                 return Ok(CloseOutcome::Skipped("ticket moved on since the job was scheduled"));
             }
             let mut after = before.clone();
-            rules::set_status(&mut after, Status::Closed, self.now(), self.config.auto_close_after);
+            let now = self.now();
+            rules::set_status(&mut after, Status::Closed, now, self.config.auto_close_after);
             after.version = before.version + 1;
-            match self.ports.store.update_ticket(&before, &after).await {
+            let cause = Cause::new(Actor::AutoClose, now).with(Change::AutoCloseFired);
+            match self.ports.store.update_ticket(&before, &after, &cause).await {
                 Ok(()) => {
                     tracing::info!(ticket = %job.ticket_id, "ticket auto-closed");
                     return Ok(CloseOutcome::Closed);

@@ -44,9 +44,13 @@ impl CursorCodec {
     }
 
     pub fn encode(&self, org: OrgId, filter: &TicketFilter, pos: PagePosition) -> String {
+        self.encode_scoped(org, &fingerprint(filter), pos)
+    }
+
+    fn encode_scoped(&self, org: OrgId, f: &str, pos: PagePosition) -> String {
         let payload = Payload {
             o: org,
-            f: fingerprint(filter),
+            f: f.to_owned(),
             c: pos.created_at.millis(),
             i: pos.id,
         };
@@ -55,6 +59,10 @@ impl CursorCodec {
     }
 
     pub fn decode(&self, org: OrgId, filter: &TicketFilter, cursor: &str) -> Result<PagePosition, Error> {
+        self.decode_scoped(org, &fingerprint(filter), cursor)
+    }
+
+    fn decode_scoped(&self, org: OrgId, f: &str, cursor: &str) -> Result<PagePosition, Error> {
         let bad = || Error::invalid("cursor", "is not a cursor this list issued; start again without one");
         let (data, sig) = cursor.split_once('.').ok_or_else(bad)?;
         let json = B64.decode(data).map_err(|_| bad())?;
@@ -71,7 +79,7 @@ impl CursorCodec {
             return Err(bad());
         }
         let p: Payload = serde_json::from_slice(&json).map_err(|_| bad())?;
-        if p.o != org || p.f != fingerprint(filter) {
+        if p.o != org || p.f != f {
             return Err(bad());
         }
         Ok(PagePosition {
@@ -79,6 +87,29 @@ impl CursorCodec {
             id: p.i,
         })
     }
+}
+
+impl CursorCodec {
+    /// A cursor for a list paged by one id (a ticket's events, an org's
+    /// admins), bound to the org and to `scope` (which list) as list cursors
+    /// are bound to their filter.
+    pub fn encode_id(&self, org: OrgId, scope: &str, id: uuid::Uuid) -> String {
+        let pos = PagePosition {
+            created_at: Timestamp::from_millis(0),
+            id: TicketId(id),
+        };
+        self.encode_scoped(org, &scoped(scope), pos)
+    }
+
+    pub fn decode_id(&self, org: OrgId, scope: &str, cursor: &str) -> Result<uuid::Uuid, Error> {
+        self.decode_scoped(org, &scoped(scope), cursor).map(|p| p.id.0)
+    }
+}
+
+/// The fingerprint of a keyed list: never equal to a ticket filter's, so
+/// one list's cursor is refused by every other.
+fn scoped(scope: &str) -> String {
+    crate::auth::secret::hex(&Sha256::digest(format!("scope:{scope}").as_bytes())[..8])
 }
 
 /// A key of its own, so a cursor signature is never a valid JWT signature.
@@ -159,6 +190,25 @@ mod tests {
         ] {
             assert!(codec.decode(org, &TicketFilter::default(), &bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn id_cursors_are_bound_to_their_org_and_list() {
+        let codec = CursorCodec::new(&ring("k"));
+        let (org, id) = (OrgId::new(), uuid::Uuid::now_v7());
+        let c = codec.encode_id(org, "events:1", id);
+        assert_eq!(codec.decode_id(org, "events:1", &c).unwrap(), id);
+        assert!(
+            codec.decode_id(org, "events:2", &c).is_err(),
+            "another ticket's history"
+        );
+        assert!(codec.decode_id(OrgId::new(), "events:1", &c).is_err());
+        assert!(
+            codec.decode(org, &TicketFilter::default(), &c).is_err(),
+            "not a ticket list cursor"
+        );
+        let list = codec.encode(org, &TicketFilter::default(), pos());
+        assert!(codec.decode_id(org, "events:1", &list).is_err());
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct SweepReport {
     pub failed: usize,
     /// Due response mails attempted (the sweeper's mail retries).
     pub mail_attempted: usize,
+    /// Unassigned OPEN tickets assigned, left by availability changes.
+    pub assigned: usize,
 }
 
 impl Service {
@@ -51,7 +53,8 @@ impl Service {
     }
 
     /// The safety net, run every reconcile interval: closes RESPONDED tickets
-    /// whose `autoCloseAt` has passed, whether or not their schedule fired.
+    /// whose `autoCloseAt` has passed, whether or not their schedule fired,
+    /// then assigns the waiting tickets an availability change left over.
     /// Starts no close after `deadline`, so a backlog never outlives the
     /// sweeper's timeout; the rest waits for the next sweep.
     pub async fn sweep(&self, deadline: Instant) -> Result<SweepReport> {
@@ -86,12 +89,22 @@ impl Service {
                 break;
             }
         }
+        for org in self.ports.store.assignment_backlog(super::people::BACKLOG_ORGS).await? {
+            if Instant::now() >= deadline {
+                return Ok(report);
+            }
+            match self.assign_waiting(org, deadline).await {
+                Ok(n) => report.assigned += n,
+                Err(e) => tracing::warn!(org = %org, error = %e, "sweep could not assign waiting tickets"),
+            }
+        }
         if report != SweepReport::default() {
             tracing::info!(
                 closed = report.closed,
                 skipped = report.skipped,
                 failed = report.failed,
-                "swept due auto-closes"
+                assigned = report.assigned,
+                "swept due auto-closes and waiting tickets"
             );
         }
         Ok(report)

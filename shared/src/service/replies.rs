@@ -5,8 +5,8 @@
 use super::{CONCURRENT_CHANGE, Service, conflict_as};
 use crate::domain::rules::{self, AutoClose, ReplyEffect};
 use crate::domain::{
-    Author, Delivery, Email, MAX_TITLE, Mail, Message, MessageKind, OrgId, ResponseId, Status, Ticket, TicketId,
-    Timestamp, header_line,
+    Actor, Author, Cause, Change, Delivery, Email, MAX_TITLE, Mail, Message, MessageKind, OrgId, ResponseId, Status,
+    Ticket, TicketId, Timestamp, header_line,
 };
 use crate::error::{Error, Result};
 use std::time::Duration;
@@ -150,7 +150,12 @@ impl Service {
                     version: 1,
                     follow_up_of: Some(old.id),
                 };
-                self.ports.store.create_ticket(&draft).await?
+                let cause = Cause::new(customer(&reply.from), now).with(Change::FollowUpOf { ticket_id: old.id });
+                let created = self.ports.store.create_ticket(&draft, &cause).await?;
+                // The old ticket's history points at its follow-up.
+                let pointer = cause.event(old.id, Change::FollowUpCreated { ticket_id: created.id });
+                self.ports.store.add_events(&[pointer]).await?;
+                created
             }
         };
         let mut after = ticket.clone();
@@ -203,9 +208,10 @@ impl Service {
             ticket_id: after.id,
             response_id: id,
         });
+        let cause = Cause::new(customer(&reply.from), now).with(Change::Replied { message_id: id });
         self.ports
             .store
-            .add_message(before, after, &message, mail.as_ref())
+            .add_message(before, after, &message, mail.as_ref(), &cause)
             .await
             .map_err(|e| conflict_as(e, CONCURRENT_CHANGE))?;
         if let Some(committed) = message.delivery.take() {
@@ -213,6 +219,10 @@ impl Service {
         }
         Ok(message)
     }
+}
+
+fn customer(email: &Email) -> Actor {
+    Actor::Customer { email: email.clone() }
 }
 
 /// "Re: <title>", cut to fit the title limit on a character boundary.

@@ -7,7 +7,8 @@ use super::{CONCURRENT_CHANGE, Service, conflict_as};
 use crate::auth::Claims;
 use crate::domain::duration::format_duration;
 use crate::domain::{
-    Author, Delivery, Mail, Message, MessageKind, Response, ResponseId, Status, Ticket, TicketId, header_line, rules,
+    Actor, Author, Cause, Change, Delivery, Mail, Message, MessageKind, Response, ResponseId, Status, Ticket, TicketId,
+    header_line, rules,
 };
 use crate::error::{Error, Result};
 
@@ -36,9 +37,12 @@ impl Service {
             delivery: Delivery::new_pending(now),
         };
         let mail = self.response_mail(&after, &response);
+        let cause = Cause::new(Actor::Admin { admin_id: claims.sub }, now).with(Change::Responded {
+            message_id: response.id,
+        });
         self.ports
             .store
-            .add_message(&before, &after, &Message::from(response.clone()), Some(&mail))
+            .add_message(&before, &after, &Message::from(response.clone()), Some(&mail), &cause)
             .await
             .map_err(|e| conflict_as(e, CONCURRENT_CHANGE))?;
         // Mail before scheduling: on ticketd, scheduling wakes the job runner,
@@ -69,7 +73,14 @@ impl Service {
         };
         self.ports
             .store
-            .add_message(&before, &after, &note, None)
+            .add_message(
+                &before,
+                &after,
+                &note,
+                None,
+                &Cause::new(Actor::Admin { admin_id: claims.sub }, note.created_at)
+                    .with(Change::NoteAdded { message_id: note.id }),
+            )
             .await
             .map_err(|e| conflict_as(e, CONCURRENT_CHANGE))?;
         tracing::info!(ticket = %id, note = %note.id, "note added");

@@ -5,7 +5,7 @@ use super::commands::{ListQuery, ListResult, NewTicket, TicketPatch};
 use super::{CONCURRENT_CHANGE, Service, conflict_as};
 use crate::auth::Claims;
 use crate::domain::rules::{self, AutoClose};
-use crate::domain::{Message, Org, OrgId, PageRequest, Status, Ticket, TicketFilter, TicketId};
+use crate::domain::{Actor, Cause, Message, Org, OrgId, PageRequest, Status, Ticket, TicketFilter, TicketId};
 use crate::error::{Error, Result};
 
 impl Service {
@@ -27,7 +27,13 @@ impl Service {
             version: 1,
             follow_up_of: None,
         };
-        let ticket = self.ports.store.create_ticket(&draft).await?;
+        let cause = Cause::new(
+            Actor::Customer {
+                email: draft.added_by.clone(),
+            },
+            now,
+        );
+        let ticket = self.ports.store.create_ticket(&draft, &cause).await?;
         tracing::info!(
             org = %org.id,
             ticket = %ticket.id,
@@ -102,7 +108,7 @@ impl Service {
         after.version = before.version + 1;
         self.ports
             .store
-            .update_ticket(&before, &after)
+            .update_ticket(&before, &after, &Cause::new(Actor::Admin { admin_id: claims.sub }, now))
             .await
             .map_err(|e| conflict_as(e, CONCURRENT_CHANGE))?;
         self.apply_auto_close(effect).await;

@@ -280,16 +280,44 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     },
     FunctionBudget {
         binary: "mail-events",
-        // BatchSize 4 in template.yaml: one conditional UpdateItem per report.
-        steps: &[Step::Repeat("record a report on its response", 4, 1)],
+        // BatchSize 2 in template.yaml: per report, GetItem the delivery, then
+        // TransactWriteItems it with its history event.
+        steps: &[Step::Repeat("record a report on its response", 2, 2)],
     },
     FunctionBudget {
         binary: "sweeper",
         steps: &[
-            Step::Calls("Query by_due; Query mail_due; GetQueueUrl x2 (first run)", 4),
+            Step::Calls(
+                "Query by_due; Query mail_due; Query assignment backlog; GetQueueUrl x2 (first run)",
+                5,
+            ),
             // The unit under way: a close job (3 rounds of GetItem + write) is
             // the longest; a stream record replayed is 4 calls plus its read.
             Step::TimeBoxed("closes, mail retries, failure retries", SWEEP_WINDOW, 6),
+        ],
+    },
+    // Issue 9, history and people (H).
+    FunctionBudget {
+        binary: "ticket-events",
+        steps: &[
+            ADMIN_AUTH,
+            Step::Calls("GetItem ticket (tenancy)", 1),
+            Step::Calls("Query the ticket's events, one page", 1),
+        ],
+    },
+    FunctionBudget {
+        binary: "list-admins",
+        steps: &[ADMIN_AUTH, Step::Calls("Query the org's admin items, one page", 1)],
+    },
+    FunctionBudget {
+        binary: "set-availability",
+        steps: &[
+            ADMIN_AUTH,
+            Step::Calls("GetItem admin, TransactWriteItems admin and credentials", 2),
+            Step::Calls("PutItem backlog mark, Query unassigned", 2),
+            // Per ticket: GetItem ticket, Query admins, TransactWriteItems.
+            Step::TimeBoxed("assign waiting tickets", crate::service::ASSIGN_WINDOW, 3),
+            Step::Calls("DeleteItem backlog mark", 1),
         ],
     },
 ];

@@ -8,9 +8,9 @@ use super::sdk::DEFAULT_CALL_TIMEOUT;
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, AdminLoad, ApiKey, ApiKeyId, ClaimedMail, Credential, Delivery, Domain, Email, IdempotencyBegin,
-    IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest, ResponseId, SigninWindow,
-    ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminLoad, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, Credential, Delivery, Domain, Email,
+    EventId, IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest,
+    ResponseId, SigninWindow, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -25,14 +25,14 @@ pub struct DynamoStore {
     /// Creates for one org take turns within this process, so a burst does not
     /// become a herd of conflicting transactions; across processes (Lambda
     /// instances) the conditional counter update keeps assignment right.
-    assign_turns: Vec<tokio::sync::Mutex<()>>,
+    pub(super) assign_turns: Vec<tokio::sync::Mutex<()>>,
     /// How long a create keeps retrying when other creates keep taking the
     /// chosen admin's counter first (a burst on one org); then it is a 503.
     /// Derived from the client's own call timeout (see `budgets`).
-    assign_window: Duration,
+    pub(super) assign_window: Duration,
 }
 
-const ASSIGN_STRIPES: usize = 64;
+pub(super) const ASSIGN_STRIPES: usize = 64;
 
 pub(super) fn malformed(e: items::Malformed) -> StoreError {
     StoreError::Internal(e.into())
@@ -144,7 +144,7 @@ impl DynamoStore {
     }
 
     /// [`items::counter_update`] on one admin, as a transaction part.
-    fn counter_update(
+    pub(super) fn counter_update(
         &self,
         org: OrgId,
         admin: AdminId,
@@ -301,58 +301,8 @@ impl Store for DynamoStore {
             .transpose()
     }
 
-    async fn create_ticket(&self, ticket: &Ticket) -> StoreResult<Ticket> {
-        let mut ticket = ticket.clone();
-        let stripe = (ticket.org_id.0.as_u128() % ASSIGN_STRIPES as u128) as usize;
-        let _turn = self.assign_turns[stripe].lock().await;
-        let deadline = tokio::time::Instant::now() + self.assign_window;
-        for attempt in 0usize.. {
-            if tokio::time::Instant::now() > deadline {
-                break;
-            }
-            let loads = self.admin_loads(ticket.org_id).await?;
-            // First try the rule's choice; after losing a race, spread over the
-            // equally right choices so concurrent creates stop colliding.
-            let candidates = rules::least_loaded(&loads);
-            ticket.admin_id = match attempt {
-                0 => candidates.first().copied(),
-                _ if candidates.is_empty() => None,
-                _ => Some(candidates[rand::random_range(0..candidates.len())]),
-            };
-            let Some(admin) = ticket.admin_id else {
-                self.client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(items::ticket_item(&ticket)))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .send()
-                    .await
-                    .classify()?;
-                return Ok(ticket);
-            };
-            let put = self.put(items::ticket_item(&ticket), "attribute_not_exists(pk)");
-            let observed = loads.iter().find(|l| l.admin_id == admin).map_or(0, |l| l.open_tickets);
-            let writes = vec![
-                TransactWriteItem::builder().put(put).build(),
-                self.counter_update(ticket.org_id, admin, 1, Some((ticket.created_at, observed))),
-            ];
-            match self.transact(writes).await {
-                Ok(_) => return Ok(ticket),
-                // Another create moved this admin's count first: look again.
-                Err(StoreError::Conflict(_)) => {
-                    // Full jitter, capped (budgets::ASSIGN_MAX_JITTER): losers
-                    // spread out instead of colliding again.
-                    let cap = 2u64
-                        .saturating_pow(attempt.min(7) as u32)
-                        .clamp(2, budgets::ASSIGN_MAX_JITTER.as_millis() as u64);
-                    tokio::time::sleep(Duration::from_millis(rand::random_range(0..cap))).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StoreError::Unavailable(anyhow::anyhow!(
-            "assignment kept conflicting; too many concurrent creates"
-        )))
+    async fn create_ticket(&self, ticket: &Ticket, cause: &Cause) -> StoreResult<Ticket> {
+        self.create_ticket_item(ticket, cause).await
     }
 
     async fn ticket(&self, id: TicketId) -> StoreResult<Option<Ticket>> {
@@ -362,8 +312,9 @@ impl Store for DynamoStore {
             .transpose()
     }
 
-    async fn update_ticket(&self, before: &Ticket, after: &Ticket) -> StoreResult<()> {
-        self.write_ticket(before, after, vec![]).await
+    async fn update_ticket(&self, before: &Ticket, after: &Ticket, cause: &Cause) -> StoreResult<()> {
+        let events = self.event_puts(&cause.events(Some(before), after))?;
+        self.write_ticket(before, after, events).await
     }
 
     async fn add_message(
@@ -372,10 +323,49 @@ impl Store for DynamoStore {
         after: &Ticket,
         message: &Message,
         mail: Option<&Mail>,
+        cause: &Cause,
     ) -> StoreResult<()> {
         let put = self.put(items::message_item(message, mail), "attribute_not_exists(pk)");
-        self.write_ticket(before, after, vec![TransactWriteItem::builder().put(put).build()])
-            .await
+        let mut extra = vec![TransactWriteItem::builder().put(put).build()];
+        extra.extend(self.event_puts(&cause.events(Some(before), after))?);
+        self.write_ticket(before, after, extra).await
+    }
+
+    async fn assign_ticket(&self, before: &Ticket, cause: &Cause) -> StoreResult<Option<Ticket>> {
+        self.assign_item(before, cause).await
+    }
+
+    async fn unassigned_tickets(&self, org: OrgId, limit: usize) -> StoreResult<Vec<TicketId>> {
+        self.unassigned_items(org, limit).await
+    }
+
+    async fn assignment_backlog(&self, limit: usize) -> StoreResult<Vec<OrgId>> {
+        self.backlog_items(limit).await
+    }
+
+    async fn set_assignment_backlog(&self, org: OrgId, pending: bool) -> StoreResult<()> {
+        self.set_backlog_item(org, pending).await
+    }
+
+    async fn set_admin_available(&self, org: OrgId, id: AdminId, available: bool) -> StoreResult<Option<Admin>> {
+        self.set_available_items(org, id, available).await
+    }
+
+    async fn list_admins(&self, org: OrgId, after: Option<AdminId>, limit: usize) -> StoreResult<Vec<AdminSummary>> {
+        self.admin_summaries(org, after, limit).await
+    }
+
+    async fn add_events(&self, events: &[TicketEvent]) -> StoreResult<()> {
+        self.add_event_items(events).await
+    }
+
+    async fn ticket_events(
+        &self,
+        ticket: TicketId,
+        after: Option<EventId>,
+        limit: usize,
+    ) -> StoreResult<Vec<TicketEvent>> {
+        self.event_items(ticket, after, limit).await
     }
 
     async fn claim_mail(
@@ -411,7 +401,8 @@ impl Store for DynamoStore {
         self.due_mail_items(now, limit).await
     }
 
-    /// One Query on the ticket's partition returns the ticket and its messages.
+    /// One Query on the ticket's partition returns the ticket and its
+    /// messages; the key condition starts past the ticket's events.
     async fn ticket_with_messages(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Message>)>> {
         let mut ticket = None;
         let mut messages = Vec::new();
@@ -421,8 +412,9 @@ impl Store for DynamoStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
+                .key_condition_expression("pk = :pk AND sk >= :past_events")
                 .expression_attribute_values(":pk", s(items::ticket_partition(id)))
+                .expression_attribute_values(":past_events", s(items::AFTER_EVENTS))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()

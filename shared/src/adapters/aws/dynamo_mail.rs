@@ -5,10 +5,11 @@
 use super::dynamo::{DynamoStore, malformed};
 use super::errors::Classify;
 use super::items::{self, MailWrite};
+use crate::domain::events::delivery_changed;
 use crate::domain::{ClaimedMail, Delivery, ResponseId, TicketId, Timestamp};
 use crate::error::StoreError;
 use crate::ports::StoreResult;
-use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
 use std::time::Duration;
 
 impl DynamoStore {
@@ -39,6 +40,34 @@ impl DynamoStore {
         }
     }
 
+    /// Applies `w` to the response item together with the `deliveryChanged`
+    /// event of its move `from` a state, in one transaction; false when its
+    /// condition failed.
+    async fn update_response_with_event(
+        &self,
+        ticket: TicketId,
+        response: ResponseId,
+        w: MailWrite,
+        from: &str,
+        delivery: &Delivery,
+    ) -> StoreResult<bool> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(items::response_key(ticket, response)))
+            .update_expression(w.update)
+            .condition_expression(w.condition)
+            .set_expression_attribute_values(Some(w.values))
+            .build()
+            .expect("complete update");
+        let mut writes = vec![TransactWriteItem::builder().update(update).build()];
+        writes.extend(self.event_puts(&[delivery_changed(ticket, response, from, delivery)])?);
+        match self.transact(writes).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub(super) async fn claim_mail_item(
         &self,
         ticket: TicketId,
@@ -64,10 +93,15 @@ impl DynamoStore {
         outcome: &Delivery,
     ) -> StoreResult<bool> {
         let w = items::record_attempt(lease, outcome);
-        Ok(self
-            .update_response(ticket, response, w, ReturnValue::None)
-            .await?
-            .is_some())
+        if matches!(outcome, Delivery::Pending { .. }) {
+            // A retry: still pending, nothing for the history.
+            return Ok(self
+                .update_response(ticket, response, w, ReturnValue::None)
+                .await?
+                .is_some());
+        }
+        self.update_response_with_event(ticket, response, w, "pending", outcome)
+            .await
     }
 
     pub(super) async fn record_mail_event_item(
@@ -76,11 +110,28 @@ impl DynamoStore {
         response: ResponseId,
         delivery: &Delivery,
     ) -> StoreResult<bool> {
-        let w = items::record_event(delivery);
-        Ok(self
-            .update_response(ticket, response, w, ReturnValue::None)
+        // The event names the state it moved from: read it, then write only
+        // if it is still that state. If it changed in between (a send or
+        // another report), the report fails and its queue delivers it again.
+        let Some(item) = self.get(items::response_key(ticket, response)).await? else {
+            return Ok(false);
+        };
+        let from = items::delivery_from(&item).state();
+        if Delivery::rank(from) >= Delivery::rank(delivery.state()) {
+            return Ok(false);
+        }
+        let mut w = items::record_event(delivery);
+        w.condition.push_str(" AND deliveryState = :from");
+        w.values.insert(":from".into(), items::s(from));
+        if self
+            .update_response_with_event(ticket, response, w, from, delivery)
             .await?
-            .is_some())
+        {
+            return Ok(true);
+        }
+        Err(StoreError::Unavailable(anyhow::anyhow!(
+            "the delivery changed while a provider event was recorded; retry it"
+        )))
     }
 
     /// One Query on the sparse index, earliest due first.

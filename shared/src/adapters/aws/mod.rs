@@ -9,6 +9,8 @@
 pub mod budgets;
 mod calls;
 mod dynamo;
+mod dynamo_assign;
+mod dynamo_history;
 mod dynamo_idem;
 mod dynamo_keys;
 mod dynamo_lists;

@@ -4,7 +4,10 @@
 //! and the tests do against a fresh moto. In a real account, template.yaml does this.
 
 use super::errors::is_code;
-use super::items::{DUE_INDEX, DUE_PK, DUE_SK, GSK, LIST_INDEXES, MAIL_DUE_INDEX, MAIL_DUE_PK, MAIL_DUE_SK, PK, SK};
+use super::items::{
+    DUE_INDEX, DUE_PK, DUE_SK, GSK, LIST_INDEXES, MAIL_DUE_INDEX, MAIL_DUE_PK, MAIL_DUE_SK, PK, SK, UNASSIGNED_INDEX,
+    UNASSIGNED_PK,
+};
 use super::settings::local_mail_events_queue;
 use super::{AwsAdapters, AwsSettings};
 use anyhow::Context;
@@ -171,6 +174,18 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow:
                 .index_name(MAIL_DUE_INDEX)
                 .key_schema(key(MAIL_DUE_PK, KeyType::Hash))
                 .key_schema(key(MAIL_DUE_SK, KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                .build()
+                .context("index definition")?,
+        );
+    // OPEN tickets waiting for an assignee, per org, oldest first: sparse, keys only.
+    create = create
+        .attribute_definitions(string_attr(UNASSIGNED_PK))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(UNASSIGNED_INDEX)
+                .key_schema(key(UNASSIGNED_PK, KeyType::Hash))
+                .key_schema(key(GSK, KeyType::Range))
                 .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
                 .build()
                 .context("index definition")?,

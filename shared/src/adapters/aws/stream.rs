@@ -50,6 +50,8 @@ impl Record {
             // idempotent reconcile.
             return (job(&self.old_image) != job(&self.new_image)).then_some(Change::AutoClose(ticket));
         }
+        // Anything else in the partition but a response (its history's
+        // `EVENT#` items) needs nothing done.
         let response: ResponseId = sk.strip_prefix("RESPONSE#")?.parse().ok()?;
         (self.event_name == "INSERT").then_some(Change::Mail(ticket, response))
     }
@@ -301,6 +303,20 @@ mod tests {
             ..rec
         };
         assert_eq!(modified.change(), None, "delivery updates send nothing");
+    }
+
+    #[test]
+    fn a_history_event_item_means_nothing() {
+        let t = TicketId::new();
+        let event = crate::domain::Cause::new(crate::domain::Actor::System, Timestamp::from_millis(1))
+            .event(t, crate::domain::Change::Created);
+        let rec = Record {
+            event_name: "INSERT".into(),
+            keys: items::event_key(t, event.id),
+            new_image: items::event_item(&event).unwrap(),
+            ..Default::default()
+        };
+        assert_eq!(rec.change(), None, "events schedule and send nothing");
     }
 
     #[test]

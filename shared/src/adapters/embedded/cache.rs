@@ -4,8 +4,9 @@
 //!
 //! Why it may exist: `ticketd` is the only writer of its database, and every
 //! write of a ticket or response row goes through this decorator's `Store`
-//! methods (create_ticket, update_ticket, add_response, and the mail writes
-//! claim_mail, record_attempt, record_mail_event), which invalidate the entry. Measured in bench part a (bench/RESULTS.md).
+//! methods (create_ticket, update_ticket, add_response, assign_ticket, and the
+//! mail writes claim_mail, record_attempt, record_mail_event), which invalidate
+//! the entry. Events and admins are not part of an entry. Measured in bench part a (bench/RESULTS.md).
 //!
 //! Why reads are never stale, including under concurrency:
 //! - a write empties the ticket's slot and marks it busy *before* it starts and
@@ -21,9 +22,9 @@
 
 use crate::auth::SecretHash;
 use crate::domain::{
-    Admin, AdminId, ApiKey, ApiKeyId, ClaimedMail, Credential, Delivery, Domain, Email, IdempotencyBegin,
-    IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest, ResponseId, SigninWindow,
-    ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, Credential, Delivery, Domain, Email, EventId,
+    IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest, ResponseId,
+    SigninWindow, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -277,11 +278,11 @@ impl<S: Store> Store for CachedStore<S> {
         self.inner.admin_by_email(org, email).await
     }
 
-    async fn create_ticket(&self, ticket: &Ticket) -> StoreResult<Ticket> {
+    async fn create_ticket(&self, ticket: &Ticket, cause: &Cause) -> StoreResult<Ticket> {
         // A new id has nothing cached (misses are not cached), but a read of
         // it may be in flight: bracket it like any other write.
-        let ticket = ticket.clone();
-        self.write(ticket.id, |s| async move { s.create_ticket(&ticket).await })
+        let (ticket, cause) = (ticket.clone(), cause.clone());
+        self.write(ticket.id, |s| async move { s.create_ticket(&ticket, &cause).await })
             .await
     }
 
@@ -290,10 +291,13 @@ impl<S: Store> Store for CachedStore<S> {
         self.inner.ticket(id).await
     }
 
-    async fn update_ticket(&self, before: &Ticket, after: &Ticket) -> StoreResult<()> {
-        let (before, after) = (before.clone(), after.clone());
-        self.write(after.id, |s| async move { s.update_ticket(&before, &after).await })
-            .await
+    async fn update_ticket(&self, before: &Ticket, after: &Ticket, cause: &Cause) -> StoreResult<()> {
+        let (before, after, cause) = (before.clone(), after.clone(), cause.clone());
+        self.write(
+            after.id,
+            |s| async move { s.update_ticket(&before, &after, &cause).await },
+        )
+        .await
     }
 
     async fn add_message(
@@ -302,12 +306,61 @@ impl<S: Store> Store for CachedStore<S> {
         after: &Ticket,
         message: &Message,
         mail: Option<&Mail>,
+        cause: &Cause,
     ) -> StoreResult<()> {
-        let (before, after, message, mail) = (before.clone(), after.clone(), message.clone(), mail.cloned());
+        let (before, after, message, mail, cause) = (
+            before.clone(),
+            after.clone(),
+            message.clone(),
+            mail.cloned(),
+            cause.clone(),
+        );
         self.write(after.id, |s| async move {
-            s.add_message(&before, &after, &message, mail.as_ref()).await
+            s.add_message(&before, &after, &message, mail.as_ref(), &cause).await
         })
         .await
+    }
+
+    async fn assign_ticket(&self, before: &Ticket, cause: &Cause) -> StoreResult<Option<Ticket>> {
+        let (before, cause) = (before.clone(), cause.clone());
+        self.write(before.id, |s| async move { s.assign_ticket(&before, &cause).await })
+            .await
+    }
+
+    async fn unassigned_tickets(&self, org: OrgId, limit: usize) -> StoreResult<Vec<TicketId>> {
+        // An index read; the assignment re-checks each ticket's version.
+        self.inner.unassigned_tickets(org, limit).await
+    }
+
+    async fn assignment_backlog(&self, limit: usize) -> StoreResult<Vec<OrgId>> {
+        self.inner.assignment_backlog(limit).await
+    }
+
+    async fn set_assignment_backlog(&self, org: OrgId, pending: bool) -> StoreResult<()> {
+        self.inner.set_assignment_backlog(org, pending).await
+    }
+
+    async fn set_admin_available(&self, org: OrgId, id: AdminId, available: bool) -> StoreResult<Option<Admin>> {
+        // Admins are not cached: no ticket entry changes.
+        self.inner.set_admin_available(org, id, available).await
+    }
+
+    async fn list_admins(&self, org: OrgId, after: Option<AdminId>, limit: usize) -> StoreResult<Vec<AdminSummary>> {
+        self.inner.list_admins(org, after, limit).await
+    }
+
+    async fn add_events(&self, events: &[TicketEvent]) -> StoreResult<()> {
+        // Events are not part of a cached entry (ticket and responses).
+        self.inner.add_events(events).await
+    }
+
+    async fn ticket_events(
+        &self,
+        ticket: TicketId,
+        after: Option<EventId>,
+        limit: usize,
+    ) -> StoreResult<Vec<TicketEvent>> {
+        self.inner.ticket_events(ticket, after, limit).await
     }
 
     async fn claim_mail(
@@ -410,6 +463,10 @@ mod tests {
     use std::collections::HashSet;
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    fn system() -> Cause {
+        Cause::new(crate::domain::Actor::System, Timestamp::now())
+    }
+
     struct Desk {
         _dir: tempfile::TempDir,
         store: Arc<CachedStore<SqliteStore>>,
@@ -469,7 +526,7 @@ mod tests {
                 version: 1,
                 follow_up_of: None,
             };
-            self.store.create_ticket(&ticket).await.unwrap()
+            self.store.create_ticket(&ticket, &system()).await.unwrap()
         }
 
         async fn read(&self, id: TicketId) -> (Ticket, Vec<Message>) {
@@ -535,7 +592,7 @@ mod tests {
                         after.title = format!("writer {w}, edit {n}");
                         after.version += 1;
                         let result = if n % 2 == 0 {
-                            desk.store.update_ticket(&before, &after).await.map(|_| None)
+                            desk.store.update_ticket(&before, &after, &system()).await.map(|_| None)
                         } else {
                             let response = Response {
                                 id: ResponseId::new(),
@@ -554,7 +611,13 @@ mod tests {
                                 response_id: response.id,
                             };
                             desk.store
-                                .add_message(&before, &after, &Message::from(response.clone()), Some(&mail))
+                                .add_message(
+                                    &before,
+                                    &after,
+                                    &Message::from(response.clone()),
+                                    Some(&mail),
+                                    &system(),
+                                )
                                 .await
                                 .map(|_| Some(response.id))
                         };
@@ -629,7 +692,8 @@ mod tests {
             })
         };
         // Polled once, then dropped: what hyper does when the connection closes.
-        let mut write = desk.store.update_ticket(&before, &after);
+        let cause = system();
+        let mut write = desk.store.update_ticket(&before, &after, &cause);
         let polled = write
             .as_mut()
             .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_7_messages.sql"),
     include_str!("schema_8_api_keys.sql"),
     include_str!("schema_9_idempotency.sql"),
+    include_str!("schema_10_history.sql"),
 ];
 const MAX_IDLE_READERS: usize = 16;
 

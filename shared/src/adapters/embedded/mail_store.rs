@@ -2,8 +2,10 @@
 //! outgoing mail kept on its response row, claimed, recorded, and found due
 //! through the partial index `responses_mail_due`.
 
+use super::history_store::insert_events;
 use super::rows::parse;
 use super::store::SqliteStore;
+use crate::domain::events::delivery_changed as delivery_event;
 use crate::domain::{Author, ClaimedMail, Delivery, Email, Mail, Message, ResponseId, TicketId, Timestamp};
 use crate::error::StoreError;
 use rusqlite::types::Value;
@@ -103,6 +105,7 @@ impl SqliteStore {
     ) -> Result<bool, StoreError> {
         let (p, lease) = (outcome.parts(), lease.to_owned());
         let sent = matches!(outcome, Delivery::Sent { .. });
+        let event = (p.state != "pending").then(|| delivery_event(ticket, response, "pending", outcome));
         self.db
             .write(move |tx| {
                 let changed = tx.execute(
@@ -122,6 +125,9 @@ impl SqliteStore {
                         lease
                     ],
                 )?;
+                if changed == 1 {
+                    insert_events(tx, event.as_slice())?;
+                }
                 Ok(changed == 1)
             })
             .await
@@ -135,8 +141,16 @@ impl SqliteStore {
     ) -> Result<bool, StoreError> {
         let p = delivery.parts();
         let below = Delivery::states_below(p.state);
+        let delivery = delivery.clone();
         self.db
             .write(move |tx| {
+                let from: Option<String> = tx
+                    .query_row(
+                        "SELECT delivery_state FROM responses WHERE id = ?1 AND ticket_id = ?2",
+                        params![response.to_string(), ticket.to_string()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
                 let marks = vec!["?"; below.len()].join(", ");
                 let mut values: Vec<Value> = vec![
                     p.state.to_owned().into(),
@@ -156,6 +170,11 @@ impl SqliteStore {
                     ),
                     rusqlite::params_from_iter(values),
                 )?;
+                if changed == 1
+                    && let Some(from) = from
+                {
+                    insert_events(tx, &[delivery_event(ticket, response, &from, &delivery)])?;
+                }
                 Ok(changed == 1)
             })
             .await
@@ -188,7 +207,7 @@ mod tests {
     use super::*;
     use crate::adapters::embedded::Db;
     use crate::auth::SecretHash;
-    use crate::domain::{Admin, AdminId, Domain, Org, OrgId, Response, Status, Ticket};
+    use crate::domain::{Actor, Admin, AdminId, Cause, Domain, Org, OrgId, Response, Status, Ticket};
     use crate::ports::Store;
     use std::sync::Arc;
 
@@ -216,22 +235,25 @@ mod tests {
         };
         store.create_admin(&admin, "hash").await.unwrap();
         let before = store
-            .create_ticket(&Ticket {
-                id: crate::domain::TicketId::new(),
-                org_id: org.id,
-                title: "t".into(),
-                description: "d".into(),
-                added_by: Email::from_trusted("carla@customer.example".into()),
-                admin_id: None,
-                status: Status::Open,
-                created_at: now,
-                updated_at: now,
-                responded_at: None,
-                closed_at: None,
-                auto_close_at: None,
-                version: 1,
-                follow_up_of: None,
-            })
+            .create_ticket(
+                &Ticket {
+                    id: crate::domain::TicketId::new(),
+                    org_id: org.id,
+                    title: "t".into(),
+                    description: "d".into(),
+                    added_by: Email::from_trusted("carla@customer.example".into()),
+                    admin_id: None,
+                    status: Status::Open,
+                    created_at: now,
+                    updated_at: now,
+                    responded_at: None,
+                    closed_at: None,
+                    auto_close_at: None,
+                    version: 1,
+                    follow_up_of: None,
+                },
+                &Cause::new(Actor::System, now),
+            )
             .await
             .unwrap();
         let mut after = before.clone();
@@ -253,7 +275,13 @@ mod tests {
             response_id: response.id,
         };
         store
-            .add_message(&before, &after, &Message::from(response.clone()), Some(&mail))
+            .add_message(
+                &before,
+                &after,
+                &Message::from(response.clone()),
+                Some(&mail),
+                &Cause::new(Actor::System, now),
+            )
             .await
             .unwrap();
         (dir, store, before.id, response.id)

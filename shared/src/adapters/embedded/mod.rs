@@ -3,9 +3,11 @@
 
 mod cache;
 mod db;
+mod history_store;
 mod idem_store;
 mod jobs;
 mod key_store;
+mod lists;
 mod mail_store;
 mod outbox;
 mod rows;
@@ -69,7 +71,7 @@ impl Embedded {
 
 #[cfg(test)]
 mod tests {
-    use super::store::list_query;
+    use super::lists::list_query;
     use super::*;
     use crate::domain::{AdminId, Email, OrgId, PagePosition, PageRequest, Status, TicketFilter, TicketId, Timestamp};
 

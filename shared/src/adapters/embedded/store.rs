@@ -1,6 +1,8 @@
 //! The [`Store`] port on SQLite; rows map to domain values in `rows.rs`.
 
 use super::db::Db;
+use super::history_store::{admin_loads, insert_events, stamp_assigned};
+use super::lists::list_query;
 use super::mail_store::insert_message;
 use super::rows::{
     ADMIN_COLS, MESSAGE_COLS, TICKET_COLS, TICKET_COLUMNS, admin_from_row, message_from_row, parse, ticket_from_row,
@@ -9,14 +11,13 @@ use super::rows::{
 use crate::auth::SecretHash;
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, AdminLoad, ApiKey, ApiKeyId, ClaimedMail, Credential, Delivery, Domain, Email, IdempotencyBegin,
-    IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest, ResponseId, SigninWindow,
-    ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, Credential, Delivery, Domain, Email, EventId,
+    IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest, ResponseId,
+    SigninWindow, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
 use async_trait::async_trait;
-use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Transaction, params};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,7 +47,7 @@ fn apply_load_changes(tx: &Transaction, before: Option<&Ticket>, after: &Ticket)
 }
 
 /// The version-checked ticket write shared by updates, responses and the close job.
-fn write_ticket(tx: &Transaction, before: &Ticket, after: &Ticket) -> Result<(), StoreError> {
+pub(super) fn write_ticket(tx: &Transaction, before: &Ticket, after: &Ticket) -> Result<(), StoreError> {
     let set: Vec<String> = TICKET_COLS
         .split(", ")
         .enumerate()
@@ -210,25 +211,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn create_ticket(&self, ticket: &Ticket) -> StoreResult<Ticket> {
-        let mut ticket = ticket.clone();
+    async fn create_ticket(&self, ticket: &Ticket, cause: &Cause) -> StoreResult<Ticket> {
+        let (mut ticket, cause) = (ticket.clone(), cause.clone());
         self.db
             .write(move |tx| {
-                let loads = {
-                    let mut stmt = tx.prepare_cached(
-                        "SELECT id, available, open_tickets, last_assigned_at FROM admins WHERE org_id = ?1",
-                    )?;
-                    stmt.query_map([ticket.org_id.to_string()], |r| {
-                        Ok(AdminLoad {
-                            admin_id: parse(r.get(0)?, 0)?,
-                            available: r.get(1)?,
-                            open_tickets: r.get(2)?,
-                            last_assigned_at: r.get::<_, Option<i64>>(3)?.map(ts),
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?
-                };
-                ticket.admin_id = rules::choose_assignee(&loads);
+                ticket.admin_id = rules::choose_assignee(&admin_loads(tx, ticket.org_id)?);
                 tx.prepare_cached(&format!(
                     "INSERT INTO tickets ({TICKET_COLS}) VALUES ({})",
                     ticket_placeholders()
@@ -236,11 +223,9 @@ impl Store for SqliteStore {
                 .execute(rusqlite::params_from_iter(ticket_params(&ticket)))?;
                 apply_load_changes(tx, None, &ticket)?;
                 if let Some(admin) = ticket.admin_id {
-                    tx.execute(
-                        "UPDATE admins SET last_assigned_at = ?1 WHERE id = ?2",
-                        params![ticket.created_at.millis(), admin.to_string()],
-                    )?;
+                    stamp_assigned(tx, admin, ticket.created_at.millis())?;
                 }
+                insert_events(tx, &cause.events(None, &ticket))?;
                 Ok(ticket)
             })
             .await
@@ -258,9 +243,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn update_ticket(&self, before: &Ticket, after: &Ticket) -> StoreResult<()> {
-        let (before, after) = (before.clone(), after.clone());
-        self.db.write(move |tx| write_ticket(tx, &before, &after)).await
+    async fn update_ticket(&self, before: &Ticket, after: &Ticket, cause: &Cause) -> StoreResult<()> {
+        let (before, after, cause) = (before.clone(), after.clone(), cause.clone());
+        self.db
+            .write(move |tx| {
+                write_ticket(tx, &before, &after)?;
+                insert_events(tx, &cause.events(Some(&before), &after))
+            })
+            .await
     }
 
     async fn add_message(
@@ -269,14 +259,59 @@ impl Store for SqliteStore {
         after: &Ticket,
         message: &Message,
         mail: Option<&Mail>,
+        cause: &Cause,
     ) -> StoreResult<()> {
-        let (before, after, m, mail) = (before.clone(), after.clone(), message.clone(), mail.cloned());
+        let (before, after, m, mail, cause) = (
+            before.clone(),
+            after.clone(),
+            message.clone(),
+            mail.cloned(),
+            cause.clone(),
+        );
         self.db
             .write(move |tx| {
                 write_ticket(tx, &before, &after)?;
-                insert_message(tx, &m, mail.as_ref())
+                insert_message(tx, &m, mail.as_ref())?;
+                insert_events(tx, &cause.events(Some(&before), &after))
             })
             .await
+    }
+
+    async fn assign_ticket(&self, before: &Ticket, cause: &Cause) -> StoreResult<Option<Ticket>> {
+        self.assign_row(before, cause).await
+    }
+
+    async fn unassigned_tickets(&self, org: OrgId, limit: usize) -> StoreResult<Vec<TicketId>> {
+        self.unassigned_rows(org, limit).await
+    }
+
+    async fn assignment_backlog(&self, limit: usize) -> StoreResult<Vec<OrgId>> {
+        self.backlog_rows(limit).await
+    }
+
+    async fn set_assignment_backlog(&self, org: OrgId, pending: bool) -> StoreResult<()> {
+        self.set_backlog_row(org, pending).await
+    }
+
+    async fn set_admin_available(&self, org: OrgId, id: AdminId, available: bool) -> StoreResult<Option<Admin>> {
+        self.set_available_row(org, id, available).await
+    }
+
+    async fn list_admins(&self, org: OrgId, after: Option<AdminId>, limit: usize) -> StoreResult<Vec<AdminSummary>> {
+        self.admin_rows(org, after, limit).await
+    }
+
+    async fn add_events(&self, events: &[TicketEvent]) -> StoreResult<()> {
+        self.add_event_rows(events).await
+    }
+
+    async fn ticket_events(
+        &self,
+        ticket: TicketId,
+        after: Option<EventId>,
+        limit: usize,
+    ) -> StoreResult<Vec<TicketEvent>> {
+        self.event_rows(ticket, after, limit).await
     }
 
     async fn claim_mail(
@@ -419,49 +454,4 @@ impl Store for SqliteStore {
             })
             .await
     }
-}
-
-impl SqliteStore {
-    /// Inserts tickets as they are, in one transaction: for imports and
-    /// benchmarks. Assignment and admin counters are left untouched.
-    pub async fn bulk_import_tickets(&self, tickets: Vec<Ticket>) -> StoreResult<()> {
-        self.db
-            .write(move |tx| {
-                let mut stmt = tx.prepare_cached(&format!(
-                    "INSERT INTO tickets ({TICKET_COLS}) VALUES ({})",
-                    ticket_placeholders()
-                ))?;
-                for t in &tickets {
-                    stmt.execute(rusqlite::params_from_iter(ticket_params(t)))?;
-                }
-                Ok(())
-            })
-            .await
-    }
-}
-
-/// The list SQL for a filter; each combination matches one `tickets_by_*` index.
-pub(super) fn list_query(org: OrgId, filter: &TicketFilter, page: PageRequest) -> (String, Vec<Value>) {
-    let mut sql = format!("SELECT {TICKET_COLS} FROM tickets WHERE org_id = ?");
-    let mut values: Vec<Value> = vec![org.to_string().into()];
-    if let Some(admin) = filter.admin_id {
-        sql.push_str(" AND admin_id = ?");
-        values.push(admin.to_string().into());
-    }
-    if let Some(customer) = &filter.customer {
-        sql.push_str(" AND added_by = ?");
-        values.push(customer.as_str().to_owned().into());
-    }
-    if let Some(status) = filter.status {
-        sql.push_str(" AND status = ?");
-        values.push(status.as_str().to_owned().into());
-    }
-    if let Some(after) = page.after {
-        sql.push_str(" AND (created_at, id) < (?, ?)");
-        values.push(after.created_at.millis().into());
-        values.push(after.id.to_string().into());
-    }
-    sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
-    values.push(i64::try_from(page.limit + 1).unwrap_or(i64::MAX).into());
-    (sql, values)
 }

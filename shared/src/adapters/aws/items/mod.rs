@@ -11,6 +11,7 @@
 //! | credentials | `EMAIL#<email>` | `ORG#<org>` | the admin and `passwordHash`: one Query finds an email's accounts in every org; the conditional put keeps the email unique per org |
 //! | admin | `ORG#<org>` | `ADMIN#<admin>` | the admin and its assignment counters (`openTickets`, `lastAssignedAt`) |
 //! | ticket | `TICKET#<ticket>` | `TICKET` | the ticket, plus list-index keys |
+//! | event | `TICKET#<ticket>` | `EVENT#<event>` | one history entry (`history.rs`) |
 //! | message | `TICKET#<ticket>` | `RESPONSE#<message>` | a message (response, reply or note: `kind`), its outgoing mail and its delivery (v7 ids sort by time); `g_mail`/`mailNextAt` while the mail is pending (`mail.rs`) |
 //! | sign-in failures | `SIGNIN#<throttle key>` | `SIGNIN` | `failures`, `windowStart`; `expiresAt` lets TTL remove it |
 //!
@@ -30,10 +31,12 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 mod expressions;
+mod history;
 pub mod keys;
 mod mail;
 
 pub use expressions::*;
+pub use history::*;
 pub use mail::*;
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -363,6 +366,9 @@ pub fn ticket_item(t: &Ticket) -> Item {
         put(DUE_SK, s(due_sort_key(due, t.id)));
     }
     for (attr, value) in list_keys(t) {
+        put(attr, s(value));
+    }
+    if let Some((attr, value)) = unassigned_key(t) {
         put(attr, s(value));
     }
     item
