@@ -3,6 +3,7 @@
 mod client;
 pub mod duration;
 mod ids;
+pub mod inbound;
 mod mail;
 mod model;
 pub mod rules;
