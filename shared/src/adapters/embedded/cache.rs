@@ -512,6 +512,8 @@ mod tests {
                                 text: response.message.clone(),
                                 ticket_id: id,
                                 response_id: response.id,
+                                reply_to: None,
+                                message_id: None,
                             };
                             desk.store
                                 .add_response(&before, &after, &response, &mail)

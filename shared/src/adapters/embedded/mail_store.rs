@@ -19,8 +19,9 @@ pub(super) fn insert_response(tx: &Transaction, r: &Response, mail: &Mail) -> Re
     let p = r.delivery.parts();
     tx.execute(
         "INSERT INTO responses (id, ticket_id, admin_id, message, created_at, delivery_state, delivery_message_id,
-             delivery_reason, delivery_at, mail_next_at, mail_to, mail_from, mail_subject, mail_body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             delivery_reason, delivery_at, mail_next_at, mail_to, mail_from, mail_subject, mail_body, mail_reply_to,
+             mail_message_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         params![
             r.id.to_string(),
             r.ticket_id.to_string(),
@@ -36,6 +37,8 @@ pub(super) fn insert_response(tx: &Transaction, r: &Response, mail: &Mail) -> Re
             mail.from,
             mail.subject,
             mail.text,
+            mail.reply_to,
+            mail.message_id,
         ],
     )?;
     Ok(())
@@ -58,7 +61,7 @@ impl SqliteStore {
                          SET mail_attempts = mail_attempts + 1, mail_next_at = ?1, mail_lease = ?2
                          WHERE id = ?3 AND ticket_id = ?4 AND delivery_state = 'pending' AND mail_next_at <= ?5
                            AND mail_to IS NOT NULL
-                         RETURNING mail_to, mail_from, mail_subject, mail_body, mail_attempts",
+                         RETURNING mail_to, mail_from, mail_subject, mail_body, mail_attempts, mail_reply_to, mail_message_id",
                         params![
                             now.millis() + millis(lease),
                             token,
@@ -75,6 +78,8 @@ impl SqliteStore {
                                     text: r.get(3)?,
                                     ticket_id: ticket,
                                     response_id: response,
+                                    reply_to: r.get(5)?,
+                                    message_id: r.get(6)?,
                                 },
                                 attempt: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(u32::MAX),
                                 lease: token.clone(),
@@ -243,6 +248,8 @@ mod tests {
             text: "hello".into(),
             ticket_id: before.id,
             response_id: response.id,
+            reply_to: None,
+            message_id: None,
         };
         store.add_response(&before, &after, &response, &mail).await.unwrap();
         (dir, store, before.id, response.id)
