@@ -50,6 +50,12 @@ macro_rules! contract_suite {
             case!(odd_emails_domains_and_blank_passwords_are_refused);
             case!(tokens_not_yet_valid_or_issued_in_the_future_are_unauthorized);
             case!(each_response_email_is_sent_once_and_its_delivery_kept);
+            case!(a_customer_reply_reopens_the_ticket_and_emails_its_assignee);
+            case!(replies_are_checked_for_sender_org_and_input);
+            case!(replies_reopen_within_the_window_and_follow_up_after);
+            case!(notes_are_internal_and_the_customer_view_hides_admins);
+            case!(a_customers_tickets_are_listed_with_the_org_secret);
+            case!(reopening_replies_are_limited_per_hour);
         }
     };
 }

@@ -204,8 +204,10 @@ async fn rejected_mail_keeps_the_response_pending_with_the_reason_until_it_is_se
         &ticketing::service::Settings {
             jwt_keys: ticketing::service::KeyConfig::Fixed(ticketing_tests::JWT_SECRET.into()),
             auto_close_after: Duration::from_secs(86_400),
+            reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,
             mail_from: h.settings.mail_from.clone(),
             signin: Default::default(),
+            inbound: Default::default(),
         },
     )
     .unwrap();

@@ -107,6 +107,7 @@ pub fn synthetic_tickets(org: &Org, n: usize) -> anyhow::Result<Vec<Ticket>> {
                 closed_at: (status == Status::Closed).then_some(at),
                 auto_close_at: None,
                 version: 1,
+                follow_up_of: None,
             })
         })
         .collect()

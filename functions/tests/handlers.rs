@@ -52,8 +52,10 @@ fn service_on(
     let service_settings = service::Settings {
         jwt_keys: adapters.jwt_keys(settings),
         auto_close_after,
+        reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,
         mail_from: settings.mail_from.clone(),
         signin: Default::default(),
+        inbound: Default::default(),
     };
     Service::new(ports, &service_settings).expect("a valid secret")
 }

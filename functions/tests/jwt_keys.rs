@@ -34,8 +34,10 @@ fn cold_function(adapters: &AwsAdapters, settings: &AwsSettings) -> Service {
     let service_settings = service::Settings {
         jwt_keys: adapters.jwt_keys(settings),
         auto_close_after: Duration::from_secs(30 * 86_400),
+        reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,
         mail_from: settings.mail_from.clone(),
         signin: Default::default(),
+        inbound: Default::default(),
     };
     Service::new(adapters.ports(), &service_settings).expect("no fixed key to check")
 }

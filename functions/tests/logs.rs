@@ -51,8 +51,10 @@ async fn service() -> Service {
     let service_settings = service::Settings {
         jwt_keys: adapters.jwt_keys(&settings),
         auto_close_after: Duration::from_secs(30 * 86_400),
+        reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,
         mail_from: settings.mail_from,
         signin: Default::default(),
+        inbound: Default::default(),
     };
     Service::new(adapters.ports(), &service_settings).expect("a valid secret")
 }

@@ -102,8 +102,10 @@ async fn a_retried_transaction_carries_its_first_attempts_idempotency_token() {
     let service_settings = service::Settings {
         jwt_keys: adapters.jwt_keys(&settings),
         auto_close_after: Duration::from_secs(86_400),
+        reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,
         mail_from: settings.mail_from.clone(),
         signin: Default::default(),
+        inbound: Default::default(),
     };
     let service = Service::new(ports, &service_settings).expect("a valid secret");
 

@@ -98,6 +98,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub auto_close_after: Duration,
+    pub reopen_window: Duration,
     /// A fixed signing key. When absent, the key ring in the data dir
     /// (generated on first start, rotated by `ticketd rotate-jwt-key`), or
     /// on the AWS backend the Secrets Manager secret of the settings.
@@ -123,6 +124,7 @@ impl Config {
             listen,
             data_dir,
             auto_close_after: Duration::from_secs(30 * 86_400),
+            reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,
             jwt_secret: None,
             mail_from: DEFAULT_MAIL_FROM.into(),
             dashboard_token: None,
@@ -197,6 +199,7 @@ fn service_settings(config: &Config, jwt_keys: service::KeyConfig, mail_from: St
     service::Settings {
         jwt_keys,
         auto_close_after: config.auto_close_after,
+        reopen_window: config.reopen_window,
         mail_from,
         signin: config.signin,
     }

@@ -30,6 +30,9 @@ struct Cli {
     /// How long a RESPONDED ticket waits before it closes itself (e.g. 5s, 10m, 30d).
     #[arg(long, env = "TICKETING_AUTO_CLOSE_AFTER", default_value = "30d", value_parser = parse_duration)]
     auto_close_after: Duration,
+    /// How long after closing a customer's reply reopens the ticket; a later reply opens a follow-up ticket.
+    #[arg(long, env = "TICKETING_REOPEN_WINDOW", default_value = "7d", value_parser = parse_duration)]
+    reopen_window: Duration,
     /// A fixed HS256 signing key for admin tokens (at least 32 characters), never rotated. If absent: the
     /// rotatable key file in the data dir (generated on first start), or with `--backend aws` the Secrets
     /// Manager secret TICKETING_JWT_SECRET_ARN (default `ticketing-jwt-keys`).
@@ -177,6 +180,7 @@ async fn main() -> ExitCode {
         listen: cli.listen,
         data_dir: cli.data_dir,
         auto_close_after: cli.auto_close_after,
+        reopen_window: cli.reopen_window,
         jwt_secret: cli.jwt_secret,
         mail_from: cli.mail_from,
         dashboard_token: cli.dashboard_token,

@@ -4,9 +4,10 @@
 
 use crate::auth::{KeyRing, SecretHash};
 use crate::domain::SigninWindow;
+use crate::domain::inbound::{InboundReceipt, StoredInbound};
 use crate::domain::{
-    Admin, AdminId, ClaimedMail, CloseJob, Delivery, Domain, Email, Mail, Org, OrgId, PageRequest, Response,
-    ResponseId, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, ClaimedMail, CloseJob, Delivery, Domain, Email, Mail, Message, Org, OrgId, PageRequest, ResponseId,
+    ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use async_trait::async_trait;
@@ -51,10 +52,17 @@ pub trait Store: Send + Sync + 'static {
     /// `before.version` (else Conflict), adjusting admin counters by
     /// `rules::load_changes` in the same transaction.
     async fn update_ticket(&self, before: &Ticket, after: &Ticket) -> StoreResult<()>;
-    /// `update_ticket` and the insert of `response` with its outgoing `mail`
-    /// (delivery pending, due at once), atomically: a committed response
-    /// always has its mail.
-    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response, mail: &Mail) -> StoreResult<()>;
+    /// `update_ticket` and the insert of `message` with its outgoing `mail`
+    /// (delivery pending, due at once), atomically: a committed message
+    /// always has its mail. Conflict also if a message with its id exists
+    /// (ids derived from an inbound email's Message-ID make a redelivery one).
+    async fn add_message(
+        &self,
+        before: &Ticket,
+        after: &Ticket,
+        message: &Message,
+        mail: Option<&Mail>,
+    ) -> StoreResult<()>;
     /// Takes the response's mail for one send attempt if it is pending and due
     /// at `now`, in one conditional write: counts the attempt and makes it due
     /// again only at `now + lease` (a sender that dies mid-send is replaced
@@ -85,8 +93,8 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` pending mails due at `now`, earliest first, from an
     /// index holding only pending mail.
     async fn due_mail(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(TicketId, ResponseId)>>;
-    /// A ticket and its responses (oldest first), read together.
-    async fn ticket_with_responses(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Response>)>>;
+    /// A ticket and its messages of every kind (oldest first), read together.
+    async fn ticket_with_messages(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Message>)>>;
     /// Failed sign-ins counted against `key` in its current window (`None`
     /// if none, or the window ended).
     async fn signin_failures(
@@ -102,6 +110,18 @@ pub trait Store: Send + Sync + 'static {
     async fn clear_signin_failures(&self, key: &ThrottleKey) -> StoreResult<()>;
     /// One page of the org's tickets matching `filter`, newest first.
     async fn list_tickets(&self, org: OrgId, filter: &TicketFilter, page: PageRequest) -> StoreResult<TicketPage>;
+    /// Stores an inbound message under `receipt.key` before it is read: the
+    /// raw message too unless `receipt.source` says where it is kept. A key
+    /// stored before is left as it was and reported (`first: false`).
+    async fn save_inbound(&self, receipt: &InboundReceipt, raw: &[u8]) -> StoreResult<StoredInbound>;
+    /// Records what became of the inbound message `key`.
+    async fn finish_inbound(
+        &self,
+        key: &str,
+        outcome: &str,
+        ticket: Option<TicketId>,
+        at: Timestamp,
+    ) -> StoreResult<()>;
     /// Up to `limit` RESPONDED tickets whose `auto_close_at` is at or before
     /// `now`, earliest first, across all orgs: the sweeper's read. May lag a
     /// write (DynamoDB's index is eventually consistent); callers re-read.
@@ -136,6 +156,14 @@ pub trait KeySource: Send + Sync + 'static {
     /// process learns a rotation's new current key); the kid of a token
     /// signed with a key not loaded yet also triggers a read, rate-limited.
     fn max_age(&self) -> Duration;
+}
+
+/// Where the reply key (inbound email's address tokens) is kept: a Secrets
+/// Manager secret (ticketd reads its key file once at start instead).
+#[async_trait]
+pub trait ReplyKeySource: Send + Sync + 'static {
+    /// The key as stored. The error must not quote key material.
+    async fn load(&self) -> anyhow::Result<crate::auth::ReplyKey>;
 }
 
 pub trait Clock: Send + Sync + 'static {

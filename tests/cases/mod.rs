@@ -2,6 +2,7 @@
 
 mod auth;
 mod concurrency;
+mod conversation;
 mod errors;
 mod lifecycle;
 mod lists;
@@ -13,6 +14,7 @@ mod walkthrough;
 
 pub use auth::*;
 pub use concurrency::*;
+pub use conversation::*;
 pub use errors::*;
 pub use lifecycle::*;
 pub use lists::*;

@@ -190,6 +190,7 @@ impl AwsSet {
             endpoint_url: test.aws_endpoint.clone(),
         };
         config.auto_close_after = test.auto_close_after;
+        config.reopen_window = test.reopen_window;
         config.signin = test.signin;
         config.reconcile_interval = test.reconcile_interval;
         create_key_secret(&settings).await?;

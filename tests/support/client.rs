@@ -274,6 +274,33 @@ impl TestApp {
         self.post(&format!("/tickets/{id}"), Some(jwt), fields).await
     }
 
+    /// The client product posts its customer's reply (org secret in `X-Api-Key`).
+    pub async fn reply(&self, org: &OrgHandle, id: &str, from: &str, message: &str) -> Reply {
+        self.raw(
+            Method::POST,
+            &format!("/tickets/{id}/replies"),
+            &[("content-type", "application/json"), ("x-api-key", &org.secret)],
+            Some(json!({ "from": from, "message": message }).to_string().into_bytes()),
+        )
+        .await
+    }
+
+    /// An admin adds an internal note.
+    pub async fn note(&self, jwt: &str, id: &str, message: &str) -> Reply {
+        self.post(
+            &format!("/tickets/{id}/notes"),
+            Some(jwt),
+            json!({ "message": message }),
+        )
+        .await
+    }
+
+    /// A GET with the org secret in `X-Api-Key`: what the client product
+    /// shows its customer.
+    pub async fn get_as_org(&self, org: &OrgHandle, path: &str) -> Reply {
+        self.raw(Method::GET, path, &[("x-api-key", &org.secret)], None).await
+    }
+
     pub async fn ticket(&self, jwt: &str, id: &str) -> Value {
         self.get(&format!("/tickets/{id}"), Some(jwt)).await.expect(200)
     }

@@ -35,6 +35,7 @@ impl EmbeddedSet {
         let dir = tempfile::tempdir()?;
         let mut config = ticketd::Config::new("127.0.0.1:0".parse()?, dir.path().join("data"));
         config.auto_close_after = test.auto_close_after;
+        config.reopen_window = test.reopen_window;
         config.signin = test.signin;
         config.reconcile_interval = test.reconcile_interval;
         // The key as an earlier ticketd left it: migrated into the key file

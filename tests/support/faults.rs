@@ -38,6 +38,7 @@ pub fn fault_service(ports: Ports, mail_from: &str) -> Service {
     let settings = Settings {
         jwt_keys: ticketing::service::KeyConfig::Fixed("fault-tests-jwt-secret-0123456789abcdef".into()),
         auto_close_after: Duration::from_secs(86_400),
+        reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,
         mail_from: mail_from.into(),
         signin: Default::default(),
     };

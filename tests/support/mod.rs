@@ -21,6 +21,8 @@ pub const JWT_SECRET: &str = "contract-tests-jwt-secret-0123456789abcdef";
 #[derive(Debug, Clone)]
 pub struct TestConfig {
     pub auto_close_after: Duration,
+    /// `--reopen-window`: how long after closing a reply reopens a ticket.
+    pub reopen_window: Duration,
     pub signin: ticketing::service::SigninLimit,
     /// ticketd's `--reconcile-interval`: short, so the nets act within a
     /// test; not shorter, since on AWS each tick makes a handful of calls to
@@ -35,6 +37,7 @@ impl Default for TestConfig {
     fn default() -> Self {
         Self {
             auto_close_after: Duration::from_secs(30 * 86_400),
+            reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,
             signin: Default::default(),
             reconcile_interval: Duration::from_secs(5),
             aws_endpoint: None,

@@ -165,7 +165,10 @@ mod tests {
         let (k, t, r) = (key(), TicketId::new(), ResponseId::new());
         let id = k.message_id(t, r, "in.example");
         assert_eq!(k.ticket_of_message_id(&format!("<{id}>")), Some(t));
-        assert_eq!(k.ticket_of_message_id(&id.replace(&t.to_string(), &TicketId::new().to_string())), None);
+        assert_eq!(
+            k.ticket_of_message_id(&id.replace(&t.to_string(), &TicketId::new().to_string())),
+            None
+        );
         assert_eq!(k.ticket_of_message_id(&key().message_id(t, r, "in.example")), None);
         assert_eq!(k.ticket_of_message_id("CAKx9@mail.gmail.com"), None);
     }

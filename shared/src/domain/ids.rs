@@ -16,6 +16,18 @@ macro_rules! id_type {
             pub fn new() -> Self {
                 Self(Uuid::now_v7())
             }
+
+            /// The same id for the same `key` every time: a v7 id stamped
+            /// `at`, its random bits taken from a hash of `key`. An inbound
+            /// email applied twice (a redelivery) makes the same message.
+            pub fn derived(at: crate::domain::Timestamp, key: &str) -> Self {
+                use sha2::Digest;
+                let hash = sha2::Sha256::digest(key.as_bytes());
+                let mut bits = [0u8; 10];
+                bits.copy_from_slice(&hash[..10]);
+                let millis = u64::try_from(at.millis()).unwrap_or(0);
+                Self(uuid::Builder::from_unix_timestamp_millis(millis, &bits).into_uuid())
+            }
         }
 
         impl Default for $name {

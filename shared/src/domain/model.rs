@@ -101,6 +101,9 @@ pub struct Ticket {
     pub auto_close_at: Option<Timestamp>,
     /// Bumped on every write; a write based on an older version is a conflict.
     pub version: i64,
+    /// The CLOSED ticket a customer's late reply followed up on, if this
+    /// ticket was opened that way.
+    pub follow_up_of: Option<TicketId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -112,6 +115,99 @@ pub struct Response {
     pub message: String,
     pub created_at: Timestamp,
     pub delivery: Delivery,
+}
+
+/// What a message on a ticket is: an admin's response (emailed to the
+/// customer), the customer's reply (its assignee is emailed), or an internal
+/// note (never emailed, never shown to the customer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MessageKind {
+    Response,
+    Reply,
+    Note,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Response => "response",
+            MessageKind::Reply => "reply",
+            MessageKind::Note => "note",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [MessageKind::Response, MessageKind::Reply, MessageKind::Note]
+            .into_iter()
+            .find(|k| k.as_str() == raw)
+    }
+
+    /// Whether the customer sees messages of this kind.
+    pub fn is_public(self) -> bool {
+        self != MessageKind::Note
+    }
+}
+
+/// Who wrote a message: an admin of the org, or the ticket's customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Author {
+    #[serde(rename_all = "camelCase")]
+    Admin {
+        admin_id: AdminId,
+    },
+    Customer {
+        email: Email,
+    },
+}
+
+/// One message of a ticket's conversation, as the admin view shows it.
+/// `delivery` is the email it caused: to the customer for a response, to
+/// the assignee for a reply (none when the ticket had no assignee), never
+/// for a note.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: ResponseId,
+    pub ticket_id: TicketId,
+    pub kind: MessageKind,
+    pub author: Author,
+    pub message: String,
+    pub created_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
+}
+
+impl Message {
+    /// The message as the `responses` list shows it, if it is a response.
+    pub fn as_response(&self) -> Option<Response> {
+        match (&self.kind, &self.author, &self.delivery) {
+            (MessageKind::Response, Author::Admin { admin_id }, Some(delivery)) => Some(Response {
+                id: self.id,
+                ticket_id: self.ticket_id,
+                admin_id: *admin_id,
+                message: self.message.clone(),
+                created_at: self.created_at,
+                delivery: delivery.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl From<Response> for Message {
+    fn from(r: Response) -> Self {
+        Message {
+            id: r.id,
+            ticket_id: r.ticket_id,
+            kind: MessageKind::Response,
+            author: Author::Admin { admin_id: r.admin_id },
+            message: r.message,
+            created_at: r.created_at,
+            delivery: Some(r.delivery),
+        }
+    }
 }
 
 /// A pending auto-close: close `ticket_id` at `due_at` if it is still the

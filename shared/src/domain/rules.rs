@@ -14,6 +14,33 @@ pub enum AutoClose {
     Cancel(TicketId),
 }
 
+/// What a customer's reply does to its ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyEffect {
+    /// The ticket is OPEN already: the reply joins the conversation.
+    Joins,
+    /// RESPONDED, or CLOSED within the reopen window: back to OPEN (which
+    /// cancels a pending auto-close).
+    Reopens,
+    /// CLOSED longer than the reopen window: the reply opens a new ticket
+    /// that follows up on this one.
+    FollowsUp,
+}
+
+/// What a reply at `now` does to `ticket`, given how long after closing a
+/// reply still reopens it. The window ends at `closedAt + reopen_window`,
+/// inclusive.
+pub fn reply_effect(ticket: &Ticket, now: Timestamp, reopen_window: Duration) -> ReplyEffect {
+    match ticket.status {
+        Status::Open => ReplyEffect::Joins,
+        Status::Responded => ReplyEffect::Reopens,
+        Status::Closed => match ticket.closed_at {
+            Some(closed) if now <= closed.plus(reopen_window) => ReplyEffect::Reopens,
+            _ => ReplyEffect::FollowsUp,
+        },
+    }
+}
+
 /// Moves `ticket` to `to`, keeping the timestamps honest:
 /// entering CLOSED sets `closedAt`, leaving it clears it; entering RESPONDED
 /// (or responding again) stamps `respondedAt` and (re)schedules the auto-close,
@@ -171,6 +198,7 @@ mod tests {
             closed_at: None,
             auto_close_at: None,
             version: 1,
+            follow_up_of: None,
         }
     }
 
@@ -294,6 +322,36 @@ mod tests {
         let effect = record_response(&mut t, at(6_000), DELAY);
         assert_eq!(t.responded_at, Some(at(6_000)));
         assert!(matches!(effect, AutoClose::Schedule(job) if job.responded_at == at(6_000)));
+    }
+
+    #[test]
+    fn a_reply_joins_an_open_ticket_and_reopens_a_responded_one() {
+        let window = Duration::from_secs(7 * 86_400);
+        assert_eq!(reply_effect(&ticket(Status::Open), at(5), window), ReplyEffect::Joins);
+        assert_eq!(
+            reply_effect(&ticket(Status::Responded), at(5), window),
+            ReplyEffect::Reopens
+        );
+    }
+
+    #[test]
+    fn a_reply_reopens_a_closed_ticket_only_within_the_window() {
+        let window = Duration::from_millis(1_000);
+        let mut t = ticket(Status::Closed);
+        t.closed_at = Some(at(10_000));
+        assert_eq!(reply_effect(&t, at(10_500), window), ReplyEffect::Reopens);
+        assert_eq!(
+            reply_effect(&t, at(11_000), window),
+            ReplyEffect::Reopens,
+            "the window's end is in it"
+        );
+        assert_eq!(reply_effect(&t, at(11_001), window), ReplyEffect::FollowsUp);
+        t.closed_at = None;
+        assert_eq!(
+            reply_effect(&t, at(10_500), window),
+            ReplyEffect::FollowsUp,
+            "no close time: follow up"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The endpoints of the contract: method, path and Lambda function of each,
 //! and the handler (in its area's module) that serves it.
 
-use super::{auth, extract, tickets};
+use super::{auth, conversation, extract, tickets};
 use crate::service::Service;
 use axum::body::Body;
 use axum::http::{Method, Request};
@@ -21,10 +21,13 @@ pub enum Endpoint {
     GetTicket,
     ListTickets,
     UpdateTicket,
+    // The conversation (issue 9).
+    AddReply,
+    AddNote,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 11] = [
         Endpoint::OrgSignup,
         Endpoint::AdminSignup,
         Endpoint::AdminSignin,
@@ -34,6 +37,8 @@ impl Endpoint {
         Endpoint::GetTicket,
         Endpoint::ListTickets,
         Endpoint::UpdateTicket,
+        Endpoint::AddReply,
+        Endpoint::AddNote,
     ];
 
     pub fn method(self) -> Method {
@@ -53,6 +58,8 @@ impl Endpoint {
             Endpoint::ChangeStatus => "/tickets/{id}/change_status",
             Endpoint::Respond => "/tickets/{id}/respond",
             Endpoint::GetTicket | Endpoint::UpdateTicket => "/tickets/{id}",
+            Endpoint::AddReply => "/tickets/{id}/replies",
+            Endpoint::AddNote => "/tickets/{id}/notes",
         }
     }
 
@@ -68,6 +75,8 @@ impl Endpoint {
             Endpoint::GetTicket => "get-ticket",
             Endpoint::ListTickets => "list-tickets",
             Endpoint::UpdateTicket => "update-ticket",
+            Endpoint::AddReply => "add-reply",
+            Endpoint::AddNote => "add-note",
         }
     }
 
@@ -75,13 +84,14 @@ impl Endpoint {
     /// functions get the JWT keys (template.yaml; checked by its test).
     pub fn uses_jwt(self) -> bool {
         match self {
-            Endpoint::OrgSignup | Endpoint::AdminSignup | Endpoint::CreateTicket => false,
+            Endpoint::OrgSignup | Endpoint::AdminSignup | Endpoint::CreateTicket | Endpoint::AddReply => false,
             Endpoint::AdminSignin
             | Endpoint::ChangeStatus
             | Endpoint::Respond
             | Endpoint::GetTicket
             | Endpoint::ListTickets
-            | Endpoint::UpdateTicket => true,
+            | Endpoint::UpdateTicket
+            | Endpoint::AddNote => true,
         }
     }
 
@@ -117,6 +127,8 @@ impl Endpoint {
             Endpoint::GetTicket => get(tickets::get_ticket),
             Endpoint::ListTickets => get(tickets::list_tickets),
             Endpoint::UpdateTicket => post(tickets::update_ticket),
+            Endpoint::AddReply => post(conversation::add_reply),
+            Endpoint::AddNote => post(conversation::add_note),
         }
     }
 }

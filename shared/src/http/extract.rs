@@ -1,7 +1,7 @@
 //! Extractors that reject with our JSON errors instead of axum's plain text.
 
 use crate::auth::Claims;
-use crate::domain::TicketId;
+use crate::domain::{Org, TicketId};
 use crate::error::Error;
 use crate::service::Service;
 use axum::body::Bytes;
@@ -186,6 +186,33 @@ impl FromRequestParts<Service> for AdminAuth {
         let claims = service.authenticate_admin(token).await?;
         super::request_log::note_org(claims.org);
         Ok(AdminAuth(claims))
+    }
+}
+
+/// Who reads a ticket: an admin (a JWT, the admin view) or the client
+/// product acting for its customer (the org secret in `X-Api-Key`, the
+/// customer's view). A request with a JWT is an admin's, whatever else it
+/// carries.
+pub enum Caller {
+    Admin(Claims),
+    Org(Org),
+}
+
+impl FromRequestParts<Service> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, service: &Service) -> Result<Self, Error> {
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(Caller::Admin(AdminAuth::from_request_parts(parts, service).await?.0));
+        }
+        let Some(secret) = org_secret(&parts.headers, None) else {
+            return Err(Error::Unauthorized(
+                "missing credentials: Authorization: Bearer <jwt>, or X-Api-Key: <org secret>",
+            ));
+        };
+        let org = service.authenticate_org(Some(secret)).await?;
+        super::request_log::note_org(org.id);
+        Ok(Caller::Org(org))
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod auth;
 pub mod client_ip;
+mod conversation;
 mod endpoints;
 pub mod error;
 pub mod extract;

@@ -2,15 +2,17 @@
 //! changing status and responding. Each parses wire input into a typed
 //! command, naming the field on failure, before the service sees it.
 
-use super::extract::{AdminAuth, ApiJson, ApiQuery, TicketIdPath, org_secret};
+use super::conversation::{CustomerTicket, CustomerTicketView};
+use super::extract::{AdminAuth, ApiJson, ApiQuery, Caller, TicketIdPath, org_secret};
 use crate::domain::{
-    AdminId, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_TITLE, OrgId, Response, Status, Ticket, line, text,
+    AdminId, Email, MAX_DESCRIPTION, MAX_MESSAGE, MAX_TITLE, Message, OrgId, Response, Status, Ticket, line, text,
 };
 use crate::error::{Error, Result};
 use crate::service::{DEFAULT_PAGE, ListQuery, MAX_PAGE, NewTicket, Service, TicketPatch};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response as Response_};
 use serde::{Deserialize, Deserializer, Serialize};
 
 #[derive(Deserialize)]
@@ -87,20 +89,39 @@ pub async fn respond(
     Ok((StatusCode::CREATED, Json(RespondReply { response, ticket })))
 }
 
+/// The admin view: the ticket, its responses (as before the conversation
+/// existed) and every message, notes included, oldest first.
 #[derive(Serialize)]
-pub struct TicketWithResponses {
+pub struct AdminTicketView {
     #[serde(flatten)]
     ticket: Ticket,
     responses: Vec<Response>,
+    messages: Vec<Message>,
 }
 
+/// An admin (JWT) gets the admin view; the client product (org secret in
+/// `X-Api-Key`) its customer's view.
 pub async fn get_ticket(
     State(service): State<Service>,
-    AdminAuth(claims): AdminAuth,
+    caller: Caller,
     TicketIdPath(id): TicketIdPath,
-) -> Result<Json<TicketWithResponses>> {
-    let (ticket, responses) = service.get_ticket(&claims, id).await?;
-    Ok(Json(TicketWithResponses { ticket, responses }))
+) -> Result<Response_> {
+    Ok(match caller {
+        Caller::Admin(claims) => {
+            let (ticket, messages) = service.get_ticket(&claims, id).await?;
+            let responses = messages.iter().filter_map(Message::as_response).collect();
+            Json(AdminTicketView {
+                ticket,
+                responses,
+                messages,
+            })
+            .into_response()
+        }
+        Caller::Org(org) => {
+            let (ticket, messages) = service.customer_ticket(&org, id).await?;
+            Json(CustomerTicketView::new(ticket, messages)).into_response()
+        }
+    })
 }
 
 #[derive(Deserialize)]
@@ -149,16 +170,40 @@ pub struct ListReply {
     next_cursor: Option<String>,
 }
 
+/// A customer's tickets as the client product sees them (org secret).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerListReply {
+    tickets: Vec<CustomerTicket>,
+    next_cursor: Option<String>,
+}
+
+/// An admin lists the org's tickets; the client product (org secret) one
+/// customer's, `customerEmail` required.
 pub async fn list_tickets(
     State(service): State<Service>,
-    AdminAuth(claims): AdminAuth,
+    caller: Caller,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<ListReply>> {
-    let result = service.list_tickets(&claims, params.query()?).await?;
-    Ok(Json(ListReply {
-        tickets: result.tickets,
-        next_cursor: result.next_cursor,
-    }))
+) -> Result<Response_> {
+    let query = params.query()?;
+    Ok(match caller {
+        Caller::Admin(claims) => {
+            let result = service.list_tickets(&claims, query).await?;
+            Json(ListReply {
+                tickets: result.tickets,
+                next_cursor: result.next_cursor,
+            })
+            .into_response()
+        }
+        Caller::Org(org) => {
+            let result = service.list_customer_tickets(&org, query).await?;
+            Json(CustomerListReply {
+                tickets: result.tickets.into_iter().map(CustomerTicket::from).collect(),
+                next_cursor: result.next_cursor,
+            })
+            .into_response()
+        }
+    })
 }
 
 #[derive(Deserialize)]

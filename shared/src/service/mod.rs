@@ -5,10 +5,13 @@ mod admins;
 mod auto_close;
 mod commands;
 mod cursor;
+mod inbound;
 pub mod keys;
 mod mail;
 mod orgs;
 mod reconcile;
+mod replies;
+mod reply_keys;
 mod responses;
 mod signin;
 mod tickets;
@@ -16,9 +19,12 @@ mod tickets;
 pub use auto_close::CloseOutcome;
 pub use commands::{ListQuery, ListResult, NewAdmin, NewOrg, NewTicket, OrgSignup, Signin, TicketPatch};
 pub use cursor::CursorCodec;
+pub use inbound::{InboundOutcome, InboundSource, Rejection};
 pub use keys::{KeyConfig, Keys, MIN_RELOAD_INTERVAL};
 pub use mail::{INLINE_SEND_BUDGET, MAIL_LEASE};
 pub use reconcile::SweepReport;
+pub use replies::{CustomerReply, MAX_REOPENS_PER_HOUR, ReplyOutcome, ReplyVia};
+pub use reply_keys::{InboundSettings, ReplyKeyConfig, ReplyKeys};
 pub use signin::MAX_ACCOUNTS_PER_SIGNIN;
 
 use crate::auth::{self, Claims};
@@ -28,18 +34,23 @@ use crate::ports::Ports;
 use std::time::Duration;
 
 pub const DEFAULT_PAGE: usize = 50;
+/// How long after closing a customer's reply still reopens a ticket.
+pub const DEFAULT_REOPEN_WINDOW: Duration = Duration::from_secs(7 * 86_400);
 pub const MAX_PAGE: usize = 100;
 
 /// How the service behaves; built once per process from its configuration.
 #[derive(Clone)]
 pub struct Config {
     pub auto_close_after: Duration,
+    pub reopen_window: Duration,
     pub mail_from: String,
     /// Sign admin tokens and list cursors.
     pub keys: Keys,
     pub signin: SigninLimit,
     /// When failed response emails are tried again.
     pub mail_retry: MailRetry,
+    /// Reply addresses and inbound mail.
+    pub reply_keys: ReplyKeys,
 }
 
 /// How many failed sign-ins a client may have per window, for one email and
@@ -73,8 +84,13 @@ pub struct Settings {
     /// [`auth::check_jwt_secret`]), a key source, or none (no JWT route).
     pub jwt_keys: KeyConfig,
     pub auto_close_after: Duration,
+    /// A customer's reply reopens a CLOSED ticket within this long of its
+    /// closing; a later one opens a follow-up ticket.
+    pub reopen_window: Duration,
     pub mail_from: String,
     pub signin: SigninLimit,
+    /// Inbound email: off by default.
+    pub inbound: InboundSettings,
 }
 
 impl Config {
@@ -84,10 +100,12 @@ impl Config {
     pub fn new(settings: &Settings) -> Result<Self, auth::WeakSecret> {
         Ok(Self {
             auto_close_after: settings.auto_close_after,
+            reopen_window: settings.reopen_window,
             mail_from: settings.mail_from.clone(),
             keys: Keys::new(&settings.jwt_keys)?,
             signin: settings.signin,
             mail_retry: MailRetry::default(),
+            reply_keys: ReplyKeys::new(&settings.inbound),
         })
     }
 }

@@ -5,7 +5,7 @@ use super::commands::{ListQuery, ListResult, NewTicket, TicketPatch};
 use super::{CONCURRENT_CHANGE, Service, conflict_as};
 use crate::auth::Claims;
 use crate::domain::rules::{self, AutoClose};
-use crate::domain::{Org, PageRequest, Response, Status, Ticket, TicketFilter, TicketId};
+use crate::domain::{Message, Org, OrgId, PageRequest, Status, Ticket, TicketFilter, TicketId};
 use crate::error::{Error, Result};
 
 impl Service {
@@ -25,6 +25,7 @@ impl Service {
             closed_at: None,
             auto_close_at: None,
             version: 1,
+            follow_up_of: None,
         };
         let ticket = self.ports.store.create_ticket(&draft).await?;
         tracing::info!(
@@ -36,9 +37,22 @@ impl Service {
         Ok(ticket)
     }
 
-    pub async fn get_ticket(&self, claims: &Claims, id: TicketId) -> Result<(Ticket, Vec<Response>)> {
-        match self.ports.store.ticket_with_responses(id).await? {
-            Some((t, responses)) if t.org_id == claims.org => Ok((t, responses)),
+    /// The ticket with its whole conversation (responses, replies, notes).
+    pub async fn get_ticket(&self, claims: &Claims, id: TicketId) -> Result<(Ticket, Vec<Message>)> {
+        self.ticket_in(claims.org, id).await
+    }
+
+    /// The customer's view, for the client product holding the org's
+    /// credential: the ticket with its public messages only (no notes).
+    pub async fn customer_ticket(&self, org: &Org, id: TicketId) -> Result<(Ticket, Vec<Message>)> {
+        let (ticket, mut messages) = self.ticket_in(org.id, id).await?;
+        messages.retain(|m| m.kind.is_public());
+        Ok((ticket, messages))
+    }
+
+    async fn ticket_in(&self, org: OrgId, id: TicketId) -> Result<(Ticket, Vec<Message>)> {
+        match self.ports.store.ticket_with_messages(id).await? {
+            Some((t, messages)) if t.org_id == org => Ok((t, messages)),
             _ => Err(Error::NotFound("ticket")),
         }
     }
@@ -115,19 +129,37 @@ impl Service {
             status: q.status,
             customer: q.customer,
         };
+        self.list(claims.org, filter, q.limit, q.cursor.as_deref()).await
+    }
+
+    /// One customer's tickets, for the client product holding the org's
+    /// credential: `customer` is required, `admin` refused (admins are not
+    /// the customer's to see).
+    pub async fn list_customer_tickets(&self, org: &Org, q: ListQuery) -> Result<ListResult> {
+        if q.admin.is_some() {
+            return Err(Error::invalid("adminEmail", "is not available with the org secret"));
+        }
+        let Some(customer) = q.customer else {
+            return Err(Error::invalid("customerEmail", "is required with the org secret"));
+        };
+        let filter = TicketFilter {
+            admin_id: None,
+            status: q.status,
+            customer: Some(customer),
+        };
+        self.list(org.id, filter, q.limit, q.cursor.as_deref()).await
+    }
+
+    async fn list(&self, org: OrgId, filter: TicketFilter, limit: usize, cursor: Option<&str>) -> Result<ListResult> {
         let keys = self.config.keys.get().await?;
-        let after = q
-            .cursor
-            .as_deref()
-            .map(|c| keys.cursors.decode(claims.org, &filter, c))
-            .transpose()?;
+        let after = cursor.map(|c| keys.cursors.decode(org, &filter, c)).transpose()?;
         let page = self
             .ports
             .store
-            .list_tickets(claims.org, &filter, PageRequest { limit: q.limit, after })
+            .list_tickets(org, &filter, PageRequest { limit, after })
             .await?;
         Ok(ListResult {
-            next_cursor: page.next.map(|p| keys.cursors.encode(claims.org, &filter, p)),
+            next_cursor: page.next.map(|p| keys.cursors.encode(org, &filter, p)),
             tickets: page.tickets,
         })
     }

@@ -160,7 +160,9 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
         binary: "get-ticket",
         steps: &[
             ADMIN_AUTH,
-            // A page is 1 MB: at least 25 responses of the longest message
+            // With the org secret instead of a JWT: GetItem secret.
+            Step::Calls("GetItem org secret (customer view)", 1),
+            // A page is 1 MB: at least 25 messages of the longest text
             // (10,000 characters, 4 bytes each at worst), ~500 typical ones.
             Step::Repeat("Query ticket and responses, by 1 MB page", 3, 1),
         ],
@@ -203,6 +205,30 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
             Step::Calls("UpdateItem delivery", 1),
         ],
     },
+    // ---- issue 9: the conversation ----
+    FunctionBudget {
+        binary: "add-reply",
+        steps: &[
+            ORG_AUTH,
+            Step::Repeat("Query ticket and messages, by 1 MB page", 3, 1),
+            // A reply to a long-closed ticket files a follow-up ticket first.
+            Step::AssignRetries,
+            Step::Calls("GetItem assignee", 1),
+            Step::Calls("TransactWriteItems ticket, reply, counters", 1),
+            SCHEDULE,
+            Step::Calls("SES SendEmail", 1),
+            Step::Calls("UpdateItem delivery", 1),
+        ],
+    },
+    FunctionBudget {
+        binary: "add-note",
+        steps: &[
+            ADMIN_AUTH,
+            Step::Calls("GetItem ticket", 1),
+            Step::Calls("TransactWriteItems ticket, note", 1),
+        ],
+    },
+    // ---- end issue 9: the conversation ----
     FunctionBudget {
         binary: "close-ticket",
         steps: &[Step::Repeat(

@@ -6,9 +6,10 @@ use super::errors::Classify;
 use super::items::{self, Item, s};
 use super::sdk::DEFAULT_CALL_TIMEOUT;
 use crate::auth::SecretHash;
+use crate::domain::inbound::{InboundReceipt, StoredInbound};
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, AdminLoad, ClaimedMail, Delivery, Domain, Email, Mail, Org, OrgId, PageRequest, Response,
+    Admin, AdminId, AdminLoad, ClaimedMail, Delivery, Domain, Email, Mail, Message, Org, OrgId, PageRequest,
     ResponseId, SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
@@ -333,8 +334,14 @@ impl Store for DynamoStore {
         self.write_ticket(before, after, vec![]).await
     }
 
-    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response, mail: &Mail) -> StoreResult<()> {
-        let put = self.put(items::response_item(response, mail), "attribute_not_exists(pk)");
+    async fn add_message(
+        &self,
+        before: &Ticket,
+        after: &Ticket,
+        message: &Message,
+        mail: Option<&Mail>,
+    ) -> StoreResult<()> {
+        let put = self.put(items::message_item(message, mail), "attribute_not_exists(pk)");
         self.write_ticket(before, after, vec![TransactWriteItem::builder().put(put).build()])
             .await
     }
@@ -372,10 +379,10 @@ impl Store for DynamoStore {
         self.due_mail_items(now, limit).await
     }
 
-    /// One Query on the ticket's partition returns the ticket and its responses.
-    async fn ticket_with_responses(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Response>)>> {
+    /// One Query on the ticket's partition returns the ticket and its messages.
+    async fn ticket_with_messages(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Message>)>> {
         let mut ticket = None;
-        let mut responses = Vec::new();
+        let mut messages = Vec::new();
         let mut start: Option<Item> = None;
         loop {
             let out = self
@@ -392,7 +399,7 @@ impl Store for DynamoStore {
             for item in out.items() {
                 match items::get_s(item, items::SK).map_err(malformed)? {
                     items::TICKET_SK => ticket = Some(items::ticket_from(item).map_err(malformed)?),
-                    _ => responses.push(items::response_from(item).map_err(malformed)?),
+                    _ => messages.push(items::message_from(item).map_err(malformed)?),
                 }
             }
             match out.last_evaluated_key {
@@ -400,7 +407,7 @@ impl Store for DynamoStore {
                 _ => break,
             }
         }
-        Ok(ticket.map(|t| (t, responses)))
+        Ok(ticket.map(|t| (t, messages)))
     }
 
     async fn signin_failures(
@@ -456,6 +463,20 @@ impl Store for DynamoStore {
             .await
             .classify()?;
         Ok(())
+    }
+
+    async fn save_inbound(&self, receipt: &InboundReceipt, raw: &[u8]) -> StoreResult<StoredInbound> {
+        self.save_inbound_item(receipt, raw).await
+    }
+
+    async fn finish_inbound(
+        &self,
+        key: &str,
+        outcome: &str,
+        ticket: Option<TicketId>,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        self.finish_inbound_item(key, outcome, ticket, at).await
     }
 
     async fn due_auto_closes(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<Ticket>> {

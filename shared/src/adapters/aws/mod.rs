@@ -9,6 +9,7 @@
 pub mod budgets;
 mod calls;
 mod dynamo;
+mod dynamo_inbound;
 mod dynamo_lists;
 mod dynamo_mail;
 mod errors;
@@ -17,6 +18,7 @@ pub mod items;
 mod jwt_keys;
 mod mail_events;
 mod reconciler;
+mod reply_key;
 mod resources;
 mod scheduler;
 mod sdk;
@@ -31,6 +33,7 @@ pub use dynamo_lists::QueryStats;
 pub use jwt_keys::{KEYS_MAX_AGE, SecretsManagerKeys};
 pub use mail_events::{MailNotice, handle_mail_message, parse_mail_event, poll_mail_events};
 pub use reconciler::{Reconciler, Sweeper, Tick};
+pub use reply_key::SecretsManagerReplyKey;
 pub use resources::{create_missing_resources, mail_events_queue_url};
 pub use scheduler::{CloseEvent, EventBridgeScheduler, at_expression, schedule_name};
 pub use sdk::{DEFAULT_CALL_TIMEOUT, ROOTS, call_limits, endpoint_override, sdk_config, sdk_config_at};
@@ -39,7 +42,7 @@ pub use settings::*;
 
 use crate::domain::CloseJob;
 use crate::ports::{Ports, SystemClock};
-use crate::service::{CloseOutcome, KeyConfig, Service};
+use crate::service::{CloseOutcome, KeyConfig, ReplyKeyConfig, Service};
 use aws_config::SdkConfig;
 use std::sync::{Arc, OnceLock};
 
@@ -126,6 +129,18 @@ impl AwsAdapters {
         }
     }
 
+    /// The reply key from the settings' secret, read on first use; none
+    /// without a secret (a function that renders or reads no reply address).
+    pub fn reply_keys(&self, settings: &AwsSettings) -> ReplyKeyConfig {
+        match &settings.reply_key_secret_arn {
+            Some(arn) => ReplyKeyConfig::Source(Arc::new(SecretsManagerReplyKey::new(
+                self.secrets().clone(),
+                arn.clone(),
+            ))),
+            None => ReplyKeyConfig::None,
+        }
+    }
+
     pub fn ports(&self) -> Ports {
         Ports {
             store: self.store.clone(),
@@ -148,6 +163,7 @@ pub async fn wiring_from_env() -> anyhow::Result<(Service, AwsAdapters, AwsSetti
     let mut config = AwsConfig::from_env()?;
     let adapters = AwsAdapters::new(&sdk_config().await, &config.settings);
     config.service.jwt_keys = adapters.jwt_keys(&config.settings);
+    config.service.inbound.reply_key = adapters.reply_keys(&config.settings);
     let service = Service::new(adapters.ports(), &config.service)?;
     Ok((service, adapters, config.settings))
 }

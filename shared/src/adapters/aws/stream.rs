@@ -233,6 +233,7 @@ mod tests {
             closed_at: None,
             auto_close_at: responded.map(|r| Timestamp::from_millis(r + 1000)),
             version: 1,
+            follow_up_of: None,
         }
     }
 

@@ -20,8 +20,9 @@
 //!   after its slot was released.
 
 use crate::auth::SecretHash;
+use crate::domain::inbound::{InboundReceipt, StoredInbound};
 use crate::domain::{
-    Admin, AdminId, ClaimedMail, Delivery, Domain, Email, Mail, Org, OrgId, PageRequest, Response, ResponseId,
+    Admin, AdminId, ClaimedMail, Delivery, Domain, Email, Mail, Message, Org, OrgId, PageRequest, ResponseId,
     SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
@@ -37,7 +38,7 @@ pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 /// Approximate bytes kept at most (text plus a fixed overhead per row).
 pub const DEFAULT_MAX_BYTES: usize = 32 << 20;
 
-type Entry = Arc<(Ticket, Vec<Response>)>;
+type Entry = Arc<(Ticket, Vec<Message>)>;
 
 /// The [`Store`] `inner`, with `ticket_with_responses` served from memory when
 /// it can be.
@@ -67,9 +68,9 @@ struct Slot {
     value: Option<(Entry, usize)>,
 }
 
-fn weight((ticket, responses): &(Ticket, Vec<Response>)) -> usize {
+fn weight((ticket, messages): &(Ticket, Vec<Message>)) -> usize {
     const ROW: usize = 256;
-    ROW + ticket.title.len() + ticket.description.len() + responses.iter().map(|r| ROW + r.message.len()).sum::<usize>()
+    ROW + ticket.title.len() + ticket.description.len() + messages.iter().map(|r| ROW + r.message.len()).sum::<usize>()
 }
 
 impl State {
@@ -263,10 +264,16 @@ impl<S: Store> Store for CachedStore<S> {
             .await
     }
 
-    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response, mail: &Mail) -> StoreResult<()> {
-        let (before, after, response, mail) = (before.clone(), after.clone(), response.clone(), mail.clone());
+    async fn add_message(
+        &self,
+        before: &Ticket,
+        after: &Ticket,
+        message: &Message,
+        mail: Option<&Mail>,
+    ) -> StoreResult<()> {
+        let (before, after, message, mail) = (before.clone(), after.clone(), message.clone(), mail.cloned());
         self.write(after.id, |s| async move {
-            s.add_response(&before, &after, &response, &mail).await
+            s.add_message(&before, &after, &message, mail.as_ref()).await
         })
         .await
     }
@@ -318,7 +325,7 @@ impl<S: Store> Store for CachedStore<S> {
         self.inner.due_mail(now, limit).await
     }
 
-    async fn ticket_with_responses(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Response>)>> {
+    async fn ticket_with_messages(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Message>)>> {
         let started = {
             let state = lock(&self.state);
             if let Some((entry, _)) = state.slots.get(&id).and_then(|s| s.value.as_ref()) {
@@ -328,7 +335,7 @@ impl<S: Store> Store for CachedStore<S> {
             }
             state.clock
         };
-        let read = self.inner.ticket_with_responses(id).await?;
+        let read = self.inner.ticket_with_messages(id).await?;
         if let Some(found) = &read {
             lock(&self.state).fill(id, started, Arc::new(found.clone()));
         }
@@ -361,13 +368,28 @@ impl<S: Store> Store for CachedStore<S> {
         // The sweeper re-reads each ticket through `ticket`, so an index read is enough.
         self.inner.due_auto_closes(now, limit).await
     }
+
+    // Inbound mail touches no cached ticket.
+    async fn save_inbound(&self, receipt: &InboundReceipt, raw: &[u8]) -> StoreResult<StoredInbound> {
+        self.inner.save_inbound(receipt, raw).await
+    }
+
+    async fn finish_inbound(
+        &self,
+        key: &str,
+        outcome: &str,
+        ticket: Option<TicketId>,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        self.inner.finish_inbound(key, outcome, ticket, at).await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::adapters::embedded::{Db, SqliteStore};
-    use crate::domain::{Domain, Status};
+    use crate::domain::{Domain, Response, Status};
     use std::collections::HashSet;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -428,12 +450,13 @@ mod tests {
                 closed_at: None,
                 auto_close_at: None,
                 version: 1,
+                follow_up_of: None,
             };
             self.store.create_ticket(&ticket).await.unwrap()
         }
 
-        async fn read(&self, id: TicketId) -> (Ticket, Vec<Response>) {
-            self.store.ticket_with_responses(id).await.unwrap().unwrap()
+        async fn read(&self, id: TicketId) -> (Ticket, Vec<Message>) {
+            self.store.ticket_with_messages(id).await.unwrap().unwrap()
         }
     }
 
@@ -473,7 +496,7 @@ mod tests {
                     assert!(before.responses.is_subset(&seen), "an acknowledged response is missing");
                     for r in responses.iter().filter(|r| before.sent.contains(&r.id)) {
                         assert!(
-                            matches!(r.delivery, Delivery::Sent { .. }),
+                            matches!(r.delivery, Some(Delivery::Sent { .. })),
                             "an acknowledged delivery is missing"
                         );
                     }
@@ -516,7 +539,7 @@ mod tests {
                                 message_id: None,
                             };
                             desk.store
-                                .add_response(&before, &after, &response, &mail)
+                                .add_message(&before, &after, &Message::from(response.clone()), Some(&mail))
                                 .await
                                 .map(|_| Some(response.id))
                         };
@@ -562,7 +585,11 @@ mod tests {
         let (ticket, responses) = desk.read(id).await;
         assert_eq!(ticket.version, 1 + 3 * 40);
         assert_eq!(responses.len(), 3 * 20);
-        assert!(responses.iter().all(|r| matches!(r.delivery, Delivery::Sent { .. })));
+        assert!(
+            responses
+                .iter()
+                .all(|r| matches!(r.delivery, Some(Delivery::Sent { .. })))
+        );
         assert!(reads > 120, "readers ran alongside the writers ({reads} reads)");
     }
 

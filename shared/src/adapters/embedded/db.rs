@@ -14,7 +14,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_4_signin_by_client.sql"),
     include_str!("schema_5_mail_outbox.sql"),
     include_str!("schema_6_due_auto_closes.sql"),
-    include_str!("schema_7_inbound_email.sql"),
+    include_str!("schema_7_messages.sql"),
+    include_str!("schema_8_inbound_email.sql"),
 ];
 const MAX_IDLE_READERS: usize = 16;
 

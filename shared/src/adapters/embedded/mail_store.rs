@@ -4,7 +4,7 @@
 
 use super::rows::parse;
 use super::store::SqliteStore;
-use crate::domain::{ClaimedMail, Delivery, Email, Mail, Response, ResponseId, TicketId, Timestamp};
+use crate::domain::{Author, ClaimedMail, Delivery, Email, Mail, Message, ResponseId, TicketId, Timestamp};
 use crate::error::StoreError;
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -14,31 +14,37 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
-/// Inserts `r` with its pending `mail` (inside add_response's transaction).
-pub(super) fn insert_response(tx: &Transaction, r: &Response, mail: &Mail) -> Result<(), StoreError> {
-    let p = r.delivery.parts();
+/// Inserts `m` with its pending `mail`, if any (inside add_message's transaction).
+pub(super) fn insert_message(tx: &Transaction, m: &Message, mail: Option<&Mail>) -> Result<(), StoreError> {
+    let p = m.delivery.as_ref().map(Delivery::parts);
+    let (admin, customer) = match &m.author {
+        Author::Admin { admin_id } => (Some(admin_id.to_string()), None),
+        Author::Customer { email } => (None, Some(email.as_str())),
+    };
     tx.execute(
-        "INSERT INTO responses (id, ticket_id, admin_id, message, created_at, delivery_state, delivery_message_id,
-             delivery_reason, delivery_at, mail_next_at, mail_to, mail_from, mail_subject, mail_body, mail_reply_to,
-             mail_message_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        "INSERT INTO responses (id, ticket_id, kind, admin_id, author_email, message, created_at, delivery_state,
+             delivery_message_id, delivery_reason, delivery_at, mail_next_at, mail_to, mail_from, mail_subject,
+             mail_body, mail_reply_to, mail_message_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         params![
-            r.id.to_string(),
-            r.ticket_id.to_string(),
-            r.admin_id.to_string(),
-            r.message,
-            r.created_at.millis(),
-            p.state,
-            p.message_id,
-            p.reason,
-            p.at.map(Timestamp::millis),
-            p.next_attempt_at.map(Timestamp::millis),
-            mail.to.as_str(),
-            mail.from,
-            mail.subject,
-            mail.text,
-            mail.reply_to,
-            mail.message_id,
+            m.id.to_string(),
+            m.ticket_id.to_string(),
+            m.kind.as_str(),
+            admin,
+            customer,
+            m.message,
+            m.created_at.millis(),
+            p.as_ref().map(|p| p.state),
+            p.as_ref().and_then(|p| p.message_id.clone()),
+            p.as_ref().and_then(|p| p.reason.clone()),
+            p.as_ref().and_then(|p| p.at).map(Timestamp::millis),
+            p.as_ref().and_then(|p| p.next_attempt_at).map(Timestamp::millis),
+            mail.map(|m| m.to.as_str()),
+            mail.map(|m| m.from.as_str()),
+            mail.map(|m| m.subject.as_str()),
+            mail.map(|m| m.text.as_str()),
+            mail.and_then(|m| m.reply_to.as_deref()),
+            mail.and_then(|m| m.message_id.as_deref()),
         ],
     )?;
     Ok(())
@@ -186,7 +192,7 @@ mod tests {
     use super::*;
     use crate::adapters::embedded::Db;
     use crate::auth::SecretHash;
-    use crate::domain::{Admin, AdminId, Domain, Org, OrgId, Status, Ticket};
+    use crate::domain::{Admin, AdminId, Domain, Org, OrgId, Response, Status, Ticket};
     use crate::ports::Store;
     use std::sync::Arc;
 
@@ -228,6 +234,7 @@ mod tests {
                 closed_at: None,
                 auto_close_at: None,
                 version: 1,
+                follow_up_of: None,
             })
             .await
             .unwrap();
@@ -251,7 +258,10 @@ mod tests {
             reply_to: None,
             message_id: None,
         };
-        store.add_response(&before, &after, &response, &mail).await.unwrap();
+        store
+            .add_message(&before, &after, &Message::from(response.clone()), Some(&mail))
+            .await
+            .unwrap();
         (dir, store, before.id, response.id)
     }
 
@@ -327,8 +337,8 @@ mod tests {
             !store.record_mail_event(t, r, &delivered).await.unwrap(),
             "never backwards"
         );
-        let (_, responses) = store.ticket_with_responses(t).await.unwrap().unwrap();
-        assert_eq!(responses[0].delivery, bounced);
+        let (_, messages) = store.ticket_with_messages(t).await.unwrap().unwrap();
+        assert_eq!(messages[0].delivery, Some(bounced));
     }
 
     /// The due-mail read is a search of the partial index: no scan, no sort.

@@ -3,6 +3,7 @@
 
 mod cache;
 mod db;
+mod inbound_store;
 mod jobs;
 mod mail_store;
 mod outbox;
@@ -11,6 +12,7 @@ mod store;
 
 pub use cache::CachedStore;
 pub use db::Db;
+pub use inbound_store::{InboundCount, inbound_counts};
 pub use jobs::{JobRunner, JobView, LocalScheduler, recent_jobs};
 pub use outbox::{MailView, OutboxMailer, recent_mail};
 pub use store::SqliteStore;

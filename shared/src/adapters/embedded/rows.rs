@@ -1,6 +1,6 @@
 //! How domain values map onto SQLite rows: the one place that knows.
 
-use crate::domain::{Admin, Delivery, Domain, Email, Org, Response, Ticket, Timestamp};
+use crate::domain::{Admin, Author, Delivery, Domain, Email, Message, MessageKind, Org, Ticket, Timestamp};
 use rusqlite::Row;
 use rusqlite::types::Value;
 use std::str::FromStr;
@@ -9,6 +9,10 @@ pub(super) fn parse<T: FromStr>(s: String, idx: usize) -> rusqlite::Result<T> {
     s.parse().map_err(|_| {
         rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, format!("bad value {s:?}").into())
     })
+}
+
+fn bad_column(idx: usize, why: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, why.into())
 }
 
 pub(super) fn ts(ms: i64) -> Timestamp {
@@ -41,7 +45,17 @@ pub(super) fn admin_from_row(r: &Row) -> rusqlite::Result<Admin> {
 }
 
 pub(super) const TICKET_COLS: &str = "id, org_id, title, description, added_by, admin_id, status, created_at, \
-     updated_at, responded_at, closed_at, auto_close_at, version";
+     updated_at, responded_at, closed_at, auto_close_at, version, follow_up_of";
+
+/// `?1, ?2, ...`: one placeholder per column of [`TICKET_COLS`].
+pub(super) fn ticket_placeholders() -> String {
+    (1..=TICKET_COLUMNS)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) const TICKET_COLUMNS: usize = 14;
 
 pub(super) fn ticket_from_row(r: &Row) -> rusqlite::Result<Ticket> {
     Ok(Ticket {
@@ -58,33 +72,49 @@ pub(super) fn ticket_from_row(r: &Row) -> rusqlite::Result<Ticket> {
         closed_at: r.get::<_, Option<i64>>(10)?.map(ts),
         auto_close_at: r.get::<_, Option<i64>>(11)?.map(ts),
         version: r.get(12)?,
+        follow_up_of: r.get::<_, Option<String>>(13)?.map(|s| parse(s, 13)).transpose()?,
     })
 }
 
-pub(super) const RESPONSE_COLS: &str = "id, ticket_id, admin_id, message, created_at, delivery_state, \
-     delivery_message_id, delivery_reason, delivery_at, mail_attempts, mail_next_at";
+pub(super) const MESSAGE_COLS: &str = "id, ticket_id, kind, admin_id, author_email, message, created_at, \
+     delivery_state, delivery_message_id, delivery_reason, delivery_at, mail_attempts, mail_next_at";
 
-pub(super) fn response_from_row(r: &Row) -> rusqlite::Result<Response> {
-    let state: String = r.get(5)?;
-    let delivery = Delivery::from_parts(
-        &state,
-        r.get(6)?,
-        r.get(7)?,
-        r.get::<_, Option<i64>>(8)?.map(ts),
-        u32::try_from(r.get::<_, i64>(9)?).unwrap_or(0),
-        r.get::<_, Option<i64>>(10)?.map(ts),
-    );
-    Ok(Response {
+pub(super) fn message_from_row(r: &Row) -> rusqlite::Result<Message> {
+    let kind: String = r.get(2)?;
+    let kind = MessageKind::parse(&kind).ok_or_else(|| bad_column(2, format!("unknown message kind {kind:?}")))?;
+    let author = match (r.get::<_, Option<String>>(3)?, r.get::<_, Option<String>>(4)?) {
+        (Some(admin), _) => Author::Admin {
+            admin_id: parse(admin, 3)?,
+        },
+        (None, Some(email)) => Author::Customer {
+            email: Email::from_trusted(email),
+        },
+        (None, None) => return Err(bad_column(3, "a message with no author".into())),
+    };
+    let delivery = r
+        .get::<_, Option<String>>(7)?
+        .map(|state| -> rusqlite::Result<Delivery> {
+            Ok(Delivery::from_parts(
+                &state,
+                r.get(8)?,
+                r.get(9)?,
+                r.get::<_, Option<i64>>(10)?.map(ts),
+                u32::try_from(r.get::<_, i64>(11)?).unwrap_or(0),
+                r.get::<_, Option<i64>>(12)?.map(ts),
+            ))
+        });
+    Ok(Message {
         id: parse(r.get(0)?, 0)?,
         ticket_id: parse(r.get(1)?, 1)?,
-        admin_id: parse(r.get(2)?, 2)?,
-        message: r.get(3)?,
-        created_at: ts(r.get(4)?),
-        delivery,
+        kind,
+        author,
+        message: r.get(5)?,
+        created_at: ts(r.get(6)?),
+        delivery: delivery.transpose()?,
     })
 }
 
-pub(super) fn ticket_params(t: &Ticket) -> [Value; 13] {
+pub(super) fn ticket_params(t: &Ticket) -> [Value; TICKET_COLUMNS] {
     [
         t.id.to_string().into(),
         t.org_id.to_string().into(),
@@ -99,5 +129,6 @@ pub(super) fn ticket_params(t: &Ticket) -> [Value; 13] {
         t.closed_at.map(|x| x.millis()).into(),
         t.auto_close_at.map(|x| x.millis()).into(),
         t.version.into(),
+        t.follow_up_of.map(|x| x.to_string()).into(),
     ]
 }

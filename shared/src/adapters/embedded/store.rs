@@ -1,15 +1,16 @@
 //! The [`Store`] port on SQLite; rows map to domain values in `rows.rs`.
 
 use super::db::Db;
-use super::mail_store::insert_response;
+use super::mail_store::insert_message;
 use super::rows::{
-    ADMIN_COLS, ORG_COLS, RESPONSE_COLS, TICKET_COLS, admin_from_row, org_from_row, parse, response_from_row,
-    ticket_from_row, ticket_params, ts,
+    ADMIN_COLS, MESSAGE_COLS, ORG_COLS, TICKET_COLS, TICKET_COLUMNS, admin_from_row, message_from_row, org_from_row,
+    parse, ticket_from_row, ticket_params, ticket_placeholders, ts,
 };
 use crate::auth::SecretHash;
+use crate::domain::inbound::{InboundReceipt, StoredInbound};
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, AdminLoad, ClaimedMail, Delivery, Domain, Email, Mail, Org, OrgId, PageRequest, Response,
+    Admin, AdminId, AdminLoad, ClaimedMail, Delivery, Domain, Email, Mail, Message, Org, OrgId, PageRequest,
     ResponseId, SigninWindow, ThrottleKey, Ticket, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
@@ -52,7 +53,11 @@ fn write_ticket(tx: &Transaction, before: &Ticket, after: &Ticket) -> Result<(),
         .skip(1)
         .map(|(i, col)| format!("{col} = ?{}", i + 1))
         .collect();
-    let sql = format!("UPDATE tickets SET {} WHERE id = ?1 AND version = ?14", set.join(", "));
+    let sql = format!(
+        "UPDATE tickets SET {} WHERE id = ?1 AND version = ?{}",
+        set.join(", "),
+        TICKET_COLUMNS + 1
+    );
     let mut values = ticket_params(after).to_vec();
     values.push(before.version.into());
     let changed = tx.execute(&sql, rusqlite::params_from_iter(values))?;
@@ -203,7 +208,8 @@ impl Store for SqliteStore {
                 };
                 ticket.admin_id = rules::choose_assignee(&loads);
                 tx.prepare_cached(&format!(
-                    "INSERT INTO tickets ({TICKET_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                    "INSERT INTO tickets ({TICKET_COLS}) VALUES ({})",
+                    ticket_placeholders()
                 ))?
                 .execute(rusqlite::params_from_iter(ticket_params(&ticket)))?;
                 apply_load_changes(tx, None, &ticket)?;
@@ -235,12 +241,18 @@ impl Store for SqliteStore {
         self.db.write(move |tx| write_ticket(tx, &before, &after)).await
     }
 
-    async fn add_response(&self, before: &Ticket, after: &Ticket, response: &Response, mail: &Mail) -> StoreResult<()> {
-        let (before, after, r, mail) = (before.clone(), after.clone(), response.clone(), mail.clone());
+    async fn add_message(
+        &self,
+        before: &Ticket,
+        after: &Ticket,
+        message: &Message,
+        mail: Option<&Mail>,
+    ) -> StoreResult<()> {
+        let (before, after, m, mail) = (before.clone(), after.clone(), message.clone(), mail.cloned());
         self.db
             .write(move |tx| {
                 write_ticket(tx, &before, &after)?;
-                insert_response(tx, &r, &mail)
+                insert_message(tx, &m, mail.as_ref())
             })
             .await
     }
@@ -278,7 +290,7 @@ impl Store for SqliteStore {
         self.due_mail_rows(now, limit).await
     }
 
-    async fn ticket_with_responses(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Response>)>> {
+    async fn ticket_with_messages(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Message>)>> {
         self.db
             .read(move |c| {
                 let Some(ticket) = c
@@ -289,12 +301,12 @@ impl Store for SqliteStore {
                     return Ok(None);
                 };
                 let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {RESPONSE_COLS} FROM responses WHERE ticket_id = ?1 ORDER BY created_at, id"
+                    "SELECT {MESSAGE_COLS} FROM responses WHERE ticket_id = ?1 ORDER BY created_at, id"
                 ))?;
-                let responses = stmt
-                    .query_map([id.to_string()], response_from_row)?
+                let messages = stmt
+                    .query_map([id.to_string()], message_from_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(Some((ticket, responses)))
+                Ok(Some((ticket, messages)))
             })
             .await
     }
@@ -354,6 +366,20 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn save_inbound(&self, receipt: &InboundReceipt, raw: &[u8]) -> StoreResult<StoredInbound> {
+        self.save_inbound_row(receipt, raw).await
+    }
+
+    async fn finish_inbound(
+        &self,
+        key: &str,
+        outcome: &str,
+        ticket: Option<TicketId>,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        self.finish_inbound_row(key, outcome, ticket, at).await
+    }
+
     async fn due_auto_closes(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<Ticket>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db
@@ -394,7 +420,8 @@ impl SqliteStore {
         self.db
             .write(move |tx| {
                 let mut stmt = tx.prepare_cached(&format!(
-                    "INSERT INTO tickets ({TICKET_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                    "INSERT INTO tickets ({TICKET_COLS}) VALUES ({})",
+                    ticket_placeholders()
                 ))?;
                 for t in &tickets {
                     stmt.execute(rusqlite::params_from_iter(ticket_params(t)))?;

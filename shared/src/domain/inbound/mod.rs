@@ -9,6 +9,7 @@ mod quotes;
 pub use classify::{Drop, SesVerdicts, classify};
 pub use quotes::{html_to_text, strip_quoted};
 
+use super::Timestamp;
 use mail_parser::{Address, HeaderValue, Message, MessageParser};
 use sha2::{Digest, Sha256};
 
@@ -16,6 +17,32 @@ use sha2::{Digest, Sha256};
 /// refuse larger ones (SES receipt caps a message at 40 MB, but a reply is
 /// text: 10 MiB leaves room for a few attachments we do not keep).
 pub const MAX_RAW_MESSAGE: usize = 10 * 1024 * 1024;
+
+/// A Message-ID longer than this is keyed by its hash: it must fit a
+/// DynamoDB key (2 KB) and an SQLite index comfortably; real ones are < 100.
+const MAX_KEY_ID: usize = 250;
+
+/// An inbound message as first stored, before it is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundReceipt {
+    /// [`dedupe_key`]: a redelivery has the same key.
+    pub key: String,
+    pub received_at: Timestamp,
+    /// Where the raw message is kept when not in the store itself (the S3
+    /// object SES wrote), e.g. `s3://bucket/key`.
+    pub source: Option<String>,
+}
+
+/// What the store holds under a receipt's key after storing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredInbound {
+    /// False when a message with this key was stored before (a redelivery).
+    pub first: bool,
+    /// When the first one was received: replies derive their ids from it.
+    pub received_at: Timestamp,
+    /// What became of it; `None` while (or if never) handled to the end.
+    pub outcome: Option<String>,
+}
 
 /// One inbound message, as the service uses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +82,17 @@ pub fn dedupe_key(raw: &[u8]) -> String {
     MessageParser::new()
         .parse_headers(raw)
         .and_then(|m| m.message_id().map(clean_id))
-        .filter(|id| !id.is_empty())
+        .and_then(id_key)
         .unwrap_or_else(|| hash_key(raw))
+}
+
+/// The key of a Message-ID: itself, or its hash when too long; none if empty.
+fn id_key(id: String) -> Option<String> {
+    match id.len() {
+        0 => None,
+        n if n > MAX_KEY_ID => Some(hash_key(id.as_bytes())),
+        _ => Some(id),
+    }
 }
 
 /// Parses `raw`; `None` if it is not a message at all. `verdicts`: SES's
@@ -64,7 +100,7 @@ pub fn dedupe_key(raw: &[u8]) -> String {
 pub fn parse(raw: &[u8], verdicts: &SesVerdicts) -> Option<InboundMail> {
     let message = MessageParser::new().parse(raw)?;
     let message_id = message.message_id().map(clean_id).filter(|id| !id.is_empty());
-    let key = message_id.clone().unwrap_or_else(|| hash_key(raw));
+    let key = message_id.clone().and_then(id_key).unwrap_or_else(|| hash_key(raw));
     let from = message
         .from()
         .and_then(Address::first)

@@ -50,7 +50,9 @@ pub fn html_to_text(html: &str) -> String {
 /// trimmed and runs of blank lines folded to one.
 pub fn strip_quoted(text: &str) -> String {
     let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
-    let end = (0..lines.len()).find(|&i| starts_history(&lines, i)).unwrap_or(lines.len());
+    let end = (0..lines.len())
+        .find(|&i| starts_history(&lines, i))
+        .unwrap_or(lines.len());
     let mut kept: Vec<&str> = Vec::new();
     for line in &lines[..end] {
         if line.trim_start().starts_with('>') {

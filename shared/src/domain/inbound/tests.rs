@@ -9,7 +9,13 @@ const FROM: &str = "Carla.Customer@Customer.example";
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!("{}/../tests/fixtures/inbound/{name}", env!("CARGO_MANIFEST_DIR"));
     let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    fill(&raw, TO, FROM, "0190f5c3-8a4e-7c12-9b3d-5e6f7a8b9c0d", "r.t.tok@in.acme.example")
+    fill(
+        &raw,
+        TO,
+        FROM,
+        "0190f5c3-8a4e-7c12-9b3d-5e6f7a8b9c0d",
+        "r.t.tok@in.acme.example",
+    )
 }
 
 /// `raw` with the placeholders replaced (byte-wise: a fixture may not be UTF-8).
@@ -50,7 +56,10 @@ fn read(name: &str) -> InboundMail {
 #[test]
 fn gmail_reply_keeps_the_new_text_only() {
     let m = read("gmail-reply.eml");
-    assert_eq!(m.text, "No, it is still broken \u{2014} the tray jams after two pages.\n\nCarla");
+    assert_eq!(
+        m.text,
+        "No, it is still broken \u{2014} the tray jams after two pages.\n\nCarla"
+    );
     assert_eq!(m.from.as_deref(), Some("carla.customer@customer.example"));
     assert!(m.recipients.contains(&TO.to_owned()));
     assert_eq!(m.message_id.as_deref(), Some("CAKx9Gmail0001+reply@mail.gmail.com"));
@@ -73,13 +82,19 @@ fn outlook_reply_loses_its_header_block() {
 fn apple_mail_reply_loses_the_quote_and_the_device_signature() {
     let m = read("apple-mail-reply.eml");
     assert_eq!(m.text, "Which model number do you need? It says LX-200 on the back.");
-    assert_eq!(m.references.first().map(String::as_str), Some("r.t.tok@in.acme.example"));
+    assert_eq!(
+        m.references.first().map(String::as_str),
+        Some("r.t.tok@in.acme.example")
+    );
 }
 
 #[test]
 fn html_only_is_read_as_text_without_the_blockquote() {
     let m = read("html-only.eml");
-    assert_eq!(m.text, "The new toner & drum did not help.\n\nIt still prints grey stripes.");
+    assert_eq!(
+        m.text,
+        "The new toner & drum did not help.\n\nIt still prints grey stripes."
+    );
 }
 
 #[test]
@@ -141,10 +156,17 @@ fn forged_wrong_sender_and_in_reply_to_fixtures_parse_as_replies() {
         assert_eq!(m.drop, None, "{name}");
         assert!(!m.text.is_empty(), "{name}");
     }
-    assert_eq!(read("wrong-sender.eml").from.as_deref(), Some("mallory@elsewhere.example"));
+    assert_eq!(
+        read("wrong-sender.eml").from.as_deref(),
+        Some("mallory@elsewhere.example")
+    );
     assert_eq!(
         read("in-reply-to-only.eml").references,
-        ["r.t.tok@in.acme.example", "unrelated-0001@customer.example", "r.t.tok@in.acme.example"]
+        [
+            "r.t.tok@in.acme.example",
+            "unrelated-0001@customer.example",
+            "r.t.tok@in.acme.example"
+        ]
     );
 }
 
@@ -165,7 +187,12 @@ fn quoted_history_and_signatures_are_cut() {
 
 #[test]
 fn garbage_is_not_a_message_and_does_not_panic() {
-    for raw in [&b""[..], b"\xff\xfe\x00", b"no headers at all", b"Subject: =?bad?=\r\n\r\n"] {
+    for raw in [
+        &b""[..],
+        b"\xff\xfe\x00",
+        b"no headers at all",
+        b"Subject: =?bad?=\r\n\r\n",
+    ] {
         if let Some(m) = parse(raw, &SesVerdicts::default()) {
             assert!(m.key.starts_with("sha256:"));
         }

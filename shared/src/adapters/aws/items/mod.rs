@@ -10,7 +10,8 @@
 //! | credentials | `EMAIL#<email>` | `ORG#<org>` | the admin and `passwordHash`: one Query finds an email's accounts in every org; the conditional put keeps the email unique per org |
 //! | admin | `ORG#<org>` | `ADMIN#<admin>` | the admin and its assignment counters (`openTickets`, `lastAssignedAt`) |
 //! | ticket | `TICKET#<ticket>` | `TICKET` | the ticket, plus list-index keys |
-//! | response | `TICKET#<ticket>` | `RESPONSE#<response>` | a response, its outgoing mail and its delivery (v7 ids sort by time); `g_mail`/`mailNextAt` while the mail is pending (`mail.rs`) |
+//! | message | `TICKET#<ticket>` | `RESPONSE#<message>` | a message (response, reply or note: `kind`), its outgoing mail and its delivery (v7 ids sort by time); `g_mail`/`mailNextAt` while the mail is pending (`mail.rs`) |
+//! | inbound mail | `INBOUND#<Message-ID or sha256>` | `INBOUND` | one inbound message: `receivedAt`, `source` (its S3 object) or `raw`, `outcome`, `ticketId`; `expiresAt` lets TTL remove it (`dynamo_inbound.rs`) |
 //! | sign-in failures | `SIGNIN#<throttle key>` | `SIGNIN` | `failures`, `windowStart`; `expiresAt` lets TTL remove it |
 //!
 //! Lists: one GSI per filter combination, partition key the org plus the
@@ -21,8 +22,8 @@
 //! so the sweeper finds every overdue ticket with one Query, never a scan.
 
 use crate::domain::{
-    Admin, AdminId, AdminLoad, Domain, Email, Mail, Org, OrgId, Response, ResponseId, Status, ThrottleKey, Ticket,
-    TicketFilter, TicketId, Timestamp,
+    Admin, AdminId, AdminLoad, Author, Domain, Email, Mail, Message, MessageKind, Org, OrgId, ResponseId, Status,
+    ThrottleKey, Ticket, TicketFilter, TicketId, Timestamp,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
@@ -352,6 +353,9 @@ pub fn ticket_item(t: &Ticket) -> Item {
         }
     }
     put("version", n(t.version));
+    if let Some(f) = t.follow_up_of {
+        put("followUpOf", s(f.to_string()));
+    }
     put(GSK, s(sort_key(t.created_at, t.id)));
     if let (Status::Responded, Some(due)) = (t.status, t.auto_close_at) {
         put(DUE_PK, s(DUE_PARTITION));
@@ -380,31 +384,55 @@ pub fn ticket_from(item: &Item) -> Result<Ticket, Malformed> {
         closed_at: opt_ts(item, "closedAt"),
         auto_close_at: opt_ts(item, "autoCloseAt"),
         version: get_n(item, "version")?,
+        follow_up_of: opt_s(item, "followUpOf")
+            .map(|a| a.parse().map_err(|_| Malformed("bad followUpOf".into())))
+            .transpose()?,
     })
 }
 
-// ---- responses ----
+// ---- messages ----
 
-/// A new response and its outgoing mail, pending.
-pub fn response_item(r: &Response, mail: &Mail) -> Item {
-    let mut item = response_key(r.ticket_id, r.id);
-    item.insert("responseId".into(), s(r.id.to_string()));
-    item.insert("ticketId".into(), s(r.ticket_id.to_string()));
-    item.insert("adminId".into(), s(r.admin_id.to_string()));
-    item.insert("message".into(), s(&r.message));
-    item.insert("createdAt".into(), n(r.created_at.millis()));
-    item.extend(mail_fields(mail, &r.delivery));
+/// A new message (response, reply or note) and its outgoing mail, pending.
+/// Items written before issue 9 have no `kind`: they are responses.
+pub fn message_item(m: &Message, mail: Option<&Mail>) -> Item {
+    let mut item = response_key(m.ticket_id, m.id);
+    item.insert("responseId".into(), s(m.id.to_string()));
+    item.insert("ticketId".into(), s(m.ticket_id.to_string()));
+    item.insert("kind".into(), s(m.kind.as_str()));
+    match &m.author {
+        Author::Admin { admin_id } => item.insert("adminId".into(), s(admin_id.to_string())),
+        Author::Customer { email } => item.insert("authorEmail".into(), s(email.as_str())),
+    };
+    item.insert("message".into(), s(&m.message));
+    item.insert("createdAt".into(), n(m.created_at.millis()));
+    if let (Some(mail), Some(delivery)) = (mail, &m.delivery) {
+        item.extend(mail_fields(mail, delivery));
+    }
     item
 }
 
-pub fn response_from(item: &Item) -> Result<Response, Malformed> {
-    Ok(Response {
+pub fn message_from(item: &Item) -> Result<Message, Malformed> {
+    let kind = match opt_s(item, "kind") {
+        None => MessageKind::Response,
+        Some(k) => MessageKind::parse(k).ok_or_else(|| Malformed(format!("unknown message kind {k:?}")))?,
+    };
+    let author = match (opt_s(item, "adminId"), opt_s(item, "authorEmail")) {
+        (Some(_), _) => Author::Admin {
+            admin_id: parse(item, "adminId")?,
+        },
+        (None, Some(email)) => Author::Customer {
+            email: Email::from_trusted(email.to_owned()),
+        },
+        (None, None) => return Err(Malformed("a message with no author".into())),
+    };
+    Ok(Message {
         id: parse(item, "responseId")?,
         ticket_id: parse(item, "ticketId")?,
-        admin_id: parse(item, "adminId")?,
+        kind,
+        author,
         message: get_s(item, "message")?.to_owned(),
         created_at: ts(item, "createdAt")?,
-        delivery: delivery_from(item),
+        delivery: item.contains_key("deliveryState").then(|| delivery_from(item)),
     })
 }
 
@@ -428,6 +456,7 @@ mod tests {
             closed_at: None,
             auto_close_at: Some(Timestamp::from_millis(1_700_000_100_500)),
             version: 3,
+            follow_up_of: None,
         }
     }
 

@@ -1,4 +1,4 @@
--- Migration 7: inbound email (issue 9). A response's mail keeps the Reply-To
+-- Migration 8: inbound email (issue 9). A response's mail keeps the Reply-To
 -- and Message-ID it was rendered with (the outbox shows them too), and every
 -- inbound message is stored before it is read: the raw message for audit,
 -- keyed by its Message-ID (or a hash of it) so a redelivery is seen as such,
