@@ -56,6 +56,8 @@ macro_rules! contract_suite {
             case!(notes_are_internal_and_the_customer_view_hides_admins);
             case!(a_customers_tickets_are_listed_with_the_org_secret);
             case!(reopening_replies_are_limited_per_hour);
+            case!(inbound_email_fixtures_reach_their_ticket_once);
+            case!(without_inbound_email_mail_says_how_to_follow_up);
         }
     };
 }
