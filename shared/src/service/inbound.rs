@@ -18,6 +18,9 @@ pub struct InboundSource {
     pub stored_at: Option<String>,
     /// SES's receipt verdicts (none for ticketd).
     pub verdicts: SesVerdicts,
+    /// The envelope recipients, when known (SES's receipt): a reply address
+    /// there counts even if the headers do not show it (Bcc).
+    pub recipients: Vec<String>,
 }
 
 /// Why a message was read but not applied.
@@ -106,7 +109,11 @@ impl Service {
         }
         let (outcome, ticket) = match inbound::parse(raw, &source.verdicts) {
             None => (InboundOutcome::Rejected(Rejection::Unreadable), None),
-            Some(mail) => self.apply(&mail, key, stored.received_at).await?,
+            Some(mut mail) => {
+                mail.recipients
+                    .extend(source.recipients.iter().map(|r| r.trim().to_ascii_lowercase()));
+                self.apply(&mail, key, stored.received_at).await?
+            }
         };
         let name = outcome.name();
         self.ports

@@ -14,6 +14,7 @@ mod dynamo_lists;
 mod dynamo_mail;
 mod errors;
 pub mod failures;
+pub mod inbound_mail;
 pub mod items;
 mod jwt_keys;
 mod mail_events;
@@ -53,6 +54,7 @@ struct LazyClients {
     sqs: OnceLock<aws_sdk_sqs::Client>,
     streams: OnceLock<aws_sdk_dynamodbstreams::Client>,
     secrets: OnceLock<aws_sdk_secretsmanager::Client>,
+    s3: OnceLock<aws_sdk_s3::Client>,
 }
 
 #[derive(Clone)]
@@ -100,6 +102,7 @@ impl AwsAdapters {
                 sqs: OnceLock::new(),
                 streams: OnceLock::new(),
                 secrets: OnceLock::new(),
+                s3: OnceLock::new(),
             }),
         }
     }
@@ -118,6 +121,19 @@ impl AwsAdapters {
         self.lazy
             .secrets
             .get_or_init(|| aws_sdk_secretsmanager::Client::new(&self.lazy.sdk))
+    }
+
+    /// S3, for the inbound-email function (path-style addressing against a
+    /// local endpoint such as moto, where bucket host names do not resolve).
+    pub fn s3(&self) -> &aws_sdk_s3::Client {
+        self.lazy.s3.get_or_init(|| {
+            let local = self.lazy.sdk.endpoint_url().is_some();
+            aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&self.lazy.sdk)
+                    .force_path_style(local)
+                    .build(),
+            )
+        })
     }
 
     /// The JWT keys from the settings' secret, read on first use (not at
