@@ -63,7 +63,7 @@ fn template_routes_equal_the_router_routes_and_name_existing_binaries() {
         .collect();
     assert_eq!(routes, router);
     let mut expected: BTreeSet<String> = Endpoint::ALL.iter().map(|e| e.function_name().to_owned()).collect();
-    expected.extend(["close-ticket", "reconcile", "sweeper", "mail-events"].map(String::from));
+    expected.extend(["close-ticket", "reconcile", "sweeper", "mail-events", "inbound-email"].map(String::from));
     assert_eq!(binaries, expected);
 }
 

@@ -27,6 +27,7 @@ mod ses;
 mod settings;
 pub mod stream;
 
+pub use aws_sdk_s3::Client as S3Client;
 pub use aws_sdk_secretsmanager::Client as SecretsClient;
 pub use calls::DynamoCalls;
 pub use dynamo::DynamoStore;
