@@ -211,10 +211,17 @@ async fn ses_stored_replies_reach_their_ticket_once_and_loops_are_dropped() {
         ("{{domain}}", domain.as_str()),
         ("{{in_reply_to}}", message_id.as_str()),
     ];
+    // SES's envelope recipient is the address the message really went to.
+    let forged = format!("reply+{id}.0123456789abcdef0123@{domain}");
     let send = |name: &'static str, spam: &'static str| {
         let raw = fixture(name, &vars);
-        let (service, adapters, bucket, address) = (&service, &adapters, &bucket, address.clone());
-        async move { deliver(service, adapters, bucket, raw, &address, spam).await }
+        let to = if name == "forged-token.eml" {
+            forged.clone()
+        } else {
+            address.clone()
+        };
+        let (service, adapters, bucket) = (&service, &adapters, &bucket);
+        async move { deliver(service, adapters, bucket, raw, &to, spam).await }
     };
     assert_eq!(send("gmail-reply.eml", "PASS").await, "applied");
     assert_eq!(
