@@ -68,6 +68,8 @@ macro_rules! contract_suite {
             case!(an_admin_becoming_available_takes_the_waiting_tickets);
             case!(availability_is_set_within_the_org_only);
             case!(admin_list_pages_the_orgs_admins_with_their_load);
+            case!(inbound_email_fixtures_reach_their_ticket_once);
+            case!(without_inbound_email_mail_says_how_to_follow_up);
         }
     };
 }

@@ -207,6 +207,7 @@ async fn rejected_mail_keeps_the_response_pending_with_the_reason_until_it_is_se
             reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,
             mail_from: h.settings.mail_from.clone(),
             signin: Default::default(),
+            inbound: Default::default(),
         },
     )
     .unwrap();

@@ -196,3 +196,31 @@ pub async fn serve_mail_events() -> Result<(), lambda_runtime::Error> {
     }))
     .await
 }
+
+/// The inbound-email function's handler: each message of SES's receipt
+/// event, read from S3, goes through `Service::receive_inbound`. An error
+/// (S3 or DynamoDB unreachable) fails the invocation: SES invokes
+/// asynchronously, so Lambda retries it, and a message applied before the
+/// failure is keyed by its Message-ID and not applied twice.
+pub async fn inbound_email(
+    service: &Service,
+    s3: &aws::S3Client,
+    bucket: &aws::inbound_mail::InboundBucket,
+    event: aws::inbound_mail::SesReceiptEvent,
+) -> Result<serde_json::Value, lambda_runtime::Error> {
+    let outcomes = aws::inbound_mail::handle_ses_event(service, s3, bucket, event).await?;
+    let names: Vec<String> = outcomes.iter().map(|o| o.name()).collect();
+    Ok(serde_json::json!({ "outcomes": names }))
+}
+
+/// Runs the inbound-email function.
+pub async fn serve_inbound_email() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let (service, adapters, _) = aws::wiring_from_env().await?;
+    let bucket = aws::inbound_mail::InboundBucket::from_env()?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<aws::inbound_mail::SesReceiptEvent>| {
+        let (service, adapters, bucket) = (service.clone(), adapters.clone(), bucket.clone());
+        async move { inbound_email(&service, adapters.s3(), &bucket, event.payload).await }
+    }))
+    .await
+}

@@ -55,6 +55,7 @@ fn service_on(
         reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,
         mail_from: settings.mail_from.clone(),
         signin: Default::default(),
+        inbound: Default::default(),
     };
     Service::new(ports, &service_settings).expect("a valid secret")
 }

@@ -37,6 +37,7 @@ fn cold_function(adapters: &AwsAdapters, settings: &AwsSettings) -> Service {
         reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,
         mail_from: settings.mail_from.clone(),
         signin: Default::default(),
+        inbound: Default::default(),
     };
     Service::new(adapters.ports(), &service_settings).expect("no fixed key to check")
 }

@@ -54,6 +54,7 @@ async fn service() -> Service {
         reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,
         mail_from: settings.mail_from,
         signin: Default::default(),
+        inbound: Default::default(),
     };
     Service::new(adapters.ports(), &service_settings).expect("a valid secret")
 }

@@ -63,7 +63,7 @@ fn template_routes_equal_the_router_routes_and_name_existing_binaries() {
         .collect();
     assert_eq!(routes, router);
     let mut expected: BTreeSet<String> = Endpoint::ALL.iter().map(|e| e.function_name().to_owned()).collect();
-    expected.extend(["close-ticket", "reconcile", "sweeper", "mail-events"].map(String::from));
+    expected.extend(["close-ticket", "reconcile", "sweeper", "mail-events", "inbound-email"].map(String::from));
     assert_eq!(binaries, expected);
 }
 
@@ -168,9 +168,9 @@ fn each_function_gets_only_the_permissions_it_uses() {
         let schedules = background || ["change-status", "respond", "update-ticket"].contains(&binary);
         assert_eq!(a.contains("scheduler:CreateSchedule"), schedules, "{name}: {a:?}");
         assert_eq!(a.contains("iam:PassRole"), schedules, "{name}: {a:?}");
-        // The senders of mail: respond and add-reply (to the assignee)
-        // inline, the table-driven senders after them.
-        let sends = ["respond", "add-reply", "reconcile", "sweeper"].contains(&binary);
+        // The senders of response mail: respond inline, the table-driven senders after it.
+        // Replies (API or inbound email) tell the assignee.
+        let sends = ["respond", "reconcile", "sweeper", "add-reply", "inbound-email"].contains(&binary);
         assert_eq!(a.contains("ses:SendEmail"), sends, "{name}: {a:?}");
         if binary == "mail-events" {
             let wanted = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"].map(String::from);
@@ -264,9 +264,11 @@ fn only_the_jwt_functions_can_read_the_jwt_keys() {
             .iter()
             .flat_map(|p| p["Statement"].as_sequence().unwrap())
             .collect();
+        // The reply key is another secret (see the test below).
         let reads: Vec<&&Value> = statements
             .iter()
             .filter(|st| format!("{:?}", st["Action"]).contains("secretsmanager:"))
+            .filter(|st| st["Resource"] != reference("ReplyKeySecret"))
             .collect();
         if uses_jwt {
             readers.insert(binary.to_owned());
@@ -301,6 +303,42 @@ fn only_the_jwt_functions_can_read_the_jwt_keys() {
             .map(String::from)
         )
     );
+}
+
+/// Only respond (renders reply addresses) and inbound-email (checks them)
+/// get the reply key secret's ARN and may read it; it is its own secret,
+/// generated long, and the inbound resources exist only with InboundDomain.
+#[test]
+fn only_respond_and_inbound_email_can_read_the_reply_key() {
+    let t = template();
+    let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(globals[aws::ENV_REPLY_KEY_ARN], "");
+    assert_eq!(globals[aws::ENV_INBOUND_DOMAIN], reference("InboundDomain"));
+    let generate = &t["Resources"]["ReplyKeySecret"]["Properties"]["GenerateSecretString"];
+    assert!(generate["PasswordLength"].as_u64().unwrap() >= ticketing::auth::reply::MIN_REPLY_KEY as u64);
+    let mut readers = BTreeSet::new();
+    for (name, f) in functions(&t) {
+        let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let var = &f["Properties"]["Environment"]["Variables"][aws::ENV_REPLY_KEY_ARN];
+        let reads = f["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["Statement"].as_sequence().unwrap())
+            .filter(|st| st["Resource"] == reference("ReplyKeySecret"))
+            .count();
+        if *var == reference("ReplyKeySecret") {
+            assert_eq!(reads, 1, "{name}");
+            readers.insert(binary.to_owned());
+        } else {
+            assert!(var.is_null(), "{name}");
+            assert_eq!(reads, 0, "{name} must not read the reply key");
+        }
+    }
+    assert_eq!(readers, BTreeSet::from(["respond", "inbound-email"].map(String::from)));
+    for resource in ["InboundBucket", "InboundRuleSet", "InboundRule", "InboundEmailFunction"] {
+        assert_eq!(t["Resources"][resource]["Condition"], "HasInboundDomain", "{resource}");
+    }
 }
 
 /// The config variables every function reads; a local run must give each one.

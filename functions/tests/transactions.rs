@@ -105,6 +105,7 @@ async fn a_retried_transaction_carries_its_first_attempts_idempotency_token() {
         reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,
         mail_from: settings.mail_from.clone(),
         signin: Default::default(),
+        inbound: Default::default(),
     };
     let service = Service::new(ports, &service_settings).expect("a valid secret");
 

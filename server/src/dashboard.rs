@@ -1,5 +1,5 @@
 //! The jobs dashboard (the local stand-in for the Scheduler console): close
-//! jobs and outbox mail, as HTML and as JSON.
+//! jobs and outbox mail, as HTML and as JSON, and inbound mail counted by outcome.
 
 use axum::Json;
 use axum::http::HeaderMap;
@@ -10,7 +10,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use ticketing::Error;
-use ticketing::adapters::embedded::{Db, JobView, MailView, recent_jobs, recent_mail};
+use ticketing::adapters::embedded::{Db, InboundCount, JobView, MailView, inbound_counts, recent_jobs, recent_mail};
 use ticketing::http::extract::ApiQuery;
 use ticketing::service::Service;
 
@@ -87,7 +87,8 @@ async fn page_html(
     authorize(&d, &headers, &q)?;
     let jobs = recent_jobs(&d.db, SHOWN).await.map_err(Error::Internal)?;
     let mail = recent_mail(&d.db, SHOWN).await.map_err(Error::Internal)?;
-    Ok(Html(render(&jobs, &mail)))
+    let inbound = inbound_counts(&d.db).await.map_err(Error::Internal)?;
+    Ok(Html(render(&jobs, &mail, &inbound)))
 }
 
 fn esc(s: &str) -> String {
@@ -98,7 +99,7 @@ fn esc(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-fn render(jobs: &[JobView], mail: &[MailView]) -> String {
+fn render(jobs: &[JobView], mail: &[MailView], inbound: &[InboundCount]) -> String {
     let mut h = String::from(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta http-equiv=\"refresh\" content=\"5\"><title>ticketd dashboard</title><style>\
@@ -138,21 +139,30 @@ fn render(jobs: &[JobView], mail: &[MailView]) -> String {
     }
     let _ = write!(
         h,
-        "</table><h2>Outbox</h2><table><tr><th>sent</th><th>to</th><th>subject</th><th>ticket</th><th>body</th></tr>"
+        "</table><h2>Outbox</h2><table><tr><th>sent</th><th>to</th><th>reply to</th><th>subject</th><th>ticket</th><th>body</th></tr>"
     );
     for m in mail {
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
             m.created_at,
             esc(&m.to),
+            esc(m.reply_to.as_deref().unwrap_or("")),
             esc(&m.subject),
             esc(&m.ticket_id),
             esc(&m.text)
         );
     }
     if mail.is_empty() {
-        h.push_str("<tr><td colspan=\"5\">No mail yet.</td></tr>");
+        h.push_str("<tr><td colspan=\"6\">No mail yet.</td></tr>");
+    }
+    // Loop protection at work: auto-replies, bounces and spam are dropped, never applied.
+    h.push_str("</table><h2>Inbound email</h2><table><tr><th>outcome</th><th>messages</th></tr>");
+    for c in inbound {
+        let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(&c.outcome), c.count);
+    }
+    if inbound.is_empty() {
+        h.push_str("<tr><td colspan=\"2\">No inbound email yet.</td></tr>");
     }
     h.push_str("</table></body></html>");
     h

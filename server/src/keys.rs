@@ -2,18 +2,22 @@
 //! created on first start, migrated from the single-key `jwt-secret` file of
 //! earlier versions, rotated by `ticketd rotate-jwt-key`, and re-read by a
 //! running ticketd (every second at most, on use) so a rotation needs no restart.
+//! Beside it, the reply key of inbound email (`reply-key`, mode 0600): made
+//! once, never rotated (an old email's reply address must still verify).
 
 use anyhow::Context;
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use ticketing::auth::keyring::{INITIAL_KID, LEGACY_KID};
-use ticketing::auth::{KeyRing, SigningKey};
+use ticketing::auth::{KeyRing, ReplyKey, SigningKey};
 use ticketing::ports::KeySource;
 
 pub const JWT_KEYS_FILE: &str = "jwt-keys.json";
 /// The single secret earlier versions kept; migrated into [`JWT_KEYS_FILE`].
 pub const JWT_SECRET_FILE: &str = "jwt-secret";
+/// Inbound email's reply key (see [`reply_key`]).
+pub const REPLY_KEY_FILE: &str = "reply-key";
 
 /// How stale a running ticketd's keys may get: re-reading a 300-byte file
 /// once a second is nothing, and a rotation takes effect within it.
@@ -85,12 +89,30 @@ pub fn rotate(data_dir: &Path) -> anyhow::Result<KeyRing> {
     Ok(rotated)
 }
 
+/// The data dir's reply key: read, or generated and saved (mode 0600) on
+/// first use. Replacing the file invalidates every reply address sent.
+pub fn reply_key(data_dir: &Path) -> anyhow::Result<ReplyKey> {
+    let path = data_dir.join(REPLY_KEY_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let text = ReplyKey::generate_text();
+            write_private(&path, &text)?;
+            tracing::info!(file = %path.display(), "generated the reply key for inbound email (mode 0600)");
+            text
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    ReplyKey::from_text(&text).with_context(|| format!("{} holds no usable reply key", path.display()))
+}
+
 /// Writes `text` to `path` atomically (a reader sees the old file or the new
 /// one, never half) with mode 0600 from the start.
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let dir = path.parent().context("a key file has a directory")?;
-    let tmp = dir.join(format!(".{JWT_KEYS_FILE}.{}.tmp", std::process::id()));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(JWT_KEYS_FILE);
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -151,6 +173,17 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, [JWT_KEYS_FILE], "no temporary file left");
+    }
+
+    #[test]
+    fn the_reply_key_is_made_once_private_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = reply_key(dir.path()).unwrap();
+        assert_eq!(mode(&dir.path().join(REPLY_KEY_FILE)), 0o600);
+        assert_eq!(reply_key(dir.path()).unwrap(), first, "never rotated");
+        std::fs::write(dir.path().join(REPLY_KEY_FILE), "short").unwrap();
+        let err = format!("{:#}", reply_key(dir.path()).unwrap_err());
+        assert!(err.contains("no usable reply key"), "{err}");
     }
 
     #[test]

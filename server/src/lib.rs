@@ -2,6 +2,7 @@
 //! (SQLite, an outbox, a local close-job runner), plus a jobs dashboard.
 
 mod dashboard;
+mod inbound;
 pub mod keys;
 mod reconcile;
 
@@ -33,19 +34,24 @@ pub enum LocalRoute {
     Dashboard,
     DashboardJobs,
     DashboardMail,
+    /// `POST /inbound/email`: only with an inbound token (and domain).
+    InboundEmail,
 }
 
 impl LocalRoute {
-    pub const ALL: [LocalRoute; 4] = [
+    pub const ALL: [LocalRoute; 5] = [
         LocalRoute::Health,
         LocalRoute::Dashboard,
         LocalRoute::DashboardJobs,
         LocalRoute::DashboardMail,
+        LocalRoute::InboundEmail,
     ];
 
-    /// All are GET.
     pub fn method(self) -> axum::http::Method {
-        axum::http::Method::GET
+        match self {
+            LocalRoute::InboundEmail => axum::http::Method::POST,
+            _ => axum::http::Method::GET,
+        }
     }
 
     pub fn path(self) -> &'static str {
@@ -54,12 +60,14 @@ impl LocalRoute {
             LocalRoute::Dashboard => "/dashboard",
             LocalRoute::DashboardJobs => "/dashboard/api/jobs",
             LocalRoute::DashboardMail => "/dashboard/api/mail",
+            LocalRoute::InboundEmail => "/inbound/email",
         }
     }
 }
 
-/// The local routes, each with its handler; the dashboard's only with a dashboard.
-fn local_routes(dashboard: Option<dashboard::Dashboard>) -> axum::Router<Service> {
+/// The local routes, each with its handler; the dashboard's only with a
+/// dashboard, the inbound route only with its token.
+fn local_routes(dashboard: Option<dashboard::Dashboard>, inbound_token: Option<Arc<str>>) -> axum::Router<Service> {
     let dashboard = dashboard.map(Arc::new);
     LocalRoute::ALL.into_iter().fold(axum::Router::new(), |router, route| {
         let handler = match (route, &dashboard) {
@@ -67,6 +75,10 @@ fn local_routes(dashboard: Option<dashboard::Dashboard>) -> axum::Router<Service
             (LocalRoute::Dashboard, Some(d)) => dashboard::page(d.clone()),
             (LocalRoute::DashboardJobs, Some(d)) => dashboard::jobs(d.clone()),
             (LocalRoute::DashboardMail, Some(d)) => dashboard::mail(d.clone()),
+            (LocalRoute::InboundEmail, _) => match &inbound_token {
+                Some(token) => inbound::route(token.clone()),
+                None => return router,
+            },
             (_, None) => return router,
         };
         router.route(route.path(), handler)
@@ -109,6 +121,12 @@ pub struct Config {
     /// Proxies whose `X-Forwarded-For` names the client (for sign-in
     /// throttling); by default none, and the TCP peer is the client.
     pub trusted_proxies: TrustedProxies,
+    /// Inbound email's domain: response mail carries a reply address there
+    /// (the reply key: `reply-key` in the data dir, or on AWS its secret).
+    pub inbound_domain: Option<String>,
+    /// The token `POST /inbound/email` requires; without it (or without an
+    /// inbound domain) the route is not served.
+    pub inbound_token: Option<String>,
     /// How often due auto-closes are swept (and, on AWS, the table stream
     /// read and failures retried).
     pub reconcile_interval: Duration,
@@ -131,6 +149,8 @@ impl Config {
             signin: service::SigninLimit::default(),
             trusted_proxies: TrustedProxies::default(),
             reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
+            inbound_domain: None,
+            inbound_token: None,
         }
     }
 }
@@ -195,14 +215,29 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
 }
 
 /// What the service is configured with, on either backend.
-fn service_settings(config: &Config, jwt_keys: service::KeyConfig, mail_from: String) -> service::Settings {
+fn service_settings(
+    config: &Config,
+    jwt_keys: service::KeyConfig,
+    mail_from: String,
+    reply_key: service::ReplyKeyConfig,
+) -> service::Settings {
     service::Settings {
         jwt_keys,
         auto_close_after: config.auto_close_after,
         reopen_window: config.reopen_window,
         mail_from,
         signin: config.signin,
+        inbound: service::InboundSettings {
+            domain: config.inbound_domain.clone(),
+            reply_key,
+        },
     }
+}
+
+/// The inbound route's token, when inbound email is configured.
+fn inbound_token(config: &Config) -> Option<Arc<str>> {
+    config.inbound_domain.as_ref()?;
+    config.inbound_token.as_deref().filter(|t| !t.is_empty()).map(Arc::from)
 }
 
 async fn start_embedded(config: Config) -> anyhow::Result<Server> {
@@ -211,16 +246,20 @@ async fn start_embedded(config: Config) -> anyhow::Result<Server> {
     let db_path = config.data_dir.join(DB_FILE);
     let embedded = Embedded::open(&db_path, Arc::new(SystemClock))
         .with_context(|| format!("cannot open database {}", db_path.display()))?;
+    let reply_key = match &config.inbound_domain {
+        Some(_) => service::ReplyKeyConfig::Fixed(keys::reply_key(&config.data_dir)?),
+        None => service::ReplyKeyConfig::None,
+    };
     let service = Service::new(
         embedded.ports(),
-        &service_settings(&config, jwt_keys, config.mail_from.clone()),
+        &service_settings(&config, jwt_keys, config.mail_from.clone(), reply_key),
     )?;
     let dashboard_enabled = config.listen.ip().is_loopback() || config.dashboard_token.is_some();
     let dashboard = dashboard_enabled.then(|| dashboard::Dashboard {
         db: embedded.db.clone(),
         token: config.dashboard_token.clone(),
     });
-    let routes = http::routes(&Endpoint::ALL).merge(local_routes(dashboard));
+    let routes = http::routes(&Endpoint::ALL).merge(local_routes(dashboard, inbound_token(&config)));
     let runner = embedded.job_runner();
     let interval = config.reconcile_interval;
     let storage = format!("data in {}", db_path.display());
@@ -245,6 +284,10 @@ async fn start_aws(
         Some(url) => aws::sdk_config_at(Some(url)).await,
         None => aws::sdk_config().await,
     };
+    let mut settings = settings;
+    if config.inbound_domain.is_some() {
+        settings.inbound_domain = config.inbound_domain.clone();
+    }
     let adapters = aws::AwsAdapters::new(&sdk, &settings);
     if create_resources {
         aws::create_missing_resources(&adapters, &settings).await?;
@@ -254,9 +297,13 @@ async fn start_aws(
         (None, Some(_)) => adapters.jwt_keys(&settings),
         _ => fixed_or_file_keys(&config)?,
     };
-    let service_settings = service_settings(&config, jwt_keys, settings.mail_from.clone());
+    let reply_key = match &config.inbound_domain {
+        Some(_) => adapters.reply_keys(&settings),
+        None => service::ReplyKeyConfig::None,
+    };
+    let service_settings = service_settings(&config, jwt_keys, settings.mail_from.clone(), reply_key);
     let service = Service::new(adapters.ports(), &service_settings)?;
-    let routes = http::routes(&Endpoint::ALL).merge(local_routes(None));
+    let routes = http::routes(&Endpoint::ALL).merge(local_routes(None, inbound_token(&config)));
     let storage = format!(
         "DynamoDB table {}, schedule group {} (schedules invoke {}); no dashboard on AWS: see the Scheduler console",
         settings.table, settings.schedule_group, settings.close_function_arn

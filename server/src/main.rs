@@ -61,6 +61,14 @@ struct Cli {
     // `parse_duration` refuses zero, which would spin.
     #[arg(long, env = "TICKETING_RECONCILE_INTERVAL", default_value = "1m", value_parser = parse_duration)]
     reconcile_interval: Duration,
+    /// Inbound email's domain: response mail carries `Reply-To: reply+{ticket}.{token}@<domain>`, and replies
+    /// to it reach the ticket (via POST /inbound/email). Without it, response mail says how else to follow up.
+    #[arg(long, env = "TICKETING_INBOUND_DOMAIN")]
+    inbound_domain: Option<String>,
+    /// Token an MTA must send in X-Inbound-Token to POST /inbound/email; without it (or without
+    /// --inbound-domain) the route is not served (404).
+    #[arg(long, env = "TICKETING_INBOUND_TOKEN", hide_env_values = true)]
+    inbound_token: Option<String>,
     /// Log lines as text, or as one JSON object per line (fields at the top level, as the Lambda functions write).
     #[arg(long, env = "TICKETD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -191,6 +199,8 @@ async fn main() -> ExitCode {
         },
         trusted_proxies: cli.trusted_proxies,
         reconcile_interval: cli.reconcile_interval,
+        inbound_domain: cli.inbound_domain,
+        inbound_token: cli.inbound_token,
     })
     .await;
     let server = match started {

@@ -4,6 +4,7 @@
 
 use crate::auth::{KeyRing, SecretHash};
 use crate::domain::SigninWindow;
+use crate::domain::inbound::{InboundReceipt, StoredInbound};
 use crate::domain::{
     Admin, AdminId, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, CloseJob, Credential, Delivery, Domain, Email,
     EventId, IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest,
@@ -164,6 +165,18 @@ pub trait Store: Send + Sync + 'static {
     async fn clear_signin_failures(&self, key: &ThrottleKey) -> StoreResult<()>;
     /// One page of the org's tickets matching `filter`, newest first.
     async fn list_tickets(&self, org: OrgId, filter: &TicketFilter, page: PageRequest) -> StoreResult<TicketPage>;
+    /// Stores an inbound message under `receipt.key` before it is read: the
+    /// raw message too unless `receipt.source` says where it is kept. A key
+    /// stored before is left as it was and reported (`first: false`).
+    async fn save_inbound(&self, receipt: &InboundReceipt, raw: &[u8]) -> StoreResult<StoredInbound>;
+    /// Records what became of the inbound message `key`.
+    async fn finish_inbound(
+        &self,
+        key: &str,
+        outcome: &str,
+        ticket: Option<TicketId>,
+        at: Timestamp,
+    ) -> StoreResult<()>;
     /// Up to `limit` RESPONDED tickets whose `auto_close_at` is at or before
     /// `now`, earliest first, across all orgs: the sweeper's read. May lag a
     /// write (DynamoDB's index is eventually consistent); callers re-read.
@@ -198,6 +211,14 @@ pub trait KeySource: Send + Sync + 'static {
     /// process learns a rotation's new current key); the kid of a token
     /// signed with a key not loaded yet also triggers a read, rate-limited.
     fn max_age(&self) -> Duration;
+}
+
+/// Where the reply key (inbound email's address tokens) is kept: a Secrets
+/// Manager secret (ticketd reads its key file once at start instead).
+#[async_trait]
+pub trait ReplyKeySource: Send + Sync + 'static {
+    /// The key as stored. The error must not quote key material.
+    async fn load(&self) -> anyhow::Result<crate::auth::ReplyKey>;
 }
 
 pub trait Clock: Send + Sync + 'static {

@@ -193,6 +193,10 @@ impl AwsSet {
         config.reopen_window = test.reopen_window;
         config.signin = test.signin;
         config.reconcile_interval = test.reconcile_interval;
+        if let Some((domain, token)) = test.inbound {
+            config.inbound_domain = Some(domain);
+            config.inbound_token = Some(token);
+        }
         create_key_secret(&settings).await?;
         let mut running = Running {
             config,
@@ -230,6 +234,19 @@ impl Deployment for Running {
 
     async fn mails_to(&self, to: &str) -> anyhow::Result<Vec<SentMail>> {
         super::faults::moto_mails_to(to).await
+    }
+
+    async fn reply_key(&self) -> anyhow::Result<ticketing::auth::ReplyKey> {
+        use ticketing::ports::ReplyKeySource;
+        let server = self.server.as_ref().expect("running");
+        let aws = server.aws.as_ref().expect("AWS adapters");
+        let ticketd::Backend::Aws { settings, .. } = &self.config.backend else {
+            unreachable!()
+        };
+        let secret = settings.reply_key_secret_arn.clone().expect("a reply key secret");
+        ticketing::adapters::aws::SecretsManagerReplyKey::new(aws.secrets().clone(), secret)
+            .load()
+            .await
     }
 
     async fn open_ticket_counts(&self, org_id: &str) -> anyhow::Result<HashMap<String, i64>> {

@@ -38,6 +38,10 @@ impl EmbeddedSet {
         config.reopen_window = test.reopen_window;
         config.signin = test.signin;
         config.reconcile_interval = test.reconcile_interval;
+        if let Some((domain, token)) = test.inbound {
+            config.inbound_domain = Some(domain);
+            config.inbound_token = Some(token);
+        }
         // The key as an earlier ticketd left it: migrated into the key file
         // (kid "0"), which then serves every case, as in a real data dir.
         std::fs::create_dir_all(&config.data_dir)?;
@@ -80,10 +84,15 @@ impl Deployment for Running {
                 to: m["to"].as_str().unwrap_or_default().into(),
                 subject: m["subject"].as_str().unwrap_or_default().into(),
                 text: m["text"].as_str().unwrap_or_default().into(),
+                reply_to: m["replyTo"].as_str().map(str::to_owned),
             })
             .collect();
         mails.reverse();
         Ok(mails)
+    }
+
+    async fn reply_key(&self) -> anyhow::Result<ticketing::auth::ReplyKey> {
+        ticketd::keys::reply_key(&self.config.data_dir)
     }
 
     async fn open_ticket_counts(&self, org_id: &str) -> anyhow::Result<std::collections::HashMap<String, i64>> {

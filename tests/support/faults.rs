@@ -41,6 +41,7 @@ pub fn fault_service(ports: Ports, mail_from: &str) -> Service {
         reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,
         mail_from: mail_from.into(),
         signin: Default::default(),
+        inbound: Default::default(),
     };
     Service::new(ports, &settings).expect("a valid secret")
 }
@@ -232,6 +233,7 @@ pub async fn moto_mails_to(to: &str) -> anyhow::Result<Vec<SentMail>> {
             to: to.to_owned(),
             subject: m["subject"].as_str().unwrap_or_default().into(),
             text: m["body"].as_str().unwrap_or_default().into(),
+            reply_to: None,
         })
         .collect())
 }

@@ -6,6 +6,7 @@ pub mod client;
 mod embedded;
 pub mod fault_proxy;
 pub mod faults;
+pub mod inbound;
 
 pub use aws::{AwsHandle, AwsSet, MotoSchedule, moto_endpoint, moto_mail_endpoint};
 pub use client::{Reply, TestApp};
@@ -31,6 +32,8 @@ pub struct TestConfig {
     pub reconcile_interval: Duration,
     /// AWS set only: the endpoint for every AWS call (a [`FaultyAws`]).
     pub aws_endpoint: Option<String>,
+    /// `--inbound-domain` and `--inbound-token`: inbound email on.
+    pub inbound: Option<(String, String)>,
 }
 
 impl Default for TestConfig {
@@ -41,6 +44,7 @@ impl Default for TestConfig {
             signin: Default::default(),
             reconcile_interval: Duration::from_secs(5),
             aws_endpoint: None,
+            inbound: None,
         }
     }
 }
@@ -51,6 +55,8 @@ pub struct SentMail {
     pub to: String,
     pub subject: String,
     pub text: String,
+    /// Its `Reply-To`, where the adapter set shows it (moto's SES keeps none).
+    pub reply_to: Option<String>,
 }
 
 #[async_trait]
@@ -66,6 +72,8 @@ pub trait Deployment: Send + Sync {
     /// Mails delivered to `to`, oldest first.
     async fn mails_to(&self, to: &str) -> anyhow::Result<Vec<SentMail>>;
     /// Each admin's stored count of non-closed tickets, as assignment sees it.
+    /// The reply key response mail is rendered with (inbound email on).
+    async fn reply_key(&self) -> anyhow::Result<ticketing::auth::ReplyKey>;
     async fn open_ticket_counts(&self, org_id: &str) -> anyhow::Result<std::collections::HashMap<String, i64>>;
     /// Stops everything (as a crash or deploy would), waits `downtime`, starts
     /// again on the same storage.

@@ -3,10 +3,12 @@
 pub mod jwt;
 pub mod keyring;
 pub mod password;
+pub mod reply;
 pub mod secret;
 
 pub use jwt::{Claims, DEFAULT_TOKEN_LIFETIME, JwtKeys, Rejected};
 pub use keyring::{KeyRing, KeyRingError, SigningKey};
+pub use reply::{ReplyKey, WeakReplyKey};
 pub use secret::{SecretHash, generate_api_key, generate_secret};
 
 /// The shortest JWT signing secret accepted: 32 bytes is HS256's key size.

@@ -190,6 +190,14 @@ pub struct Mail {
     /// The response it carries: tagged on the message so the provider's
     /// delivery events find their way back to it.
     pub response_id: ResponseId,
+    /// The ticket's reply address (`Reply-To`), when inbound email is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// Our own Message-ID (without angle brackets), when inbound email is on:
+    /// a reply's `In-Reply-To` names it. Mailers that assign their own (SES)
+    /// ignore it; see docs/ARCHITECTURE.md, "Inbound email".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
 }
 
 /// A pending mail claimed by one sender: the mail, the attempt number this

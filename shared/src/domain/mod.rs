@@ -6,6 +6,7 @@ pub mod duration;
 pub mod events;
 mod idempotency;
 mod ids;
+pub mod inbound;
 mod mail;
 mod model;
 pub mod rules;

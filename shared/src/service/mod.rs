@@ -8,12 +8,14 @@ mod commands;
 mod cursor;
 mod history;
 mod idempotency;
+mod inbound;
 pub mod keys;
 mod mail;
 mod orgs;
 mod people;
 mod reconcile;
 mod replies;
+mod reply_keys;
 mod responses;
 mod signin;
 mod tickets;
@@ -24,11 +26,13 @@ pub use commands::{ListQuery, ListResult, NewAdmin, NewOrg, NewTicket, OrgSignup
 pub use cursor::CursorCodec;
 pub use history::EventPage;
 pub use idempotency::{IDEMPOTENCY_LEASE, IDEMPOTENCY_TTL, MAX_IDEMPOTENCY_KEY, Presented, idempotency_key};
+pub use inbound::{InboundOutcome, InboundSource, Rejection};
 pub use keys::{KeyConfig, Keys, MIN_RELOAD_INTERVAL};
 pub use mail::{INLINE_SEND_BUDGET, MAIL_LEASE};
 pub use people::{ASSIGN_BATCH, ASSIGN_WINDOW, AdminPage};
 pub use reconcile::SweepReport;
 pub use replies::{CustomerReply, MAX_REOPENS_PER_HOUR, ReplyOutcome, ReplyVia};
+pub use reply_keys::{InboundSettings, ReplyKeyConfig, ReplyKeys};
 pub use signin::MAX_ACCOUNTS_PER_SIGNIN;
 
 use crate::auth::{self, Claims};
@@ -53,6 +57,8 @@ pub struct Config {
     pub signin: SigninLimit,
     /// When failed response emails are tried again.
     pub mail_retry: MailRetry,
+    /// Reply addresses and inbound mail.
+    pub reply_keys: ReplyKeys,
 }
 
 /// How many failed sign-ins a client may have per window, for one email and
@@ -91,6 +97,8 @@ pub struct Settings {
     pub reopen_window: Duration,
     pub mail_from: String,
     pub signin: SigninLimit,
+    /// Inbound email: off by default.
+    pub inbound: InboundSettings,
 }
 
 impl Config {
@@ -105,6 +113,7 @@ impl Config {
             keys: Keys::new(&settings.jwt_keys)?,
             signin: settings.signin,
             mail_retry: MailRetry::default(),
+            reply_keys: ReplyKeys::new(&settings.inbound),
         })
     }
 }

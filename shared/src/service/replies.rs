@@ -207,6 +207,9 @@ impl Service {
             ),
             ticket_id: after.id,
             response_id: id,
+            // To an admin: replies to it are not a customer's.
+            reply_to: None,
+            message_id: None,
         });
         let cause = Cause::new(customer(&reply.from), now).with(Change::Replied { message_id: id });
         self.ports

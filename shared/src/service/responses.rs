@@ -4,7 +4,7 @@
 //! customer.
 
 use super::{CONCURRENT_CHANGE, Service, conflict_as};
-use crate::auth::Claims;
+use crate::auth::{Claims, ReplyKey};
 use crate::domain::duration::format_duration;
 use crate::domain::{
     Actor, Author, Cause, Change, Delivery, Mail, Message, MessageKind, Response, ResponseId, Status, Ticket, TicketId,
@@ -36,7 +36,8 @@ impl Service {
             created_at: now,
             delivery: Delivery::new_pending(now),
         };
-        let mail = self.response_mail(&after, &response);
+        let reply_to = self.config.reply_keys.get().await?;
+        let mail = self.response_mail(&after, &response, reply_to);
         let cause = Cause::new(Actor::Admin { admin_id: claims.sub }, now).with(Change::Responded {
             message_id: response.id,
         });
@@ -87,24 +88,36 @@ impl Service {
         Ok(note)
     }
 
-    /// The email carrying `response` to the ticket's customer.
-    fn response_mail(&self, ticket: &Ticket, response: &Response) -> Mail {
+    /// The email carrying `response` to the ticket's customer. With inbound
+    /// email on (`reply`: its domain and key), it carries the ticket's reply
+    /// address and our Message-ID, and invites a reply; without, it says how
+    /// else to follow up, since a reply would go nowhere.
+    fn response_mail(&self, ticket: &Ticket, response: &Response, reply: Option<(&str, &ReplyKey)>) -> Mail {
+        let follow_up = match reply {
+            Some(_) => format!(
+                "If this resolves your request there is nothing more to do; otherwise reply to this email \
+                 within {} and we will pick it up.",
+                format_duration(self.config.auto_close_after)
+            ),
+            None => format!(
+                "If this resolves your request there is nothing more to do. Replies to this email are not read: \
+                 to follow up, write to us where you opened this request, quoting ticket {}.",
+                ticket.id
+            ),
+        };
         Mail {
             to: ticket.added_by.clone(),
             from: self.config.mail_from.clone(),
             // Header-safe whatever the title holds (titles are single-line already).
             subject: header_line(&format!("Re: {} [ticket {}]", ticket.title, ticket.id)),
             text: format!(
-                "{}\n\n--\nTicket {}: \"{}\" is now {}.\nIf this resolves your request there is nothing more to do; \
-                 otherwise reply within {} and we will pick it up.\n",
-                response.message,
-                ticket.id,
-                ticket.title,
-                ticket.status,
-                format_duration(self.config.auto_close_after),
+                "{}\n\n--\nTicket {}: \"{}\" is now {}.\n{follow_up}\n",
+                response.message, ticket.id, ticket.title, ticket.status,
             ),
             ticket_id: ticket.id,
             response_id: response.id,
+            reply_to: reply.map(|(domain, key)| key.address(ticket.id, domain)),
+            message_id: reply.map(|(domain, key)| key.message_id(ticket.id, response.id, domain)),
         }
     }
 }

@@ -284,6 +284,25 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
         // TransactWriteItems it with its history event.
         steps: &[Step::Repeat("record a report on its response", 2, 2)],
     },
+    // Issue 9, part I: inbound email.
+    FunctionBudget {
+        binary: "inbound-email",
+        steps: &[
+            Step::Calls("GetSecretValue reply key (once per instance)", 1),
+            Step::Calls("S3 GetObject", 1),
+            Step::Calls("PutItem inbound record (conditional), GetItem if seen", 2),
+            Step::Calls("GetItem ticket", 1),
+            // customer_reply, as add-reply does it.
+            Step::Repeat("Query ticket and messages, by 1 MB page", 3, 1),
+            Step::AssignRetries,
+            Step::Calls("GetItem assignee", 1),
+            Step::Calls("TransactWriteItems ticket, reply, counters", 1),
+            SCHEDULE,
+            Step::Calls("SES SendEmail", 1),
+            Step::Calls("UpdateItem delivery", 1),
+            Step::Calls("UpdateItem inbound outcome", 1),
+        ],
+    },
     FunctionBudget {
         binary: "sweeper",
         steps: &[

@@ -6,6 +6,7 @@ use super::errors::Classify;
 use super::items::{self, Item, s};
 use super::sdk::DEFAULT_CALL_TIMEOUT;
 use crate::auth::SecretHash;
+use crate::domain::inbound::{InboundReceipt, StoredInbound};
 use crate::domain::rules;
 use crate::domain::{
     Admin, AdminId, AdminLoad, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, Credential, Delivery, Domain, Email,
@@ -487,6 +488,20 @@ impl Store for DynamoStore {
             .await
             .classify()?;
         Ok(())
+    }
+
+    async fn save_inbound(&self, receipt: &InboundReceipt, raw: &[u8]) -> StoreResult<StoredInbound> {
+        self.save_inbound_item(receipt, raw).await
+    }
+
+    async fn finish_inbound(
+        &self,
+        key: &str,
+        outcome: &str,
+        ticket: Option<TicketId>,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        self.finish_inbound_item(key, outcome, ticket, at).await
     }
 
     async fn due_auto_closes(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<Ticket>> {

@@ -12,15 +12,18 @@ mod dynamo;
 mod dynamo_assign;
 mod dynamo_history;
 mod dynamo_idem;
+mod dynamo_inbound;
 mod dynamo_keys;
 mod dynamo_lists;
 mod dynamo_mail;
 mod errors;
 pub mod failures;
+pub mod inbound_mail;
 pub mod items;
 mod jwt_keys;
 mod mail_events;
 mod reconciler;
+mod reply_key;
 mod resources;
 mod scheduler;
 mod sdk;
@@ -28,6 +31,7 @@ mod ses;
 mod settings;
 pub mod stream;
 
+pub use aws_sdk_s3::Client as S3Client;
 pub use aws_sdk_secretsmanager::Client as SecretsClient;
 pub use calls::DynamoCalls;
 pub use dynamo::DynamoStore;
@@ -35,6 +39,7 @@ pub use dynamo_lists::QueryStats;
 pub use jwt_keys::{KEYS_MAX_AGE, SecretsManagerKeys};
 pub use mail_events::{MailNotice, handle_mail_message, parse_mail_event, poll_mail_events};
 pub use reconciler::{Reconciler, Sweeper, Tick};
+pub use reply_key::SecretsManagerReplyKey;
 pub use resources::{create_missing_resources, mail_events_queue_url};
 pub use scheduler::{CloseEvent, EventBridgeScheduler, at_expression, schedule_name};
 pub use sdk::{DEFAULT_CALL_TIMEOUT, LazyClient, ROOTS, call_limits, endpoint_override, sdk_config, sdk_config_at};
@@ -43,7 +48,7 @@ pub use settings::*;
 
 use crate::domain::CloseJob;
 use crate::ports::{Ports, SystemClock};
-use crate::service::{CloseOutcome, KeyConfig, Service};
+use crate::service::{CloseOutcome, KeyConfig, ReplyKeyConfig, Service};
 use aws_config::SdkConfig;
 use std::sync::Arc;
 
@@ -67,12 +72,23 @@ pub struct AwsAdapters {
     sqs: LazyClient<aws_sdk_sqs::Client>,
     streams: LazyClient<aws_sdk_dynamodbstreams::Client>,
     secrets: LazyClient<aws_sdk_secretsmanager::Client>,
+    s3: LazyClient<aws_sdk_s3::Client>,
 }
 
 /// A client of `sdk`'s configuration, built on first use.
 fn lazy<C: Send + 'static>(sdk: &SdkConfig, build: fn(&SdkConfig) -> C) -> LazyClient<C> {
     let sdk = sdk.clone();
     LazyClient::new(move || build(&sdk))
+}
+
+/// S3, for the inbound-email function (path-style addressing against a
+/// local endpoint such as moto, where bucket host names do not resolve).
+fn lazy_s3(sdk: &SdkConfig) -> LazyClient<aws_sdk_s3::Client> {
+    let sdk = sdk.clone();
+    LazyClient::new(move || {
+        let local = sdk.endpoint_url().is_some();
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(local).build())
+    })
 }
 
 impl AwsAdapters {
@@ -102,6 +118,7 @@ impl AwsAdapters {
             sqs: lazy(sdk, aws_sdk_sqs::Client::new),
             streams: lazy(sdk, aws_sdk_dynamodbstreams::Client::new),
             secrets: lazy(sdk, aws_sdk_secretsmanager::Client::new),
+            s3: lazy_s3(sdk),
         }
     }
 
@@ -117,6 +134,10 @@ impl AwsAdapters {
         &self.secrets
     }
 
+    pub fn s3(&self) -> &aws_sdk_s3::Client {
+        &self.s3
+    }
+
     /// The JWT keys from the settings' secret, read on first use (not at
     /// init: see docs/ARCHITECTURE.md), with a client built then; none
     /// without a secret.
@@ -124,6 +145,17 @@ impl AwsAdapters {
         match &settings.jwt_secret_arn {
             Some(arn) => KeyConfig::Source(Arc::new(SecretsManagerKeys::new(self.secrets.clone(), arn.clone()))),
             None => KeyConfig::None,
+        }
+    }
+
+    /// The reply key from the settings' secret, read on first use; none
+    /// without a secret (a function that renders or reads no reply address).
+    pub fn reply_keys(&self, settings: &AwsSettings) -> ReplyKeyConfig {
+        match &settings.reply_key_secret_arn {
+            Some(arn) => {
+                ReplyKeyConfig::Source(Arc::new(SecretsManagerReplyKey::new(self.secrets.clone(), arn.clone())))
+            }
+            None => ReplyKeyConfig::None,
         }
     }
 
@@ -149,6 +181,7 @@ pub async fn wiring_from_env() -> anyhow::Result<(Service, AwsAdapters, AwsSetti
     let mut config = AwsConfig::from_env()?;
     let adapters = AwsAdapters::new(&sdk_config().await, &config.settings);
     config.service.jwt_keys = adapters.jwt_keys(&config.settings);
+    config.service.inbound.reply_key = adapters.reply_keys(&config.settings);
     let service = Service::new(adapters.ports(), &config.service)?;
     Ok((service, adapters, config.settings))
 }

@@ -54,6 +54,11 @@ pub async fn create_missing_resources(aws: &AwsAdapters, settings: &AwsSettings)
             .create_if_missing()
             .await?;
     }
+    if let (Some(secret), Some(_)) = (&settings.reply_key_secret_arn, &settings.inbound_domain) {
+        super::SecretsManagerReplyKey::new(aws.secrets().clone(), secret.clone())
+            .create_if_missing()
+            .await?;
+    }
     create_mail_resources(aws, settings).await?;
     let sender = sender_address(&settings.mail_from);
     let attrs = aws

@@ -57,6 +57,9 @@ impl Mailer for SesMailer {
             .client
             .send_email()
             .source(&mail.from)
+            // SES assigns its own Message-ID, so `mail.message_id` cannot go
+            // out; the reply address is what routes a reply back.
+            .set_reply_to_addresses(mail.reply_to.clone().map(|a| vec![a]))
             .destination(Destination::builder().to_addresses(mail.to.as_str()).build())
             .message(message)
             .configuration_set_name(&self.configuration_set)

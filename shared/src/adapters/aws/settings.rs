@@ -31,6 +31,12 @@ pub struct AwsSettings {
     /// The SQS queue those reports arrive in, for `ticketd --backend aws` to
     /// poll (a Lambda gets them from its event source instead). Optional.
     pub mail_events_queue_url: Option<String>,
+    /// Inbound email (optional): the domain reply addresses are at.
+    pub inbound_domain: Option<String>,
+    /// The Secrets Manager secret holding the reply key; set only for the
+    /// functions that render reply addresses (`respond`) or check them
+    /// (`inbound-email`).
+    pub reply_key_secret_arn: Option<String>,
 }
 
 /// Everything a Lambda function needs, read once from the environment.
@@ -53,6 +59,10 @@ pub const ENV_JWT_SECRET_ARN: &str = "TICKETING_JWT_SECRET_ARN";
 pub const ENV_SES_CONFIGURATION_SET: &str = "TICKETING_SES_CONFIGURATION_SET";
 /// Optional (ticketd only): see [`AwsSettings::mail_events_queue_url`].
 pub const ENV_MAIL_EVENTS_QUEUE_URL: &str = "TICKETING_MAIL_EVENTS_QUEUE_URL";
+/// Optional: inbound email's domain; with [`ENV_REPLY_KEY_ARN`], responses carry a reply address.
+pub const ENV_INBOUND_DOMAIN: &str = "TICKETING_INBOUND_DOMAIN";
+/// Optional: the secret holding the reply key (see `reply_key`).
+pub const ENV_REPLY_KEY_ARN: &str = "TICKETING_REPLY_KEY_ARN";
 pub const ENV_AUTO_CLOSE_AFTER: &str = "TICKETING_AUTO_CLOSE_AFTER";
 /// How long after closing a customer's reply reopens a ticket (default 7d).
 pub const ENV_REOPEN_WINDOW: &str = "TICKETING_REOPEN_WINDOW";
@@ -90,6 +100,8 @@ const LOCAL_SQS_ARN_PREFIX: &str = "arn:aws:sqs:us-east-1:000000000000:";
 /// The JWT key secret's name for local runs (created with a generated key
 /// by `create_missing_resources`).
 pub const LOCAL_JWT_SECRET: &str = "ticketing-jwt-keys";
+/// The reply key secret's name for local runs (created by `create_missing_resources`).
+pub const LOCAL_REPLY_KEY_SECRET: &str = "ticketing-reply-key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -117,6 +129,8 @@ impl AwsSettings {
             jwt_secret_arn: Some(LOCAL_JWT_SECRET.into()),
             configuration_set: LOCAL_CONFIGURATION_SET.into(),
             mail_events_queue_url: None,
+            inbound_domain: None,
+            reply_key_secret_arn: Some(LOCAL_REPLY_KEY_SECRET.into()),
         }
     }
 
@@ -138,6 +152,8 @@ impl AwsSettings {
             jwt_secret_arn: non_empty(&get, ENV_JWT_SECRET_ARN),
             configuration_set: need(ENV_SES_CONFIGURATION_SET)?,
             mail_events_queue_url: non_empty(&get, ENV_MAIL_EVENTS_QUEUE_URL),
+            inbound_domain: non_empty(&get, ENV_INBOUND_DOMAIN),
+            reply_key_secret_arn: non_empty(&get, ENV_REPLY_KEY_ARN),
         })
     }
 
@@ -155,6 +171,8 @@ impl AwsSettings {
             jwt_secret_arn: non_empty(&get, ENV_JWT_SECRET_ARN).or(self.jwt_secret_arn),
             configuration_set: or(ENV_SES_CONFIGURATION_SET, self.configuration_set),
             mail_events_queue_url: non_empty(&get, ENV_MAIL_EVENTS_QUEUE_URL).or(self.mail_events_queue_url),
+            inbound_domain: non_empty(&get, ENV_INBOUND_DOMAIN).or(self.inbound_domain),
+            reply_key_secret_arn: non_empty(&get, ENV_REPLY_KEY_ARN).or(self.reply_key_secret_arn),
         }
     }
 }
@@ -198,6 +216,11 @@ impl AwsConfig {
                 reopen_window,
                 mail_from: settings.mail_from.clone(),
                 signin,
+                // The key comes from its secret, through the adapters (`AwsAdapters::reply_keys`).
+                inbound: service::InboundSettings {
+                    domain: settings.inbound_domain.clone(),
+                    reply_key: service::ReplyKeyConfig::None,
+                },
             },
             settings,
         })

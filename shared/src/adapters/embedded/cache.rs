@@ -21,6 +21,7 @@
 //!   after its slot was released.
 
 use crate::auth::SecretHash;
+use crate::domain::inbound::{InboundReceipt, StoredInbound};
 use crate::domain::{
     Admin, AdminId, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, Credential, Delivery, Domain, Email, EventId,
     IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest, ResponseId,
@@ -453,6 +454,21 @@ impl<S: Store> Store for CachedStore<S> {
         // The sweeper re-reads each ticket through `ticket`, so an index read is enough.
         self.inner.due_auto_closes(now, limit).await
     }
+
+    // Inbound mail touches no cached ticket.
+    async fn save_inbound(&self, receipt: &InboundReceipt, raw: &[u8]) -> StoreResult<StoredInbound> {
+        self.inner.save_inbound(receipt, raw).await
+    }
+
+    async fn finish_inbound(
+        &self,
+        key: &str,
+        outcome: &str,
+        ticket: Option<TicketId>,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        self.inner.finish_inbound(key, outcome, ticket, at).await
+    }
 }
 
 #[cfg(test)]
@@ -609,6 +625,8 @@ mod tests {
                                 text: response.message.clone(),
                                 ticket_id: id,
                                 response_id: response.id,
+                                reply_to: None,
+                                message_id: None,
                             };
                             desk.store
                                 .add_message(

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_8_api_keys.sql"),
     include_str!("schema_9_idempotency.sql"),
     include_str!("schema_10_history.sql"),
+    include_str!("schema_11_inbound_email.sql"),
 ];
 const MAX_IDLE_READERS: usize = 16;
 

@@ -26,8 +26,8 @@ pub(super) fn insert_message(tx: &Transaction, m: &Message, mail: Option<&Mail>)
     tx.execute(
         "INSERT INTO responses (id, ticket_id, kind, admin_id, author_email, message, created_at, delivery_state,
              delivery_message_id, delivery_reason, delivery_at, mail_next_at, mail_to, mail_from, mail_subject,
-             mail_body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             mail_body, mail_reply_to, mail_message_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         params![
             m.id.to_string(),
             m.ticket_id.to_string(),
@@ -45,6 +45,8 @@ pub(super) fn insert_message(tx: &Transaction, m: &Message, mail: Option<&Mail>)
             mail.map(|m| m.from.as_str()),
             mail.map(|m| m.subject.as_str()),
             mail.map(|m| m.text.as_str()),
+            mail.and_then(|m| m.reply_to.as_deref()),
+            mail.and_then(|m| m.message_id.as_deref()),
         ],
     )?;
     Ok(())
@@ -67,7 +69,7 @@ impl SqliteStore {
                          SET mail_attempts = mail_attempts + 1, mail_next_at = ?1, mail_lease = ?2
                          WHERE id = ?3 AND ticket_id = ?4 AND delivery_state = 'pending' AND mail_next_at <= ?5
                            AND mail_to IS NOT NULL
-                         RETURNING mail_to, mail_from, mail_subject, mail_body, mail_attempts",
+                         RETURNING mail_to, mail_from, mail_subject, mail_body, mail_attempts, mail_reply_to, mail_message_id",
                         params![
                             now.millis() + millis(lease),
                             token,
@@ -84,6 +86,8 @@ impl SqliteStore {
                                     text: r.get(3)?,
                                     ticket_id: ticket,
                                     response_id: response,
+                                    reply_to: r.get(5)?,
+                                    message_id: r.get(6)?,
                                 },
                                 attempt: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(u32::MAX),
                                 lease: token.clone(),
@@ -273,6 +277,8 @@ mod tests {
             text: "hello".into(),
             ticket_id: before.id,
             response_id: response.id,
+            reply_to: None,
+            message_id: None,
         };
         store
             .add_message(

@@ -5,6 +5,7 @@ mod cache;
 mod db;
 mod history_store;
 mod idem_store;
+mod inbound_store;
 mod jobs;
 mod key_store;
 mod lists;
@@ -15,6 +16,7 @@ mod store;
 
 pub use cache::CachedStore;
 pub use db::Db;
+pub use inbound_store::{InboundCount, inbound_counts};
 pub use jobs::{JobRunner, JobView, LocalScheduler, recent_jobs};
 pub use outbox::{MailView, OutboxMailer, recent_mail};
 pub use store::SqliteStore;

@@ -28,8 +28,8 @@ impl Mailer for OutboxMailer {
         self.db
             .write(move |tx| {
                 tx.execute(
-                    "INSERT INTO outbox (id, to_addr, from_addr, subject, body, ticket_id, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO outbox (id, to_addr, from_addr, subject, body, ticket_id, created_at, reply_to, message_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     params![
                         message_id,
                         m.to.as_str(),
@@ -37,7 +37,9 @@ impl Mailer for OutboxMailer {
                         m.subject,
                         m.text,
                         m.ticket_id.to_string(),
-                        now
+                        now,
+                        m.reply_to,
+                        m.message_id
                     ],
                 )?;
                 Ok(())
@@ -59,6 +61,10 @@ pub struct MailView {
     pub text: String,
     pub ticket_id: String,
     pub created_at: Timestamp,
+    /// The `Reply-To` the mail carried (`null` without inbound email).
+    pub reply_to: Option<String>,
+    /// Its Message-ID header (ours), when it had one.
+    pub message_id: Option<String>,
 }
 
 pub async fn recent_mail(db: &Arc<Db>, limit: usize) -> anyhow::Result<Vec<MailView>> {
@@ -66,7 +72,7 @@ pub async fn recent_mail(db: &Arc<Db>, limit: usize) -> anyhow::Result<Vec<MailV
     Ok(db
         .read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT id, to_addr, from_addr, subject, body, ticket_id, created_at
+                "SELECT id, to_addr, from_addr, subject, body, ticket_id, created_at, reply_to, message_id
                  FROM outbox ORDER BY created_at DESC, id DESC LIMIT ?1",
             )?;
             let rows = stmt.query_map([limit], |r| {
@@ -78,6 +84,8 @@ pub async fn recent_mail(db: &Arc<Db>, limit: usize) -> anyhow::Result<Vec<MailV
                     text: r.get(4)?,
                     ticket_id: r.get(5)?,
                     created_at: Timestamp::from_millis(r.get(6)?),
+                    reply_to: r.get(7)?,
+                    message_id: r.get(8)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

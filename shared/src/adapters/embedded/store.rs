@@ -9,6 +9,7 @@ use super::rows::{
     ticket_params, ticket_placeholders, ts,
 };
 use crate::auth::SecretHash;
+use crate::domain::inbound::{InboundReceipt, StoredInbound};
 use crate::domain::rules;
 use crate::domain::{
     Admin, AdminId, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, Credential, Delivery, Domain, Email, EventId,
@@ -421,6 +422,20 @@ impl Store for SqliteStore {
                 Ok(())
             })
             .await
+    }
+
+    async fn save_inbound(&self, receipt: &InboundReceipt, raw: &[u8]) -> StoreResult<StoredInbound> {
+        self.save_inbound_row(receipt, raw).await
+    }
+
+    async fn finish_inbound(
+        &self,
+        key: &str,
+        outcome: &str,
+        ticket: Option<TicketId>,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        self.finish_inbound_row(key, outcome, ticket, at).await
     }
 
     async fn due_auto_closes(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<Ticket>> {

@@ -25,6 +25,11 @@ pub fn mail_fields(mail: &Mail, delivery: &Delivery) -> Item {
         ("mailBody".to_owned(), s(&mail.text)),
         ("mailAttempts".to_owned(), n(0)),
     ]);
+    for (k, v) in [("mailReplyTo", &mail.reply_to), ("mailMessageId", &mail.message_id)] {
+        if let Some(v) = v {
+            item.insert(k.to_owned(), s(v));
+        }
+    }
     let p = delivery.parts();
     item.insert("deliveryState".into(), s(p.state));
     if let Some(next) = p.next_attempt_at {
@@ -94,6 +99,8 @@ pub fn claimed_from(
             text: get_s(item, "mailBody")?.to_owned(),
             ticket_id: ticket,
             response_id: response,
+            reply_to: opt_s(item, "mailReplyTo").map(str::to_owned),
+            message_id: opt_s(item, "mailMessageId").map(str::to_owned),
         },
         attempt: u32::try_from(get_n(item, "mailAttempts")?).unwrap_or(u32::MAX),
         lease: token.to_owned(),
@@ -185,6 +192,8 @@ mod tests {
             text: "hello".into(),
             ticket_id: TicketId::new(),
             response_id: ResponseId::new(),
+            reply_to: None,
+            message_id: None,
         };
         let item = mail_fields(&mail, &Delivery::new_pending(at));
         assert_eq!(item.get(MAIL_DUE_PK), Some(&s(MAIL_DUE)));

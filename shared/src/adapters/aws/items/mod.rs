@@ -13,6 +13,7 @@
 //! | ticket | `TICKET#<ticket>` | `TICKET` | the ticket, plus list-index keys |
 //! | event | `TICKET#<ticket>` | `EVENT#<event>` | one history entry (`history.rs`) |
 //! | message | `TICKET#<ticket>` | `RESPONSE#<message>` | a message (response, reply or note: `kind`), its outgoing mail and its delivery (v7 ids sort by time); `g_mail`/`mailNextAt` while the mail is pending (`mail.rs`) |
+//! | inbound mail | `INBOUND#<Message-ID or sha256>` | `INBOUND` | one inbound message: `receivedAt`, `source` (its S3 object) or `raw`, `outcome`, `ticketId`; `expiresAt` lets TTL remove it (`dynamo_inbound.rs`) |
 //! | sign-in failures | `SIGNIN#<throttle key>` | `SIGNIN` | `failures`, `windowStart`; `expiresAt` lets TTL remove it |
 //!
 //! Lists: one GSI per filter combination, partition key the org plus the
