@@ -112,6 +112,7 @@ pub async fn run(args: &Args, client: &Client) -> anyhow::Result<Option<DynamoAc
         settings,
         create_resources: true,
         endpoint_url: None,
+        call_timeout: None,
     };
     config.jwt_secret = Some(JWT_SECRET.into());
     // Only the first reconcile tick (at start, before counting): part e counts

@@ -101,6 +101,10 @@ pub enum Backend {
         /// One endpoint for every AWS service (tests put a fault-injecting
         /// proxy here); `None`: the SDK's usual sources.
         endpoint_url: Option<String>,
+        /// The time budget of one AWS call; `None`: `TICKETING_AWS_TIMEOUT`
+        /// or its default. Tests on moto give more (it serves one request at
+        /// a time and copies its table for each item of a transaction).
+        call_timeout: Option<std::time::Duration>,
     },
 }
 
@@ -202,12 +206,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             settings,
             create_resources,
             endpoint_url,
+            call_timeout,
         } => {
             start_aws(
                 config.clone(),
                 settings.clone(),
                 *create_resources,
                 endpoint_url.clone(),
+                *call_timeout,
             )
             .await
         }
@@ -278,12 +284,11 @@ async fn start_aws(
     settings: ticketing::adapters::aws::AwsSettings,
     create_resources: bool,
     endpoint_url: Option<String>,
+    call_timeout: Option<std::time::Duration>,
 ) -> anyhow::Result<Server> {
     use ticketing::adapters::aws;
-    let sdk = match &endpoint_url {
-        Some(url) => aws::sdk_config_at(Some(url)).await,
-        None => aws::sdk_config().await,
-    };
+    let endpoint = endpoint_url.or_else(|| aws::endpoint_override(|k| std::env::var(k).ok()));
+    let sdk = aws::sdk_config_with(endpoint.as_deref(), call_timeout).await;
     let mut settings = settings;
     if config.inbound_domain.is_some() {
         settings.inbound_domain = config.inbound_domain.clone();

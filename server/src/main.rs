@@ -144,6 +144,7 @@ fn backend(cli: &Cli) -> Result<ticketd::Backend, String> {
                 settings,
                 create_resources: cli.create_aws_resources,
                 endpoint_url: None,
+                call_timeout: None,
             })
         }
         #[cfg(not(feature = "aws"))]

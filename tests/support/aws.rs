@@ -188,6 +188,10 @@ impl AwsSet {
             settings: settings.clone(),
             create_resources: true,
             endpoint_url: test.aws_endpoint.clone(),
+            // moto serves DynamoDB one request at a time and copies its table
+            // for each item of a TransactWriteItems: a burst of creates (each
+            // a ticket, a counter and its history events) queues for seconds.
+            call_timeout: Some(Duration::from_secs(10)),
         };
         config.auto_close_after = test.auto_close_after;
         config.reopen_window = test.reopen_window;

@@ -42,7 +42,9 @@ pub use reconciler::{Reconciler, Sweeper, Tick};
 pub use reply_key::SecretsManagerReplyKey;
 pub use resources::{create_missing_resources, mail_events_queue_url};
 pub use scheduler::{CloseEvent, EventBridgeScheduler, at_expression, schedule_name};
-pub use sdk::{DEFAULT_CALL_TIMEOUT, LazyClient, ROOTS, call_limits, endpoint_override, sdk_config, sdk_config_at};
+pub use sdk::{
+    DEFAULT_CALL_TIMEOUT, LazyClient, ROOTS, call_limits, endpoint_override, sdk_config, sdk_config_at, sdk_config_with,
+};
 pub use ses::{SesMailer, TAG_RESPONSE, TAG_TICKET};
 pub use settings::*;
 

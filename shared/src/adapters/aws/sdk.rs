@@ -83,8 +83,17 @@ pub fn endpoint_override(get: impl Fn(&str) -> Option<String>) -> Option<String>
 
 /// [`sdk_config`], with every service's endpoint overridden (a private moto).
 pub async fn sdk_config_at(endpoint_url: Option<&str>) -> SdkConfig {
+    sdk_config_with(endpoint_url, None).await
+}
+
+/// [`sdk_config_at`], with the time budget of one call given rather than
+/// read from `TICKETING_AWS_TIMEOUT` (a test on a slow stand-in).
+pub async fn sdk_config_with(endpoint_url: Option<&str>, call_timeout: Option<Duration>) -> SdkConfig {
     // Per call; raise it for slow stand-ins (moto copies whole tables per transaction).
-    let limits = call_limits(|k| std::env::var(k).ok());
+    let limits = match call_timeout {
+        Some(t) => CallLimits::for_operation(t),
+        None => call_limits(|k| std::env::var(k).ok()),
+    };
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client())
         .timeout_config(
