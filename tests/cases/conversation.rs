@@ -190,6 +190,15 @@ pub async fn notes_are_internal_and_the_customer_view_hides_admins(set: &dyn Ada
     app.get_as_org(&other, &format!("/tickets/{id}"))
         .await
         .expect_error(404, "not_found", None);
+    let stranger = app.new_admin(&other).await;
+    app.note(&stranger.jwt, &id, "not my org's ticket")
+        .await
+        .expect_error(404, "not_found", None);
+    assert_eq!(
+        kinds(&app.ticket(&admin.jwt, &id).await),
+        ["response", "note"],
+        "nothing added"
+    );
     app.get(&format!("/tickets/{id}"), None)
         .await
         .expect_error(401, "unauthorized", None);
