@@ -8,7 +8,6 @@
 //! id is a 36-character UUID). Each rotation is still a new secret version,
 //! so Secrets Manager keeps the history.
 
-use super::errors::is_code;
 use super::sdk::LazyClient;
 use crate::auth::{KeyRing, SigningKey, keyring::INITIAL_KID};
 use crate::ports::KeySource;
@@ -62,39 +61,21 @@ impl SecretsManagerKeys {
 
     /// Creates the secret holding `ring`; an existing secret is kept as it is.
     pub async fn create(&self, ring: &KeyRing) -> anyhow::Result<()> {
-        match self
-            .client
-            .create_secret()
-            .name(&self.secret_id)
-            .description("Ticketing JWT signing keys (current and previous)")
-            .secret_string(ring.to_json())
-            .send()
-            .await
-        {
-            Ok(_) => {
-                tracing::info!(secret = %self.secret_id, "created JWT key secret");
-                Ok(())
-            }
-            Err(e) if is_code(&e, "ResourceExistsException") => Ok(()),
-            Err(e) => anyhow::bail!("CreateSecret {}: {}", self.secret_id, DisplayErrorContext(&e)),
-        }
+        super::secret_text::create_if_missing(
+            &self.client,
+            &self.secret_id,
+            "Ticketing JWT signing keys (current and previous)",
+            ring.to_json(),
+        )
+        .await
     }
 }
 
 #[async_trait]
 impl KeySource for SecretsManagerKeys {
     async fn load(&self) -> anyhow::Result<KeyRing> {
-        let out = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.secret_id)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("GetSecretValue {}: {}", self.secret_id, DisplayErrorContext(&e)))?;
-        let text = out
-            .secret_string()
-            .with_context(|| format!("secret {} holds no string", self.secret_id))?;
-        KeyRing::from_json(text).with_context(|| format!("secret {}", self.secret_id))
+        let text = super::secret_text::read(&self.client, &self.secret_id).await?;
+        KeyRing::from_json(&text).with_context(|| format!("secret {}", self.secret_id))
     }
 
     fn max_age(&self) -> Duration {

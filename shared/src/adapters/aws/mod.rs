@@ -27,6 +27,7 @@ mod reply_key;
 mod resources;
 mod scheduler;
 mod sdk;
+mod secret_text;
 mod ses;
 mod settings;
 pub mod stream;
