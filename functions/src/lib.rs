@@ -128,9 +128,9 @@ pub async fn serve_close() -> Result<(), lambda_runtime::Error> {
 /// is reported by its sequence number, so Lambda retries the batch from
 /// there (bisecting it), and after its retries hands the batch's position to
 /// the on-failure destination for the sweeper.
-pub async fn reconcile(service: &Service, event: StreamEvent) -> serde_json::Value {
+pub async fn reconcile(service: &Service, queue: Option<&aws::WebhookQueue>, event: StreamEvent) -> serde_json::Value {
     let records: Vec<Record> = event.records.iter().map(Record::from).collect();
-    let failures: Vec<serde_json::Value> = aws::stream::apply_records(service, &records, None)
+    let failures: Vec<serde_json::Value> = aws::stream::apply_records(service, queue, &records, None)
         .await
         .map(|i| serde_json::json!({ "itemIdentifier": records[i].sequence_number }))
         .into_iter()
@@ -141,10 +141,42 @@ pub async fn reconcile(service: &Service, event: StreamEvent) -> serde_json::Val
 /// Runs the reconcile function (DynamoDB stream event source).
 pub async fn serve_reconcile() -> Result<(), lambda_runtime::Error> {
     init_tracing();
-    let service = aws::service_from_env().await?;
+    let (service, adapters, settings) = aws::wiring_from_env().await?;
+    let queue = adapters.webhook_queue(&settings);
     lambda_runtime::run(service_fn(|event: LambdaEvent<StreamEvent>| {
-        let service = service.clone();
-        async move { Ok::<_, lambda_runtime::Error>(reconcile(&service, event.payload).await) }
+        let (service, queue) = (service.clone(), queue.clone());
+        async move { Ok::<_, lambda_runtime::Error>(reconcile(&service, queue.as_ref(), event.payload).await) }
+    }))
+    .await
+}
+
+/// The webhook-sender function's handler: one attempt per queued job. A job
+/// that fails (the table unreachable) is reported as a batch item failure:
+/// SQS redelivers it after its visibility timeout, and the delivery stays
+/// due in the table for the sweep either way.
+pub async fn webhook_sender(service: &Service, queue: &aws::WebhookQueue, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let body = record.body.as_deref().unwrap_or_default();
+        if let Err(e) = queue.handle(service, body).await {
+            tracing::warn!(message = %id, error = %format!("{e:#}"), "webhook job failed; SQS retries it");
+            response.add_failure(id);
+        }
+    }
+    response
+}
+
+/// Runs the webhook-sender function (the WebhookQueue's consumer).
+pub async fn serve_webhook_sender() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let (service, adapters, settings) = aws::wiring_from_env().await?;
+    let queue = adapters
+        .webhook_queue(&settings)
+        .ok_or("TICKETING_WEBHOOK_QUEUE_URL is not set (see template.yaml)")?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let (service, queue) = (service.clone(), queue.clone());
+        async move { Ok::<_, lambda_runtime::Error>(webhook_sender(&service, &queue, event.payload).await) }
     }))
     .await
 }

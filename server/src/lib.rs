@@ -134,6 +134,9 @@ pub struct Config {
     /// How often due auto-closes are swept (and, on AWS, the table stream
     /// read and failures retried).
     pub reconcile_interval: Duration,
+    /// Webhooks may reach private addresses over plain http (local
+    /// development and tests only).
+    pub allow_private_webhooks: bool,
 }
 
 /// `--reconcile-interval`'s default: a missed auto-close closes at most this late.
@@ -155,6 +158,7 @@ impl Config {
             reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
             inbound_domain: None,
             inbound_token: None,
+            allow_private_webhooks: false,
         }
     }
 }
@@ -250,8 +254,12 @@ async fn start_embedded(config: Config) -> anyhow::Result<Server> {
     make_private_dir(&config.data_dir)?;
     let jwt_keys = fixed_or_file_keys(&config)?;
     let db_path = config.data_dir.join(DB_FILE);
-    let embedded = Embedded::open(&db_path, Arc::new(SystemClock))
+    let mut embedded = Embedded::open(&db_path, Arc::new(SystemClock))
         .with_context(|| format!("cannot open database {}", db_path.display()))?;
+    if config.allow_private_webhooks {
+        tracing::warn!("webhooks may reach private addresses (--allow-private-webhooks): development only");
+        embedded = embedded.allow_private_webhooks()?;
+    }
     let reply_key = match &config.inbound_domain {
         Some(_) => service::ReplyKeyConfig::Fixed(keys::reply_key(&config.data_dir)?),
         None => service::ReplyKeyConfig::None,
@@ -267,10 +275,12 @@ async fn start_embedded(config: Config) -> anyhow::Result<Server> {
     });
     let routes = http::routes(&Endpoint::ALL).merge(local_routes(dashboard, inbound_token(&config)));
     let runner = embedded.job_runner();
+    let dispatcher = embedded.webhook_dispatcher();
     let interval = config.reconcile_interval;
     let storage = format!("data in {}", db_path.display());
     let background: Vec<Background> = vec![
         Box::new(move |service, stop| tokio::spawn(runner.run(service, stop))),
+        Box::new(move |service, stop| tokio::spawn(dispatcher.run(service, stop))),
         Box::new(move |service, stop| tokio::spawn(reconcile::embedded(service, interval, stop))),
     ];
     let mut server = serve(config, service, routes, storage, dashboard_enabled, background).await?;

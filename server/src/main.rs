@@ -69,6 +69,10 @@ struct Cli {
     /// --inbound-domain) the route is not served (404).
     #[arg(long, env = "TICKETING_INBOUND_TOKEN", hide_env_values = true)]
     inbound_token: Option<String>,
+    /// Let webhooks reach loopback, private and link-local addresses over plain http too: for local
+    /// development and tests only (never where the API faces the internet: it opens SSRF).
+    #[arg(long, env = "TICKETD_ALLOW_PRIVATE_WEBHOOKS")]
+    allow_private_webhooks: bool,
     /// Log lines as text, or as one JSON object per line (fields at the top level, as the Lambda functions write).
     #[arg(long, env = "TICKETD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -202,6 +206,7 @@ async fn main() -> ExitCode {
         reconcile_interval: cli.reconcile_interval,
         inbound_domain: cli.inbound_domain,
         inbound_token: cli.inbound_token,
+        allow_private_webhooks: cli.allow_private_webhooks,
     })
     .await;
     let server = match started {

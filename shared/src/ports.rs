@@ -8,8 +8,10 @@ use crate::domain::inbound::{InboundReceipt, StoredInbound};
 use crate::domain::{
     Admin, AdminId, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, CloseJob, Credential, Delivery, Domain, Email,
     EventId, IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest,
-    ResponseId, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId, TicketPage, Timestamp,
+    ResponseId, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId, TicketPage, Timestamp, WebhookId,
 };
+use crate::domain::webhooks::{ClaimedDelivery, Health, StoredWebhook, Webhook, WebhookDelivery, WebhookUrl};
+
 use crate::error::StoreError;
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -183,6 +185,72 @@ pub trait Store: Send + Sync + 'static {
     async fn due_auto_closes(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<Ticket>>;
 }
 
+/// Webhook endpoints and their deliveries. The outbox half is written by the
+/// [`Store`]'s ticket writes (each write's messages ride on its history
+/// events); this port fans those messages out and tracks each delivery.
+#[async_trait]
+pub trait WebhookStore: Send + Sync + 'static {
+    /// Stores a new endpoint (the service keeps an org under
+    /// [`MAX_WEBHOOKS`](crate::domain::webhooks::MAX_WEBHOOKS)).
+    async fn create_webhook(&self, hook: &StoredWebhook) -> StoreResult<()>;
+    /// The org's endpoints, oldest first.
+    async fn webhooks(&self, org: OrgId) -> StoreResult<Vec<StoredWebhook>>;
+    async fn webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<Option<StoredWebhook>>;
+    /// Deletes the endpoint (its deliveries stop: they find no endpoint); false if none.
+    async fn delete_webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<bool>;
+    /// Replaces the signing secret; false if no such endpoint.
+    async fn set_webhook_secret(&self, org: OrgId, id: WebhookId, secret: &str) -> StoreResult<bool>;
+    /// Applies an attempt's [`Health`] change. For `Disable`: true only for
+    /// the call that disabled it, which also marks its admins' notice pending.
+    async fn set_webhook_health(&self, org: OrgId, id: WebhookId, health: Health) -> StoreResult<bool>;
+    /// Disabled endpoints whose admins have not been told yet (at most `limit`),
+    /// and clearing that mark once they have.
+    async fn pending_webhook_notices(&self, limit: usize) -> StoreResult<Vec<Webhook>>;
+    async fn clear_webhook_notice(&self, org: OrgId, id: WebhookId) -> StoreResult<()>;
+
+    /// Creates each delivery unless the endpoint has one of that message
+    /// (a fan-out repeated after a crash creates nothing twice); returns
+    /// those it created.
+    async fn create_deliveries(&self, deliveries: &[WebhookDelivery]) -> StoreResult<Vec<WebhookDelivery>>;
+    async fn delivery(&self, webhook: WebhookId, id: &str) -> StoreResult<Option<WebhookDelivery>>;
+    /// The endpoint's deliveries, newest first, at most `limit`.
+    async fn deliveries(&self, webhook: WebhookId, limit: usize) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Takes a pending delivery due at `now` for one attempt, in one
+    /// conditional write that makes it due again only at `now + lease` (a
+    /// sender dying mid-attempt is replaced then). `None` if not pending,
+    /// not due, or claimed by another sender.
+    async fn claim_delivery(
+        &self,
+        webhook: WebhookId,
+        id: &str,
+        now: Timestamp,
+        lease: Duration,
+    ) -> StoreResult<Option<ClaimedDelivery>>;
+    /// Stores `after` (the claimed delivery after its attempt) if the claim's
+    /// lease is still the current one; false if not.
+    async fn record_delivery(&self, claim: &ClaimedDelivery, after: &WebhookDelivery) -> StoreResult<bool>;
+    /// Makes the delivery pending and due at once (a redelivery): `after` if
+    /// it is not pending now. False if it is (or does not exist).
+    async fn redeliver(&self, after: &WebhookDelivery) -> StoreResult<bool>;
+    /// Up to `limit` pending deliveries due at `now`, earliest first, from an
+    /// index holding only pending ones: (endpoint, delivery id).
+    async fn due_deliveries(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(WebhookId, String)>>;
+}
+
+/// Posts a signed webhook; one attempt, no redirects followed.
+#[async_trait]
+pub trait WebhookClient: Send + Sync + 'static {
+    /// The endpoint's status code, or why no answer came (refused address,
+    /// DNS failure, timeout, connection error). Never quotes the body.
+    async fn post(&self, url: &WebhookUrl, headers: &[(&'static str, String)], body: &str) -> Result<u16, String>;
+    /// Whether `url`'s host resolves only to addresses deliveries may reach
+    /// (always true where private addresses are allowed); the reason if not.
+    async fn check(&self, url: &WebhookUrl) -> Result<(), String>;
+    /// Whether private addresses (and plain `http`) are allowed: `ticketd
+    /// --allow-private-webhooks`, for local development and tests only.
+    fn allows_private(&self) -> bool;
+}
+
 /// Sends one email; returns the provider's message id.
 #[async_trait]
 pub trait Mailer: Send + Sync + 'static {
@@ -241,4 +309,6 @@ pub struct Ports {
     pub mailer: Arc<dyn Mailer>,
     pub scheduler: Arc<dyn Scheduler>,
     pub clock: Arc<dyn Clock>,
+    pub webhooks: Arc<dyn WebhookStore>,
+    pub webhook_client: Arc<dyn WebhookClient>,
 }

@@ -88,6 +88,7 @@ id_type!(TicketId);
 id_type!(ResponseId);
 id_type!(ApiKeyId);
 id_type!(EventId);
+id_type!(WebhookId);
 
 #[cfg(test)]
 mod tests {

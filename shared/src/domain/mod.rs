@@ -18,7 +18,7 @@ pub use api_keys::{ApiKey, Credential, KeyGrant, Scope, scopes_from_str, scopes_
 pub use client::{ClientId, ThrottleKey};
 pub use events::{Actor, Cause, Change, TicketEvent};
 pub use idempotency::{IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply};
-pub use ids::{AdminId, ApiKeyId, EventId, OrgId, ResponseId, TicketId};
+pub use ids::{AdminId, ApiKeyId, EventId, OrgId, ResponseId, TicketId, WebhookId};
 pub use mail::*;
 pub use model::*;
 pub use time::Timestamp;

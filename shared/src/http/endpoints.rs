@@ -1,7 +1,7 @@
 //! The endpoints of the contract: method, path and Lambda function of each,
 //! and the handler (in its area's module) that serves it.
 
-use super::{api_keys, auth, conversation, extract, history, people, tickets};
+use super::{api_keys, auth, conversation, extract, history, people, tickets, webhooks};
 use crate::service::Service;
 use axum::body::Body;
 use axum::http::{Method, Request};
@@ -33,10 +33,17 @@ pub enum Endpoint {
     TicketEvents,
     ListAdmins,
     SetAvailability,
+    // Webhooks (issue 10).
+    CreateWebhook,
+    ListWebhooks,
+    DeleteWebhook,
+    RotateWebhookSecret,
+    WebhookDeliveries,
+    RedeliverWebhook,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 18] = [
+    pub const ALL: [Endpoint; 24] = [
         Endpoint::OrgSignup,
         Endpoint::AdminSignup,
         Endpoint::AdminSignin,
@@ -55,6 +62,12 @@ impl Endpoint {
         Endpoint::TicketEvents,
         Endpoint::ListAdmins,
         Endpoint::SetAvailability,
+        Endpoint::CreateWebhook,
+        Endpoint::ListWebhooks,
+        Endpoint::DeleteWebhook,
+        Endpoint::RotateWebhookSecret,
+        Endpoint::WebhookDeliveries,
+        Endpoint::RedeliverWebhook,
     ];
 
     pub fn method(self) -> Method {
@@ -63,8 +76,10 @@ impl Endpoint {
             | Endpoint::ListTickets
             | Endpoint::ListApiKeys
             | Endpoint::TicketEvents
-            | Endpoint::ListAdmins => Method::GET,
-            Endpoint::RevokeApiKey => Method::DELETE,
+            | Endpoint::ListAdmins
+            | Endpoint::ListWebhooks
+            | Endpoint::WebhookDeliveries => Method::GET,
+            Endpoint::RevokeApiKey | Endpoint::DeleteWebhook => Method::DELETE,
             _ => Method::POST,
         }
     }
@@ -87,6 +102,11 @@ impl Endpoint {
             Endpoint::TicketEvents => "/tickets/{id}/events",
             Endpoint::ListAdmins => "/admins",
             Endpoint::SetAvailability => "/admins/{id}/availability",
+            Endpoint::CreateWebhook | Endpoint::ListWebhooks => "/webhooks",
+            Endpoint::DeleteWebhook => "/webhooks/{id}",
+            Endpoint::RotateWebhookSecret => "/webhooks/{id}/rotate_secret",
+            Endpoint::WebhookDeliveries => "/webhooks/{id}/deliveries",
+            Endpoint::RedeliverWebhook => "/webhooks/{id}/deliveries/{deliveryId}/redeliver",
         }
     }
 
@@ -111,6 +131,12 @@ impl Endpoint {
             Endpoint::TicketEvents => "ticket-events",
             Endpoint::ListAdmins => "list-admins",
             Endpoint::SetAvailability => "set-availability",
+            Endpoint::CreateWebhook => "create-webhook",
+            Endpoint::ListWebhooks => "list-webhooks",
+            Endpoint::DeleteWebhook => "delete-webhook",
+            Endpoint::RotateWebhookSecret => "rotate-webhook-secret",
+            Endpoint::WebhookDeliveries => "webhook-deliveries",
+            Endpoint::RedeliverWebhook => "redeliver-webhook",
         }
     }
 
@@ -132,7 +158,13 @@ impl Endpoint {
             | Endpoint::RotateOrgSecret
             | Endpoint::TicketEvents
             | Endpoint::ListAdmins
-            | Endpoint::SetAvailability => true,
+            | Endpoint::SetAvailability
+            | Endpoint::CreateWebhook
+            | Endpoint::ListWebhooks
+            | Endpoint::DeleteWebhook
+            | Endpoint::RotateWebhookSecret
+            | Endpoint::WebhookDeliveries
+            | Endpoint::RedeliverWebhook => true,
         }
     }
 
@@ -142,7 +174,12 @@ impl Endpoint {
     pub fn issues_credentials(self) -> bool {
         matches!(
             self,
-            Endpoint::OrgSignup | Endpoint::AdminSignin | Endpoint::CreateApiKey | Endpoint::RotateOrgSecret
+            Endpoint::OrgSignup
+                | Endpoint::AdminSignin
+                | Endpoint::CreateApiKey
+                | Endpoint::RotateOrgSecret
+                | Endpoint::CreateWebhook
+                | Endpoint::RotateWebhookSecret
         )
     }
 
@@ -188,6 +225,12 @@ impl Endpoint {
             Endpoint::TicketEvents => get(history::ticket_events),
             Endpoint::ListAdmins => get(people::list_admins),
             Endpoint::SetAvailability => post(people::set_availability),
+            Endpoint::CreateWebhook => post(webhooks::create_webhook),
+            Endpoint::ListWebhooks => get(webhooks::list_webhooks),
+            Endpoint::DeleteWebhook => delete(webhooks::delete_webhook),
+            Endpoint::RotateWebhookSecret => post(webhooks::rotate_webhook_secret),
+            Endpoint::WebhookDeliveries => get(webhooks::list_deliveries),
+            Endpoint::RedeliverWebhook => post(webhooks::redeliver),
         }
     }
 }

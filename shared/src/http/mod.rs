@@ -13,6 +13,7 @@ mod idempotency;
 mod people;
 pub mod request_log;
 mod tickets;
+mod webhooks;
 
 pub use endpoints::Endpoint;
 

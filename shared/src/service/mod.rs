@@ -19,6 +19,7 @@ mod reply_keys;
 mod responses;
 mod signin;
 mod tickets;
+mod webhooks;
 
 pub use api_keys::{IssuedKey, MAX_API_KEYS, key_name};
 pub use auto_close::CloseOutcome;
@@ -34,6 +35,7 @@ pub use reconcile::SweepReport;
 pub use replies::{CustomerReply, MAX_REOPENS_PER_HOUR, ReplyOutcome, ReplyVia};
 pub use reply_keys::{InboundSettings, ReplyKeyConfig, ReplyKeys};
 pub use signin::MAX_ACCOUNTS_PER_SIGNIN;
+pub use webhooks::{DELIVERIES_LISTED, DUE_PER_SWEEP, IssuedWebhook};
 
 use crate::auth::{self, Claims};
 use crate::domain::{MailRetry, Ticket, TicketId, Timestamp};

@@ -29,6 +29,10 @@ pub struct SweepReport {
     pub mail_attempted: usize,
     /// Unassigned OPEN tickets assigned, left by availability changes.
     pub assigned: usize,
+    /// Due webhook deliveries attempted (AWS: the sweeper's webhook retries).
+    pub webhooks_attempted: usize,
+    /// Admins of disabled webhooks notified (one per disabled endpoint).
+    pub webhook_notices: usize,
 }
 
 impl Service {

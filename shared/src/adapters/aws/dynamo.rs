@@ -314,7 +314,7 @@ impl Store for DynamoStore {
     }
 
     async fn update_ticket(&self, before: &Ticket, after: &Ticket, cause: &Cause) -> StoreResult<()> {
-        let events = self.event_puts(&cause.events(Some(before), after))?;
+        let events = self.ticket_event_puts(&cause.events(Some(before), after), after)?;
         self.write_ticket(before, after, events).await
     }
 
@@ -328,7 +328,7 @@ impl Store for DynamoStore {
     ) -> StoreResult<()> {
         let put = self.put(items::message_item(message, mail), "attribute_not_exists(pk)");
         let mut extra = vec![TransactWriteItem::builder().put(put).build()];
-        extra.extend(self.event_puts(&cause.events(Some(before), after))?);
+        extra.extend(self.ticket_event_puts(&cause.events(Some(before), after), after)?);
         self.write_ticket(before, after, extra).await
     }
 

@@ -35,7 +35,7 @@ impl DynamoStore {
             };
             let put = self.put(items::ticket_item(&ticket), "attribute_not_exists(pk)");
             let mut writes = vec![TransactWriteItem::builder().put(put).build()];
-            writes.extend(self.event_puts(&cause.events(None, &ticket))?);
+            writes.extend(self.ticket_event_puts(&cause.events(None, &ticket), &ticket)?);
             let Some(admin) = ticket.admin_id else {
                 self.transact(writes).await?;
                 return Ok(ticket);
@@ -87,7 +87,7 @@ impl DynamoStore {
             TransactWriteItem::builder().put(put).build(),
             self.counter_update(after.org_id, admin, 1, Some((cause.at, observed))),
         ];
-        writes.extend(self.event_puts(&cause.events(Some(before), &after))?);
+        writes.extend(self.ticket_event_puts(&cause.events(Some(before), &after), &after)?);
         self.transact(writes).await?;
         Ok(Some(after))
     }

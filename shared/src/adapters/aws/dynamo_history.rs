@@ -6,19 +6,43 @@
 use super::dynamo::{DynamoStore, malformed};
 use super::errors::Classify;
 use super::items::{self, Item, s};
-use crate::domain::{Admin, AdminId, AdminSummary, EventId, OrgId, TicketEvent, TicketId};
+use crate::domain::webhooks::{self, WebhookMessage};
+use crate::domain::{Admin, AdminId, AdminSummary, EventId, OrgId, Ticket, TicketEvent, TicketId};
+use std::collections::HashMap;
 use crate::ports::StoreResult;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
 impl DynamoStore {
     /// Puts of new event items, as transaction parts.
     pub(super) fn event_puts(&self, events: &[TicketEvent]) -> StoreResult<Vec<TransactWriteItem>> {
+        self.puts_of(events, Default::default())
+    }
+
+    /// The event puts of a write of `after`: the events that are webhook
+    /// messages carry them (the outbox; the table stream takes them on).
+    pub(super) fn ticket_event_puts(&self, events: &[TicketEvent], after: &Ticket) -> StoreResult<Vec<TransactWriteItem>> {
+        let messages: HashMap<EventId, WebhookMessage> = webhooks::messages(after, events).into_iter().collect();
+        self.puts_of(events, messages)
+    }
+
+    fn puts_of(
+        &self,
+        events: &[TicketEvent],
+        messages: HashMap<EventId, WebhookMessage>,
+    ) -> StoreResult<Vec<TransactWriteItem>> {
         events
             .iter()
             .map(|e| {
+                let mut item = items::event_item(e).map_err(malformed)?;
+                if let Some(m) = messages.get(&e.id) {
+                    item.insert(
+                        items::webhooks::MESSAGE_ATTR.into(),
+                        items::webhooks::message_attr(m).map_err(malformed)?,
+                    );
+                }
                 let put = Put::builder()
                     .table_name(&self.table)
-                    .set_item(Some(items::event_item(e).map_err(malformed)?))
+                    .set_item(Some(item))
                     .condition_expression("attribute_not_exists(pk)")
                     .build()
                     .expect("complete put");

@@ -115,7 +115,7 @@ pub async fn retry(
                 }
                 Err(e) => return Err(e),
             };
-            match stream::apply_records(service, &records, Some(deadline)).await {
+            match stream::apply_records(service, None, &records, Some(deadline)).await {
                 None => Ok(()),
                 Some(i) => anyhow::bail!("stream record {} still fails", records[i].sequence_number),
             }

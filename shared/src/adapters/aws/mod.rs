@@ -16,6 +16,7 @@ mod dynamo_inbound;
 mod dynamo_keys;
 mod dynamo_lists;
 mod dynamo_mail;
+mod dynamo_webhooks;
 mod errors;
 pub mod failures;
 pub mod inbound_mail;
@@ -31,11 +32,13 @@ mod secret_text;
 mod ses;
 mod settings;
 pub mod stream;
+mod webhook_queue;
 
 pub use aws_sdk_s3::Client as S3Client;
 pub use aws_sdk_secretsmanager::Client as SecretsClient;
 pub use calls::DynamoCalls;
 pub use dynamo::DynamoStore;
+pub use dynamo_webhooks::DynamoWebhooks;
 pub use dynamo_lists::QueryStats;
 pub use jwt_keys::{KEYS_MAX_AGE, SecretsManagerKeys};
 pub use mail_events::{MailNotice, handle_mail_message, parse_mail_event, poll_mail_events};
@@ -48,7 +51,9 @@ pub use sdk::{
 };
 pub use ses::{SesMailer, TAG_RESPONSE, TAG_TICKET};
 pub use settings::*;
+pub use webhook_queue::{Job as WebhookJob, MAX_DELAY as WEBHOOK_MAX_DELAY, WebhookQueue};
 
+use crate::adapters::webhook_http::HttpWebhookClient;
 use crate::domain::CloseJob;
 use crate::ports::{Ports, SystemClock};
 use crate::service::{CloseOutcome, KeyConfig, ReplyKeyConfig, Service};
@@ -60,6 +65,9 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AwsAdapters {
     pub store: Arc<DynamoStore>,
+    pub webhooks: Arc<DynamoWebhooks>,
+    /// Reaches public addresses only, unless tests allow private ones.
+    pub webhook_client: Arc<dyn crate::ports::WebhookClient>,
     pub mailer: Arc<SesMailer>,
     pub scheduler: Arc<EventBridgeScheduler>,
     /// DynamoDB calls made so far, by operation.
@@ -104,8 +112,11 @@ impl AwsAdapters {
         );
         let ses = lazy(sdk, aws_sdk_ses::Client::new);
         let schedules = lazy(sdk, aws_sdk_scheduler::Client::new);
+        let store = Arc::new(DynamoStore::new(dynamo.clone(), &settings.table));
         Self {
-            store: Arc::new(DynamoStore::new(dynamo.clone(), &settings.table)),
+            webhooks: Arc::new(DynamoWebhooks(store.clone())),
+            webhook_client: HttpWebhookClient::new(false).expect("the TLS provider and roots load"),
+            store,
             mailer: Arc::new(SesMailer::new(ses.clone(), settings.configuration_set.clone())),
             scheduler: Arc::new(EventBridgeScheduler::new(
                 schedules.clone(),
@@ -141,6 +152,12 @@ impl AwsAdapters {
         &self.s3
     }
 
+    /// The webhook-sender function's queue, when the settings name one.
+    pub fn webhook_queue(&self, settings: &AwsSettings) -> Option<WebhookQueue> {
+        let url = settings.webhook_queue_url.clone()?;
+        Some(WebhookQueue::new(self.sqs.clone(), url))
+    }
+
     /// The JWT keys from the settings' secret, read on first use (not at
     /// init: see docs/ARCHITECTURE.md), with a client built then; none
     /// without a secret.
@@ -168,7 +185,15 @@ impl AwsAdapters {
             mailer: self.mailer.clone(),
             scheduler: self.scheduler.clone(),
             clock: Arc::new(SystemClock),
+            webhooks: self.webhooks.clone(),
+            webhook_client: self.webhook_client.clone(),
         }
+    }
+
+    /// Deliveries may reach private addresses over plain http (tests, local development).
+    pub fn allow_private_webhooks(mut self) -> anyhow::Result<Self> {
+        self.webhook_client = HttpWebhookClient::new(true)?;
+        Ok(self)
     }
 }
 

@@ -26,7 +26,8 @@ pub struct Tick {
 }
 
 /// The `sweeper` function's work: sweep due auto-closes, send the response
-/// mail that is due (retries), then retry what the failure queues hold.
+/// mail and webhook deliveries that are due (retries), tell admins of
+/// disabled webhooks, then retry what the failure queues hold.
 pub struct Sweeper {
     service: Service,
     aws: AwsAdapters,
@@ -56,6 +57,15 @@ impl Sweeper {
         match self.service.send_due_mail_until(MAIL_PER_SWEEP, Some(deadline)).await {
             Ok(n) => sweep.mail_attempted = n,
             Err(e) => tracing::warn!(error = %e, "due mail not sent; next sweep retries"),
+        }
+        // Retries past the queue's 15-minute delay, and deliveries never queued.
+        match self.service.deliver_due_webhooks(Some(deadline)).await {
+            Ok(n) => sweep.webhooks_attempted = n,
+            Err(e) => tracing::warn!(error = %e, "due webhooks not sent; next sweep retries"),
+        }
+        match self.service.send_webhook_notices().await {
+            Ok(n) => sweep.webhook_notices = n,
+            Err(e) => tracing::warn!(error = %e, "webhook notices not sent; next sweep retries"),
         }
         // Boxed: the retry path (close job, stream replay, mail) nests deep
         // enough that one unboxed future overflows rustc's layout depth when
@@ -143,7 +153,7 @@ impl Reconciler {
             if self.retry.contains(&change) {
                 continue;
             }
-            match stream::apply(&self.service, &change).await {
+            match stream::apply(&self.service, None, &change).await {
                 Ok(()) => tick.changes_applied += 1,
                 Err(e) => {
                     tracing::warn!(change = ?change, error = %e, "change failed; retried next tick");

@@ -37,6 +37,10 @@ pub struct AwsSettings {
     /// functions that render reply addresses (`respond`) or check them
     /// (`inbound-email`).
     pub reply_key_secret_arn: Option<String>,
+    /// The webhook-sender function's queue (set for the functions that queue
+    /// attempts: reconcile, webhook-sender). Without it new deliveries wait
+    /// in the table for the sweep (ticketd sweeps every tick).
+    pub webhook_queue_url: Option<String>,
 }
 
 /// Everything a Lambda function needs, read once from the environment.
@@ -63,6 +67,8 @@ pub const ENV_MAIL_EVENTS_QUEUE_URL: &str = "TICKETING_MAIL_EVENTS_QUEUE_URL";
 pub const ENV_INBOUND_DOMAIN: &str = "TICKETING_INBOUND_DOMAIN";
 /// Optional: the secret holding the reply key (see `reply_key`).
 pub const ENV_REPLY_KEY_ARN: &str = "TICKETING_REPLY_KEY_ARN";
+/// Optional: see [`AwsSettings::webhook_queue_url`].
+pub const ENV_WEBHOOK_QUEUE_URL: &str = "TICKETING_WEBHOOK_QUEUE_URL";
 pub const ENV_AUTO_CLOSE_AFTER: &str = "TICKETING_AUTO_CLOSE_AFTER";
 /// How long after closing a customer's reply reopens a ticket (default 7d).
 pub const ENV_REOPEN_WINDOW: &str = "TICKETING_REOPEN_WINDOW";
@@ -131,6 +137,7 @@ impl AwsSettings {
             mail_events_queue_url: None,
             inbound_domain: None,
             reply_key_secret_arn: Some(LOCAL_REPLY_KEY_SECRET.into()),
+            webhook_queue_url: None,
         }
     }
 
@@ -154,6 +161,7 @@ impl AwsSettings {
             mail_events_queue_url: non_empty(&get, ENV_MAIL_EVENTS_QUEUE_URL),
             inbound_domain: non_empty(&get, ENV_INBOUND_DOMAIN),
             reply_key_secret_arn: non_empty(&get, ENV_REPLY_KEY_ARN),
+            webhook_queue_url: non_empty(&get, ENV_WEBHOOK_QUEUE_URL),
         })
     }
 
@@ -173,6 +181,7 @@ impl AwsSettings {
             mail_events_queue_url: non_empty(&get, ENV_MAIL_EVENTS_QUEUE_URL).or(self.mail_events_queue_url),
             inbound_domain: non_empty(&get, ENV_INBOUND_DOMAIN).or(self.inbound_domain),
             reply_key_secret_arn: non_empty(&get, ENV_REPLY_KEY_ARN).or(self.reply_key_secret_arn),
+            webhook_queue_url: non_empty(&get, ENV_WEBHOOK_QUEUE_URL).or(self.webhook_queue_url),
         }
     }
 }

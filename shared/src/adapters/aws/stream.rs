@@ -4,6 +4,8 @@
 //! `ticketd --backend aws` (which polls the stream itself, see `reconciler`).
 
 use super::items::{self, Item};
+use super::webhook_queue::WebhookQueue;
+use crate::domain::webhooks::WebhookMessage;
 use crate::domain::{CloseJob, ResponseId, TicketId, rules};
 use crate::error::Result;
 use crate::service::Service;
@@ -20,6 +22,9 @@ pub enum Change {
     AutoClose(TicketId),
     /// A response was stored: send its email.
     Mail(TicketId, ResponseId),
+    /// A ticket write committed a webhook message (on its history event):
+    /// fan it out to the subscribed endpoints.
+    Webhook(Box<WebhookMessage>),
 }
 
 /// One stream record, in the SDK's attribute types whichever reader got it.
@@ -50,31 +55,55 @@ impl Record {
             // idempotent reconcile.
             return (job(&self.old_image) != job(&self.new_image)).then_some(Change::AutoClose(ticket));
         }
-        // Anything else in the partition but a response (its history's
-        // `EVENT#` items) needs nothing done.
+        // A history event needs nothing done unless it carries a webhook message.
+        if sk.starts_with(items::EVENT_PREFIX) {
+            return (self.event_name == "INSERT")
+                .then(|| items::webhooks::message_from(&self.new_image))
+                .flatten()
+                .map(|m| Change::Webhook(Box::new(m)));
+        }
         let response: ResponseId = sk.strip_prefix("RESPONSE#")?.parse().ok()?;
         (self.event_name == "INSERT").then_some(Change::Mail(ticket, response))
     }
 }
 
-/// Carries out one change. Idempotent: each reads the stored state afresh.
-pub async fn apply(service: &Service, change: &Change) -> Result<()> {
+/// Carries out one change. Idempotent: each reads the stored state afresh,
+/// and a fan-out creates no delivery twice. New deliveries go to `queue`
+/// (the webhook-sender function's) when there is one; otherwise, or if the
+/// send fails, they wait in the table, due, for the next sweep.
+pub async fn apply(service: &Service, queue: Option<&WebhookQueue>, change: &Change) -> Result<()> {
     match change {
         Change::AutoClose(ticket) => service.reconcile_auto_close(*ticket).await,
         Change::Mail(ticket, response) => service.deliver_mail(*ticket, *response).await,
+        Change::Webhook(message) => {
+            let created = service.fan_out_webhook(message).await?;
+            if let Some(queue) = queue
+                && let Err(e) = queue.send_now(&created).await
+            {
+                tracing::warn!(error = %format!("{e:#}"), "deliveries not queued; the sweep sends them");
+            }
+            Ok(())
+        }
     }
 }
 
 /// Applies `records` in order; returns the index of the first record that
 /// failed (Lambda retries a stream batch from that record on), or `None`.
 /// With a `deadline`, a record not started by then counts as failed.
-pub async fn apply_records(service: &Service, records: &[Record], deadline: Option<Instant>) -> Option<usize> {
+pub async fn apply_records(
+    service: &Service,
+    queue: Option<&WebhookQueue>,
+    records: &[Record],
+    deadline: Option<Instant>,
+) -> Option<usize> {
     for (i, record) in records.iter().enumerate() {
         let Some(change) = record.change() else { continue };
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Some(i);
         }
-        if let Err(e) = apply(service, &change).await {
+        // Boxed: the change futures nest deep enough to overflow rustc's
+        // layout depth in a binary that also holds the Lambda runtime.
+        if let Err(e) = Box::pin(apply(service, queue, &change)).await {
             tracing::warn!(change = ?change, sequence = %record.sequence_number, error = %e, "stream change failed");
             return Some(i);
         }
@@ -317,6 +346,22 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(rec.change(), None, "events schedule and send nothing");
+        let t = ticket(Status::Open, None);
+        let events = crate::domain::Cause::new(crate::domain::Actor::System, Timestamp::from_millis(1)).events(None, &t);
+        let (event_id, message) = crate::domain::webhooks::messages(&t, &events).remove(0);
+        let event = events.iter().find(|e| e.id == event_id).unwrap();
+        let mut image = items::event_item(event).unwrap();
+        image.insert(
+            items::webhooks::MESSAGE_ATTR.into(),
+            items::webhooks::message_attr(&message).unwrap(),
+        );
+        let rec = Record {
+            event_name: "INSERT".into(),
+            keys: items::event_key(t.id, event.id),
+            new_image: image,
+            ..Default::default()
+        };
+        assert_eq!(rec.change(), Some(Change::Webhook(Box::new(message))), "a webhook message is fanned out");
     }
 
     #[test]

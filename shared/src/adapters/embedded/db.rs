@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_9_idempotency.sql"),
     include_str!("schema_10_history.sql"),
     include_str!("schema_11_inbound_email.sql"),
+    include_str!("schema_12_webhooks.sql"),
 ];
 const MAX_IDLE_READERS: usize = 16;
 

@@ -4,6 +4,7 @@
 
 use super::rows::{ADMIN_COLS, admin_from_row, parse, ts};
 use super::store::{SqliteStore, write_ticket};
+use super::webhook_store::insert_messages;
 use crate::domain::{
     Admin, AdminId, AdminLoad, AdminSummary, Cause, EventId, OrgId, Ticket, TicketEvent, TicketId, rules,
 };
@@ -74,7 +75,9 @@ impl SqliteStore {
                 after.version = before.version + 1;
                 write_ticket(tx, &before, &after)?;
                 stamp_assigned(tx, admin, cause.at.millis())?;
-                insert_events(tx, &cause.events(Some(&before), &after))?;
+                let events = cause.events(Some(&before), &after);
+                insert_events(tx, &events)?;
+                insert_messages(tx, &after, &events)?;
                 Ok(Some(after))
             })
             .await

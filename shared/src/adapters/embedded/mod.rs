@@ -13,6 +13,7 @@ mod mail_store;
 mod outbox;
 mod rows;
 mod store;
+mod webhook_store;
 
 pub use cache::CachedStore;
 pub use db::Db;
@@ -20,9 +21,10 @@ pub use inbound_store::{InboundCount, inbound_counts};
 pub use jobs::{JobRunner, JobView, LocalScheduler, recent_jobs};
 pub use outbox::{MailView, OutboxMailer, recent_mail};
 pub use store::SqliteStore;
+pub use webhook_store::{DISPATCH_EVERY, SqliteWebhooks, WebhookDispatcher};
 
-use crate::ports::Clock;
-use crate::ports::Ports;
+use crate::adapters::webhook_http::HttpWebhookClient;
+use crate::ports::{Clock, Ports, WebhookClient};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -35,6 +37,8 @@ pub struct Embedded {
     store: Arc<CachedStore<SqliteStore>>,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
+    webhooks: Arc<SqliteWebhooks>,
+    webhook_client: Arc<dyn WebhookClient>,
 }
 
 impl Embedded {
@@ -42,10 +46,19 @@ impl Embedded {
         let db = Db::open(path)?;
         Ok(Self {
             store: Arc::new(CachedStore::new(SqliteStore::new(db.clone()))),
+            webhooks: Arc::new(SqliteWebhooks::new(db.clone())),
+            webhook_client: HttpWebhookClient::new(false)?,
             db,
             clock,
             wake: Arc::new(Notify::new()),
         })
+    }
+
+    /// Deliveries may reach private addresses over plain http
+    /// (`--allow-private-webhooks`: local development and tests only).
+    pub fn allow_private_webhooks(mut self) -> anyhow::Result<Self> {
+        self.webhook_client = HttpWebhookClient::new(true)?;
+        Ok(self)
     }
 
     pub fn ports(&self) -> Ports {
@@ -58,6 +71,15 @@ impl Embedded {
                 self.wake.clone(),
             )),
             clock: self.clock.clone(),
+            webhooks: self.webhooks.clone(),
+            webhook_client: self.webhook_client.clone(),
+        }
+    }
+
+    /// The task that fans out the webhook outbox and sends due deliveries.
+    pub fn webhook_dispatcher(&self) -> WebhookDispatcher {
+        WebhookDispatcher {
+            store: self.webhooks.clone(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The [`Store`] port on SQLite; rows map to domain values in `rows.rs`.
 
 use super::db::Db;
+use super::webhook_store::insert_messages;
 use super::history_store::{admin_loads, insert_events, stamp_assigned};
 use super::lists::list_query;
 use super::mail_store::insert_message;
@@ -226,7 +227,9 @@ impl Store for SqliteStore {
                 if let Some(admin) = ticket.admin_id {
                     stamp_assigned(tx, admin, ticket.created_at.millis())?;
                 }
-                insert_events(tx, &cause.events(None, &ticket))?;
+                let events = cause.events(None, &ticket);
+                insert_events(tx, &events)?;
+                insert_messages(tx, &ticket, &events)?;
                 Ok(ticket)
             })
             .await
@@ -249,7 +252,9 @@ impl Store for SqliteStore {
         self.db
             .write(move |tx| {
                 write_ticket(tx, &before, &after)?;
-                insert_events(tx, &cause.events(Some(&before), &after))
+                let events = cause.events(Some(&before), &after);
+                insert_events(tx, &events)?;
+                insert_messages(tx, &after, &events)
             })
             .await
     }
@@ -273,7 +278,9 @@ impl Store for SqliteStore {
             .write(move |tx| {
                 write_ticket(tx, &before, &after)?;
                 insert_message(tx, &m, mail.as_ref())?;
-                insert_events(tx, &cause.events(Some(&before), &after))
+                let events = cause.events(Some(&before), &after);
+                insert_events(tx, &events)?;
+                insert_messages(tx, &after, &events)
             })
             .await
     }

@@ -35,6 +35,7 @@ mod expressions;
 mod history;
 pub mod keys;
 mod mail;
+pub mod webhooks;
 
 pub use expressions::*;
 pub use history::*;

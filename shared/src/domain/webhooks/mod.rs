@@ -1,7 +1,11 @@
 //! Webhooks, the pure parts: the event types a receiver subscribes to, the
 //! Standard Webhooks signature (`webhook-signature: v1,<base64 HMAC-SHA256
 //! of "{id}.{timestamp}.{body}">`, secret `whsec_<base64>`), the retry
-//! schedule, and which addresses a delivery may never reach (SSRF).
+//! schedule, and which addresses a delivery may never reach (SSRF); the
+//! entities are in `model`.
+
+mod model;
+pub use model::*;
 
 use crate::error::Error;
 use base64::Engine;

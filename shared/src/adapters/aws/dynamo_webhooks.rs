@@ -1,0 +1,341 @@
+//! The [`WebhookStore`] port on DynamoDB: endpoints in their org's
+//! partition, deliveries in their endpoint's, each change one conditional
+//! write; due deliveries and pending notices from the sparse `by_due` index.
+
+use super::dynamo::{DynamoStore, malformed};
+use super::errors::Classify;
+use super::items::webhooks::{self as w, DUE_DELIVERIES, DUE_NOTICES};
+use super::items::{self, DUE_INDEX, DUE_PK, DUE_SK, Item, n, s};
+use crate::domain::webhooks::{ClaimedDelivery, Health, StoredWebhook, Webhook, WebhookDelivery};
+use crate::domain::{OrgId, Timestamp, WebhookId};
+use crate::error::StoreError;
+use crate::ports::{StoreResult, WebhookStore};
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The webhook half of the table, over the store's client.
+pub struct DynamoWebhooks(pub(super) Arc<DynamoStore>);
+
+/// A conditional write that did not apply is an answer, not an error.
+fn applied<T>(r: StoreResult<T>) -> StoreResult<bool> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+impl DynamoWebhooks {
+    /// Every item of `pk` whose sort key starts with `prefix`, in key order.
+    async fn query_prefix(&self, pk: String, prefix: &str, forward: bool, limit: Option<usize>) -> StoreResult<Vec<Item>> {
+        let d = &self.0;
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = d
+                .client
+                .query()
+                .table_name(&d.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":prefix", s(prefix))
+                .scan_index_forward(forward)
+                .consistent_read(true)
+                .set_limit(limit.map(|l| i32::try_from(l).unwrap_or(i32::MAX)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .classify()?;
+            found.extend(out.items().iter().cloned());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() && limit.is_none_or(|l| found.len() < l) => start = Some(k),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// Up to `limit` keys of `by_due`'s `partition` due by `now`, earliest first.
+    async fn due(&self, partition: &str, upper: String, limit: usize) -> StoreResult<Vec<Item>> {
+        let d = &self.0;
+        let out = d
+            .client
+            .query()
+            .table_name(&d.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("#p = :p AND #s <= :upper")
+            .expression_attribute_names("#p", DUE_PK)
+            .expression_attribute_names("#s", DUE_SK)
+            .expression_attribute_values(":p", s(partition))
+            .expression_attribute_values(":upper", s(upper))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .classify()?;
+        Ok(out.items().to_vec())
+    }
+
+    /// Sets a delivery's state fields (and `by_due` keys while pending) under `condition`.
+    async fn write_state(
+        &self,
+        d: &WebhookDelivery,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>,
+    ) -> StoreResult<bool> {
+        let state = w::delivery_state(d).map_err(malformed)?;
+        let mut sets = Vec::new();
+        let mut update = self
+            .0
+            .client
+            .update_item()
+            .table_name(&self.0.table)
+            .set_key(Some(w::delivery_key(d.webhook_id, &d.id)));
+        for (i, (name, value)) in state.into_iter().enumerate() {
+            sets.push(format!("#a{i} = :a{i}"));
+            update = update
+                .expression_attribute_names(format!("#a{i}"), name)
+                .expression_attribute_values(format!(":a{i}"), value);
+        }
+        let mut removes = vec!["#lease"];
+        if d.state != crate::domain::webhooks::DeliveryState::Pending {
+            removes.extend(["#next", "#gp", "#gs"]);
+            update = update
+                .expression_attribute_names("#next", "nextAttemptAt")
+                .expression_attribute_names("#gp", DUE_PK)
+                .expression_attribute_names("#gs", DUE_SK);
+        }
+        update = update.expression_attribute_names("#lease", "lease");
+        for (k, v) in values {
+            update = update.expression_attribute_values(k, v);
+        }
+        for (k, v) in names {
+            update = update.expression_attribute_names(*k, *v);
+        }
+        applied(
+            update
+                .update_expression(format!("SET {} REMOVE {}", sets.join(", "), removes.join(", ")))
+                .condition_expression(condition)
+                .send()
+                .await
+                .classify(),
+        )
+    }
+}
+
+#[async_trait]
+impl WebhookStore for DynamoWebhooks {
+    async fn create_webhook(&self, hook: &StoredWebhook) -> StoreResult<()> {
+        self.0.put_all_new(vec![w::webhook_item(hook)]).await
+    }
+
+    async fn webhooks(&self, org: OrgId) -> StoreResult<Vec<StoredWebhook>> {
+        let found = self
+            .query_prefix(items::org_partition(org), w::WEBHOOK_PREFIX, true, None)
+            .await?;
+        let mut hooks = found
+            .iter()
+            .map(|i| w::webhook_from(i).map_err(malformed))
+            .collect::<StoreResult<Vec<_>>>()?;
+        hooks.sort_by_key(|h| (h.webhook.created_at, h.webhook.id));
+        Ok(hooks)
+    }
+
+    async fn webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<Option<StoredWebhook>> {
+        self.0
+            .get(w::webhook_key(org, id))
+            .await?
+            .map(|i| w::webhook_from(&i).map_err(malformed))
+            .transpose()
+    }
+
+    async fn delete_webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<bool> {
+        applied(
+            self.0
+                .client
+                .delete_item()
+                .table_name(&self.0.table)
+                .set_key(Some(w::webhook_key(org, id)))
+                .condition_expression("attribute_exists(pk)")
+                .send()
+                .await
+                .classify(),
+        )
+    }
+
+    async fn set_webhook_secret(&self, org: OrgId, id: WebhookId, secret: &str) -> StoreResult<bool> {
+        applied(
+            self.0
+                .client
+                .update_item()
+                .table_name(&self.0.table)
+                .set_key(Some(w::webhook_key(org, id)))
+                .update_expression("SET secret = :s")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":s", s(secret))
+                .send()
+                .await
+                .classify(),
+        )
+    }
+
+    async fn set_webhook_health(&self, org: OrgId, id: WebhookId, health: Health) -> StoreResult<bool> {
+        let update = self
+            .0
+            .client
+            .update_item()
+            .table_name(&self.0.table)
+            .set_key(Some(w::webhook_key(org, id)));
+        let update = match health {
+            Health::Ok => update
+                .update_expression("REMOVE failingSince")
+                .condition_expression("attribute_exists(pk)"),
+            Health::Failed(at) => update
+                .update_expression("SET failingSince = :at")
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(failingSince)")
+                .expression_attribute_values(":at", n(at.millis())),
+            Health::Disable(reason, at) => update
+                .update_expression("SET disabledAt = :at, disabledReason = :r, #gp = :notice, #gs = :due")
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(disabledAt)")
+                .expression_attribute_names("#gp", DUE_PK)
+                .expression_attribute_names("#gs", DUE_SK)
+                .expression_attribute_values(":at", n(at.millis()))
+                .expression_attribute_values(":r", s(reason.as_str()))
+                .expression_attribute_values(":notice", s(DUE_NOTICES))
+                .expression_attribute_values(":due", s(format!("{:013}#{id}", at.millis().max(0)))),
+        };
+        let done = applied(update.send().await.classify())?;
+        Ok(done && matches!(health, Health::Disable(..)))
+    }
+
+    async fn pending_webhook_notices(&self, limit: usize) -> StoreResult<Vec<Webhook>> {
+        let keys = self.due(DUE_NOTICES, "~".into(), limit).await?;
+        keys.iter()
+            .map(|i| w::webhook_from(i).map(|h| h.webhook).map_err(malformed))
+            .collect()
+    }
+
+    async fn clear_webhook_notice(&self, org: OrgId, id: WebhookId) -> StoreResult<()> {
+        applied(
+            self.0
+                .client
+                .update_item()
+                .table_name(&self.0.table)
+                .set_key(Some(w::webhook_key(org, id)))
+                .update_expression("REMOVE #gp, #gs")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#gp", DUE_PK)
+                .expression_attribute_names("#gs", DUE_SK)
+                .send()
+                .await
+                .classify(),
+        )?;
+        Ok(())
+    }
+
+    async fn create_deliveries(&self, deliveries: &[WebhookDelivery]) -> StoreResult<Vec<WebhookDelivery>> {
+        // One conditional put each: a repeat of a fan-out finds them made.
+        let mut created = Vec::new();
+        for d in deliveries {
+            let put = self
+                .0
+                .client
+                .put_item()
+                .table_name(&self.0.table)
+                .set_item(Some(w::delivery_item(d).map_err(malformed)?))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await
+                .classify();
+            if applied(put)? {
+                created.push(d.clone());
+            }
+        }
+        Ok(created)
+    }
+
+    async fn delivery(&self, webhook: WebhookId, id: &str) -> StoreResult<Option<WebhookDelivery>> {
+        self.0
+            .get(w::delivery_key(webhook, id))
+            .await?
+            .map(|i| w::delivery_from(&i).map_err(malformed))
+            .transpose()
+    }
+
+    async fn deliveries(&self, webhook: WebhookId, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
+        // Message ids are v7 UUIDs: the sort key order is creation order.
+        let found = self
+            .query_prefix(w::delivery_partition(webhook), w::DELIVERY_PREFIX, false, Some(limit))
+            .await?;
+        found
+            .iter()
+            .take(limit)
+            .map(|i| w::delivery_from(i).map_err(malformed))
+            .collect()
+    }
+
+    async fn claim_delivery(
+        &self,
+        webhook: WebhookId,
+        id: &str,
+        now: Timestamp,
+        lease: Duration,
+    ) -> StoreResult<Option<ClaimedDelivery>> {
+        let token = uuid::Uuid::new_v4().to_string();
+        let until = now.plus(lease);
+        let out = self
+            .0
+            .client
+            .update_item()
+            .table_name(&self.0.table)
+            .set_key(Some(w::delivery_key(webhook, id)))
+            .update_expression("SET nextAttemptAt = :until, #lease = :lease, #gs = :due")
+            .expression_attribute_names("#lease", "lease")
+            .condition_expression("#st = :pending AND nextAttemptAt <= :now")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_names("#gs", DUE_SK)
+            .expression_attribute_values(":until", n(until.millis()))
+            .expression_attribute_values(":lease", s(&token))
+            .expression_attribute_values(":due", s(w::due_sort_key(until, webhook, id)))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":now", n(now.millis()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await
+            .classify();
+        match out {
+            Ok(o) => {
+                let item = o.attributes.unwrap_or_default();
+                Ok(Some(ClaimedDelivery {
+                    delivery: w::delivery_from(&item).map_err(malformed)?,
+                    lease: token,
+                }))
+            }
+            Err(StoreError::Conflict(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn record_delivery(&self, claim: &ClaimedDelivery, after: &WebhookDelivery) -> StoreResult<bool> {
+        self.write_state(after, "#lease = :held", &[], vec![(":held", s(&claim.lease))])
+            .await
+    }
+
+    async fn redeliver(&self, after: &WebhookDelivery) -> StoreResult<bool> {
+        self.write_state(
+            after,
+            "attribute_exists(pk) AND #st <> :pending",
+            &[("#st", "state")],
+            vec![(":pending", s("pending"))],
+        )
+        .await
+    }
+
+    async fn due_deliveries(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(WebhookId, String)>> {
+        let upper = format!("{:013}#~", now.millis().max(0));
+        let keys = self.due(DUE_DELIVERIES, upper, limit).await?;
+        keys.iter()
+            .map(|i| w::due_delivery_from(i).map_err(malformed))
+            .collect()
+    }
+}

@@ -1,0 +1,185 @@
+//! The [`WebhookClient`] port over reqwest, shared by both adapter sets: one
+//! attempt with the 10 s timeout, no redirects, no proxies, and (unless
+//! private addresses are allowed) a resolver that refuses any name resolving
+//! to an address deliveries may never reach, checked on every attempt so a
+//! name re-pointed after creation (DNS rebinding) is refused too.
+
+use crate::domain::webhooks::{DELIVERY_TIMEOUT, WebhookUrl, is_public};
+use crate::ports::WebhookClient;
+use async_trait::async_trait;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// Why a name was refused; found again in reqwest's error chain.
+#[derive(Debug)]
+struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(REFUSED)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+const REFUSED: &str = "refused: the host resolves to a loopback, private, link-local or reserved address";
+
+/// Resolves with the system resolver, refusing the whole name if any of its
+/// addresses is not public (a mixed answer could be raced to the bad one).
+struct PublicOnly;
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            if addrs.iter().any(|a| !is_public(a.ip())) {
+                return Err(Box::new(Refused) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+pub struct HttpWebhookClient {
+    client: reqwest::Client,
+    allow_private: bool,
+}
+
+impl HttpWebhookClient {
+    /// `allow_private`: reach any address, plain `http` too (`ticketd
+    /// --allow-private-webhooks`, for local development and tests only).
+    pub fn new(allow_private: bool) -> anyhow::Result<Arc<Self>> {
+        // reqwest's rustls needs a process-wide provider; the AWS SDK links
+        // aws-lc-rs already. Err means one is installed: fine either way.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .timeout(DELIVERY_TIMEOUT)
+            .connect_timeout(DELIVERY_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("ticketing-webhooks/", env!("CARGO_PKG_VERSION")));
+        if !allow_private {
+            builder = builder.https_only(true).dns_resolver(Arc::new(PublicOnly));
+        }
+        Ok(Arc::new(Self {
+            client: builder.build()?,
+            allow_private,
+        }))
+    }
+
+    /// The URL's host as an address, when it is one (the resolver never sees those).
+    fn literal(url: &WebhookUrl) -> Option<IpAddr> {
+        let (host, _) = url.host_port()?;
+        host.trim_start_matches('[').trim_end_matches(']').parse().ok()
+    }
+}
+
+/// A failed request as the delivery log shows it: what kind of failure,
+/// never reqwest's text (it can quote the URL's query).
+fn describe(e: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        if s.is::<Refused>() {
+            return REFUSED.to_owned();
+        }
+        source = s.source();
+    }
+    if e.is_timeout() {
+        "timed out after 10 s".to_owned()
+    } else if e.is_connect() {
+        "could not connect".to_owned()
+    } else if e.is_redirect() {
+        "redirected (redirects are not followed)".to_owned()
+    } else {
+        "the request failed".to_owned()
+    }
+}
+
+#[async_trait]
+impl WebhookClient for HttpWebhookClient {
+    async fn post(&self, url: &WebhookUrl, headers: &[(&'static str, String)], body: &str) -> Result<u16, String> {
+        self.check_literal(url)?;
+        let mut request = self
+            .client
+            .post(url.as_str())
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        match request.send().await {
+            Ok(reply) => Ok(reply.status().as_u16()),
+            Err(e) => Err(describe(&e)),
+        }
+    }
+
+    async fn check(&self, url: &WebhookUrl) -> Result<(), String> {
+        if self.allow_private {
+            return Ok(());
+        }
+        self.check_literal(url)?;
+        if Self::literal(url).is_some() {
+            return Ok(());
+        }
+        let (host, port) = url.host_port().ok_or("the URL names no host")?;
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|_| "the host does not resolve".to_owned())?
+            .collect();
+        if addrs.is_empty() {
+            return Err("the host does not resolve".to_owned());
+        }
+        if addrs.iter().any(|a| !is_public(a.ip())) {
+            return Err(REFUSED.to_owned());
+        }
+        Ok(())
+    }
+
+    fn allows_private(&self) -> bool {
+        self.allow_private
+    }
+}
+
+impl HttpWebhookClient {
+    fn check_literal(&self, url: &WebhookUrl) -> Result<(), String> {
+        match Self::literal(url) {
+            Some(ip) if !self.allow_private && !is_public(ip) => Err(REFUSED.to_owned()),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn private_targets_are_refused_before_any_connection() {
+        let client = HttpWebhookClient::new(false).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        for url in [
+            format!("https://localhost:{port}/hook"),
+            format!("https://127.0.0.1:{port}/hook"),
+            "https://169.254.169.254/latest/meta-data".to_owned(),
+            "https://10.0.0.1/hook".to_owned(),
+        ] {
+            let url = WebhookUrl::from_trusted(url);
+            assert_eq!(client.post(&url, &[], "{}").await, Err(REFUSED.to_owned()), "{url:?}");
+            assert!(client.check(&url).await.is_err(), "{url:?}");
+        }
+        // Nothing reached the listener.
+        let accepted = tokio::time::timeout(std::time::Duration::from_millis(200), listener.accept()).await;
+        assert!(accepted.is_err(), "a refused delivery connected");
+    }
+
+    #[tokio::test]
+    async fn allowed_private_targets_are_reached() {
+        let client = HttpWebhookClient::new(true).unwrap();
+        let url = WebhookUrl::from_trusted("http://127.0.0.1:9/hook".into());
+        assert!(client.check(&url).await.is_ok());
+        // Port 9 (discard) is closed here: a connection error, not a refusal.
+        assert_eq!(client.post(&url, &[], "{}").await, Err("could not connect".to_owned()));
+    }
+}
