@@ -70,6 +70,11 @@ macro_rules! contract_suite {
             case!(admin_list_pages_the_orgs_admins_with_their_load);
             case!(inbound_email_fixtures_reach_their_ticket_once);
             case!(without_inbound_email_mail_says_how_to_follow_up);
+            // Issue 10: webhooks.
+            case!(webhooks_deliver_each_subscribed_event_signed);
+            case!(webhook_failures_are_retried_and_gone_endpoints_disabled);
+            case!(webhook_requests_are_validated_and_private_targets_refused);
+            case!(webhooks_are_tenant_scoped);
         }
     };
 }

@@ -303,7 +303,11 @@ async fn start_aws(
     if config.inbound_domain.is_some() {
         settings.inbound_domain = config.inbound_domain.clone();
     }
-    let adapters = aws::AwsAdapters::new(&sdk, &settings);
+    let mut adapters = aws::AwsAdapters::new(&sdk, &settings);
+    if config.allow_private_webhooks {
+        tracing::warn!("webhooks may reach private addresses (--allow-private-webhooks): development only");
+        adapters = adapters.allow_private_webhooks()?;
+    }
     if create_resources {
         aws::create_missing_resources(&adapters, &settings).await?;
     }

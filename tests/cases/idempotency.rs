@@ -112,6 +112,12 @@ pub async fn concurrent_twins_with_one_key_apply_once(set: &dyn AdapterSet) {
     let admin = app.new_admin(&org).await;
     let who = customer();
     let body = ticket_body(&org, &who, "Twins");
+    let receiver = ticketing_tests::Receiver::start().await;
+    let hook = app
+        .create_webhook(&admin.jwt, &receiver.url(), &["ticket.created", "ticket.responded"])
+        .await
+        .expect(201);
+    receiver.trust(hook["secret"].as_str().unwrap());
 
     let twins = (0..20).map(|_| {
         let (app, body) = (app.clone(), body.clone());
@@ -151,6 +157,27 @@ pub async fn concurrent_twins_with_one_key_apply_once(set: &dyn AdapterSet) {
     assert_eq!(t["responses"].as_array().map(Vec::len), Some(1), "one response: {t}");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(app.mails_to(&who).await.len(), 1, "one email");
+    // One webhook delivery of each: the replays committed no second event.
+    let wait = std::time::Duration::from_secs(45);
+    receiver
+        .wait_until(wait, |g| {
+            g.iter().filter(|r| r.body["type"] == "ticket.responded").count() >= 1
+        })
+        .await;
+    // A second tick (or dispatch round) would have sent any twin by now.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let got = receiver.received();
+    assert_eq!(
+        receiver.accepted_of("ticket.created").len(),
+        1,
+        "one created delivery: {got:#?}"
+    );
+    assert_eq!(
+        receiver.accepted_of("ticket.responded").len(),
+        1,
+        "one responded delivery: {got:#?}"
+    );
+    assert!(got.iter().all(|r| r.verified));
 }
 
 /// Answers holding a credential shown once (org signup, sign-in, a new API

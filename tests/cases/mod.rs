@@ -15,6 +15,7 @@ mod probe;
 mod signin;
 mod tenancy;
 mod walkthrough;
+mod webhooks;
 
 pub use api_keys::*;
 pub use auth::*;
@@ -31,3 +32,4 @@ pub use probe::*;
 pub use signin::*;
 pub use tenancy::*;
 pub use walkthrough::*;
+pub use webhooks::*;

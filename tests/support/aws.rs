@@ -197,6 +197,7 @@ impl AwsSet {
         config.reopen_window = test.reopen_window;
         config.signin = test.signin;
         config.reconcile_interval = test.reconcile_interval;
+        config.allow_private_webhooks = test.allow_private_webhooks;
         if let Some((domain, token)) = test.inbound {
             config.inbound_domain = Some(domain);
             config.inbound_token = Some(token);

@@ -285,6 +285,12 @@ impl TestApp {
     }
 
     /// An admin issues an API key with `scopes`.
+    /// Registers a webhook for `events` at `url`.
+    pub async fn create_webhook(&self, jwt: &str, url: &str, events: &[&str]) -> Reply {
+        self.post("/webhooks", Some(jwt), json!({"url": url, "events": events}))
+            .await
+    }
+
     pub async fn create_api_key(&self, jwt: &str, name: &str, scopes: &[&str]) -> Reply {
         self.post("/api-keys", Some(jwt), json!({ "name": name, "scopes": scopes }))
             .await

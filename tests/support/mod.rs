@@ -7,11 +7,13 @@ mod embedded;
 pub mod fault_proxy;
 pub mod faults;
 pub mod inbound;
+pub mod receiver;
 
 pub use aws::{AwsHandle, AwsSet, MotoSchedule, moto_endpoint, moto_mail_endpoint};
 pub use client::{Reply, TestApp};
 pub use embedded::EmbeddedSet;
 pub use fault_proxy::FaultyAws;
+pub use receiver::Receiver;
 
 use async_trait::async_trait;
 use std::time::Duration;
@@ -34,6 +36,9 @@ pub struct TestConfig {
     pub aws_endpoint: Option<String>,
     /// `--inbound-domain` and `--inbound-token`: inbound email on.
     pub inbound: Option<(String, String)>,
+    /// `--allow-private-webhooks`: on, so the tests' receiver on loopback
+    /// gets deliveries; the SSRF cases turn it off.
+    pub allow_private_webhooks: bool,
 }
 
 impl Default for TestConfig {
@@ -45,6 +50,7 @@ impl Default for TestConfig {
             reconcile_interval: Duration::from_secs(5),
             aws_endpoint: None,
             inbound: None,
+            allow_private_webhooks: true,
         }
     }
 }

@@ -150,5 +150,8 @@ pub async fn redeliver(
     AdminAuth(claims): AdminAuth,
     DeliveryPath(id, delivery): DeliveryPath,
 ) -> Result<(StatusCode, Json<WebhookDelivery>)> {
-    Ok((StatusCode::ACCEPTED, Json(service.redeliver(&claims, id, &delivery).await?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(service.redeliver(&claims, id, &delivery).await?),
+    ))
 }

@@ -224,7 +224,8 @@ impl Service {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
-            let results = futures_util::future::join_all(chunk.iter().map(|(hook, id)| self.deliver_webhook(*hook, id))).await;
+            let results =
+                futures_util::future::join_all(chunk.iter().map(|(hook, id)| self.deliver_webhook(*hook, id))).await;
             for r in results {
                 match r {
                     Ok(Some(_)) => attempted += 1,
@@ -266,9 +267,7 @@ impl Service {
                          No more events are sent to it. Check the endpoint, then register it \
                          again (POST /webhooks) and redeliver what it missed from \
                          GET /webhooks/{}/deliveries.\n",
-                        admin.admin.first_name,
-                        hook.id,
-                        hook.id
+                        admin.admin.first_name, hook.id, hook.id
                     ),
                     // Not about a ticket: the ids name the webhook, so the
                     // provider's reports on it match no response and are dropped.

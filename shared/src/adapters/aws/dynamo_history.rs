@@ -8,9 +8,9 @@ use super::errors::Classify;
 use super::items::{self, Item, s};
 use crate::domain::webhooks::{self, WebhookMessage};
 use crate::domain::{Admin, AdminId, AdminSummary, EventId, OrgId, Ticket, TicketEvent, TicketId};
-use std::collections::HashMap;
 use crate::ports::StoreResult;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use std::collections::HashMap;
 
 impl DynamoStore {
     /// Puts of new event items, as transaction parts.
@@ -20,7 +20,11 @@ impl DynamoStore {
 
     /// The event puts of a write of `after`: the events that are webhook
     /// messages carry them (the outbox; the table stream takes them on).
-    pub(super) fn ticket_event_puts(&self, events: &[TicketEvent], after: &Ticket) -> StoreResult<Vec<TransactWriteItem>> {
+    pub(super) fn ticket_event_puts(
+        &self,
+        events: &[TicketEvent],
+        after: &Ticket,
+    ) -> StoreResult<Vec<TransactWriteItem>> {
         let messages: HashMap<EventId, WebhookMessage> = webhooks::messages(after, events).into_iter().collect();
         self.puts_of(events, messages)
     }

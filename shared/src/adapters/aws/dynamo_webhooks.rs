@@ -28,7 +28,13 @@ fn applied<T>(r: StoreResult<T>) -> StoreResult<bool> {
 
 impl DynamoWebhooks {
     /// Every item of `pk` whose sort key starts with `prefix`, in key order.
-    async fn query_prefix(&self, pk: String, prefix: &str, forward: bool, limit: Option<usize>) -> StoreResult<Vec<Item>> {
+    async fn query_prefix(
+        &self,
+        pk: String,
+        prefix: &str,
+        forward: bool,
+        limit: Option<usize>,
+    ) -> StoreResult<Vec<Item>> {
         let d = &self.0;
         let mut found = Vec::new();
         let mut start: Option<Item> = None;

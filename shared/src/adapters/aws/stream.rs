@@ -347,7 +347,8 @@ mod tests {
         };
         assert_eq!(rec.change(), None, "events schedule and send nothing");
         let t = ticket(Status::Open, None);
-        let events = crate::domain::Cause::new(crate::domain::Actor::System, Timestamp::from_millis(1)).events(None, &t);
+        let events =
+            crate::domain::Cause::new(crate::domain::Actor::System, Timestamp::from_millis(1)).events(None, &t);
         let (event_id, message) = crate::domain::webhooks::messages(&t, &events).remove(0);
         let event = events.iter().find(|e| e.id == event_id).unwrap();
         let mut image = items::event_item(event).unwrap();
@@ -361,7 +362,11 @@ mod tests {
             new_image: image,
             ..Default::default()
         };
-        assert_eq!(rec.change(), Some(Change::Webhook(Box::new(message))), "a webhook message is fanned out");
+        assert_eq!(
+            rec.change(),
+            Some(Change::Webhook(Box::new(message))),
+            "a webhook message is fanned out"
+        );
     }
 
     #[test]

@@ -39,10 +39,7 @@ impl WebhookQueue {
 
     /// Queues an attempt at each of `deliveries`, due now.
     pub async fn send_now(&self, deliveries: &[WebhookDelivery]) -> anyhow::Result<()> {
-        let jobs: Vec<(Job, Duration)> = deliveries
-            .iter()
-            .map(|d| (job(d), Duration::ZERO))
-            .collect();
+        let jobs: Vec<(Job, Duration)> = deliveries.iter().map(|d| (job(d), Duration::ZERO)).collect();
         self.send(&jobs).await
     }
 

@@ -1,7 +1,6 @@
 //! The [`Store`] port on SQLite; rows map to domain values in `rows.rs`.
 
 use super::db::Db;
-use super::webhook_store::insert_messages;
 use super::history_store::{admin_loads, insert_events, stamp_assigned};
 use super::lists::list_query;
 use super::mail_store::insert_message;
@@ -9,6 +8,7 @@ use super::rows::{
     ADMIN_COLS, MESSAGE_COLS, TICKET_COLS, TICKET_COLUMNS, admin_from_row, message_from_row, parse, ticket_from_row,
     ticket_params, ticket_placeholders, ts,
 };
+use super::webhook_store::insert_messages;
 use crate::auth::SecretHash;
 use crate::domain::inbound::{InboundReceipt, StoredInbound};
 use crate::domain::rules;

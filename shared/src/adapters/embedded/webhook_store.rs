@@ -30,8 +30,7 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Internal(e.into()))
 }
 
-const HOOK_COLS: &str =
-    "id, org_id, url, events, secret, created_at, disabled_at, disabled_reason, failing_since";
+const HOOK_COLS: &str = "id, org_id, url, events, secret, created_at, disabled_at, disabled_reason, failing_since";
 
 fn hook_from_row(r: &Row) -> rusqlite::Result<StoredWebhook> {
     let events: String = r.get(3)?;
@@ -48,7 +47,10 @@ fn hook_from_row(r: &Row) -> rusqlite::Result<StoredWebhook> {
             created_at: ts(r.get(5)?),
             enabled: disabled_at.is_none(),
             disabled_at: disabled_at.map(ts),
-            disabled_reason: r.get::<_, Option<String>>(7)?.as_deref().and_then(DisabledReason::parse),
+            disabled_reason: r
+                .get::<_, Option<String>>(7)?
+                .as_deref()
+                .and_then(DisabledReason::parse),
             failing_since: r.get::<_, Option<i64>>(8)?.map(ts),
         },
         secret: r.get(4)?,
@@ -103,13 +105,18 @@ impl SqliteWebhooks {
     async fn outbox(&self, limit_: usize) -> StoreResult<Vec<(EventId, WebhookMessage)>> {
         self.db
             .read(move |c| {
-                let mut stmt = c.prepare_cached("SELECT event_id, message FROM webhook_outbox ORDER BY event_id LIMIT ?1")?;
+                let mut stmt =
+                    c.prepare_cached("SELECT event_id, message FROM webhook_outbox ORDER BY event_id LIMIT ?1")?;
                 let rows = stmt
-                    .query_map([limit(limit_)], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                    .query_map([limit(limit_)], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 rows.into_iter()
                     .map(|(id, m)| {
-                        let id = id.parse().map_err(|_| StoreError::Internal(anyhow::anyhow!("bad outbox id")))?;
+                        let id = id
+                            .parse()
+                            .map_err(|_| StoreError::Internal(anyhow::anyhow!("bad outbox id")))?;
                         let m = serde_json::from_str(&m).map_err(|e| StoreError::Internal(e.into()))?;
                         Ok((id, m))
                     })
@@ -201,9 +208,11 @@ impl WebhookStore for SqliteWebhooks {
     async fn webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<Option<StoredWebhook>> {
         self.db
             .read(move |c| {
-                Ok(c.prepare_cached(&format!("SELECT {HOOK_COLS} FROM webhooks WHERE id = ?1 AND org_id = ?2"))?
-                    .query_row([id.to_string(), org.to_string()], hook_from_row)
-                    .optional()?)
+                Ok(c.prepare_cached(&format!(
+                    "SELECT {HOOK_COLS} FROM webhooks WHERE id = ?1 AND org_id = ?2"
+                ))?
+                .query_row([id.to_string(), org.to_string()], hook_from_row)
+                .optional()?)
             })
             .await
     }
@@ -361,7 +370,13 @@ impl WebhookStore for SqliteWebhooks {
                              WHERE webhook_id = ?3 AND id = ?4 AND state = 'pending' AND next_attempt_at <= ?5
                              RETURNING {DELIVERY_COLS}"
                         ),
-                        params![now.millis() + millis(lease), token, webhook.to_string(), id, now.millis()],
+                        params![
+                            now.millis() + millis(lease),
+                            token,
+                            webhook.to_string(),
+                            id,
+                            now.millis()
+                        ],
                         delivery_from_row,
                     )
                     .optional()?;

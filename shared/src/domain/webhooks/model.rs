@@ -61,7 +61,9 @@ impl WebhookUrl {
             && !allow_private
             && !is_public(ip)
         {
-            return Err(bad("must not point at a loopback, private, link-local or reserved address"));
+            return Err(bad(
+                "must not point at a loopback, private, link-local or reserved address",
+            ));
         }
         Ok(Self(url.to_string()))
     }
@@ -430,7 +432,11 @@ mod tests {
 
     #[test]
     fn urls_must_be_https_to_a_public_host() {
-        for ok in ["https://example.com/hook", "https://93.184.216.34:8443/x?y=1", "https://[2606:4700::1]/h"] {
+        for ok in [
+            "https://example.com/hook",
+            "https://93.184.216.34:8443/x?y=1",
+            "https://[2606:4700::1]/h",
+        ] {
             assert!(WebhookUrl::parse(ok, false).is_ok(), "{ok}");
         }
         for bad in [
@@ -479,7 +485,10 @@ mod tests {
         let events = Cause::new(Actor::System, Timestamp::from_millis(1)).events(None, &t);
         let msgs = messages(&t, &events);
         let kinds: Vec<_> = msgs.iter().map(|(_, m)| m.kind).collect();
-        assert_eq!(kinds, [WebhookEventType::TicketCreated, WebhookEventType::TicketAssigned]);
+        assert_eq!(
+            kinds,
+            [WebhookEventType::TicketCreated, WebhookEventType::TicketAssigned]
+        );
         let body: serde_json::Value = serde_json::from_str(&msgs[0].1.body).unwrap();
         assert_eq!(body["type"], "ticket.created");
         assert_eq!(body["id"], msgs[0].1.id);
@@ -552,7 +561,10 @@ mod tests {
             Some(Health::Disable(DisabledReason::Gone, t0))
         );
         hook.failing_since = Some(t0);
-        assert_eq!(Health::of(&hook, &attempt(t0.plus(Duration::from_secs(60)), None)), None);
+        assert_eq!(
+            Health::of(&hook, &attempt(t0.plus(Duration::from_secs(60)), None)),
+            None
+        );
         assert_eq!(
             Health::of(&hook, &attempt(day, None)),
             Some(Health::Disable(DisabledReason::Failing, day))

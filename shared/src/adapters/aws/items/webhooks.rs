@@ -12,8 +12,8 @@
 use super::{DUE_PK, DUE_SK, Item, Malformed, get_n, get_s, key, n, opt_n, opt_s, org_partition, parse, s};
 use crate::domain::WebhookId;
 use crate::domain::webhooks::{
-    Attempt, DeliveryState, DisabledReason, StoredWebhook, Webhook, WebhookDelivery, WebhookEventType,
-    WebhookMessage, WebhookUrl,
+    Attempt, DeliveryState, DisabledReason, StoredWebhook, Webhook, WebhookDelivery, WebhookEventType, WebhookMessage,
+    WebhookUrl,
 };
 use crate::domain::{OrgId, Timestamp};
 
