@@ -63,7 +63,17 @@ fn template_routes_equal_the_router_routes_and_name_existing_binaries() {
         .collect();
     assert_eq!(routes, router);
     let mut expected: BTreeSet<String> = Endpoint::ALL.iter().map(|e| e.function_name().to_owned()).collect();
-    expected.extend(["close-ticket", "reconcile", "sweeper", "mail-events", "inbound-email"].map(String::from));
+    expected.extend(
+        [
+            "close-ticket",
+            "reconcile",
+            "sweeper",
+            "mail-events",
+            "inbound-email",
+            "webhook-sender",
+        ]
+        .map(String::from),
+    );
     assert_eq!(binaries, expected);
 }
 
@@ -298,7 +308,13 @@ fn only_the_jwt_functions_can_read_the_jwt_keys() {
                 "update-ticket",
                 "ticket-events",
                 "list-admins",
-                "set-availability"
+                "set-availability",
+                "create-webhook",
+                "list-webhooks",
+                "delete-webhook",
+                "rotate-webhook-secret",
+                "webhook-deliveries",
+                "redeliver-webhook"
             ]
             .map(String::from)
         )

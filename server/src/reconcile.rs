@@ -43,10 +43,6 @@ pub async fn embedded(service: Service, interval: Duration, shutdown: Pin<Box<dy
         if let Err(e) = service.sweep(tokio::time::Instant::now() + interval).await {
             tracing::warn!(error = %e, "sweep failed");
         }
-        // Disabled webhooks whose admins were not told yet (a mailer that failed then).
-        if let Err(e) = service.send_webhook_notices().await {
-            tracing::warn!(error = %e, "webhook notices not sent; next sweep retries");
-        }
     }
 }
 

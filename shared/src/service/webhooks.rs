@@ -10,7 +10,7 @@ use crate::domain::webhooks::{
     self, Attempt, DELIVERY_LEASE, DeliveryState, Health, MAX_WEBHOOKS, StoredWebhook, Webhook, WebhookDelivery,
     WebhookEventType, WebhookMessage, WebhookUrl, generate_webhook_secret,
 };
-use crate::domain::{AdminId, Mail, ResponseId, TicketId, WebhookId};
+use crate::domain::{Mail, ResponseId, TicketId, WebhookId};
 use crate::error::{Error, Result};
 use tokio::time::Instant;
 
@@ -18,6 +18,11 @@ use tokio::time::Instant;
 pub const DUE_PER_SWEEP: usize = 100;
 /// Deliveries a list shows (the newest).
 pub const DELIVERIES_LISTED: usize = 100;
+/// Admins told of a disabled endpoint: one page of the admin list, mailed
+/// at once (an org with more has its first 100 by id told).
+pub const NOTICE_ADMINS: usize = 100;
+/// How long creating an endpoint waits for its host to resolve.
+pub const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A new endpoint with its signing secret, shown this once.
 pub struct IssuedWebhook {
@@ -34,7 +39,11 @@ impl Service {
     ) -> Result<IssuedWebhook> {
         let client = &self.ports.webhook_client;
         let url = WebhookUrl::parse(url, client.allows_private())?;
-        client.check(&url).await.map_err(|why| Error::invalid("url", why))?;
+        match tokio::time::timeout(RESOLVE_TIMEOUT, client.check(&url)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => return Err(Error::invalid("url", why)),
+            Err(_) => return Err(Error::invalid("url", "the host did not resolve within 3 s")),
+        }
         if self.ports.webhooks.webhooks(claims.org).await?.len() >= MAX_WEBHOOKS {
             return Err(Error::Conflict(format!(
                 "an org may have at most {MAX_WEBHOOKS} webhooks; delete one first"
@@ -164,12 +173,13 @@ impl Service {
             // The lease ran out and another sender took over: its record stands.
             return Ok(None);
         }
+        // A disabled endpoint's admins are told by the next notice sweep
+        // (`send_webhook_notices`), which the mark set here makes find it.
         if let Some(hook) = hook.filter(|h| h.webhook.enabled)
             && let Some(health) = Health::of(&hook.webhook, &attempt)
             && store.set_webhook_health(hook.webhook.org_id, webhook, health).await?
         {
             tracing::warn!(webhook = %webhook, "webhook endpoint disabled");
-            self.send_webhook_notice(&hook.webhook).await?;
         }
         Ok(Some(after))
     }
@@ -237,55 +247,54 @@ impl Service {
         Ok(attempted)
     }
 
-    /// Emails the admins of every disabled endpoint not told yet.
-    pub async fn send_webhook_notices(&self) -> Result<usize> {
+    /// Emails the admins of each disabled endpoint not told yet, starting
+    /// none after `deadline`; how many endpoints' admins were told.
+    pub async fn send_webhook_notices(&self, deadline: Option<Instant>) -> Result<usize> {
         let pending = self.ports.webhooks.pending_webhook_notices(DUE_PER_SWEEP).await?;
+        let mut told = 0;
         for hook in &pending {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
             self.send_webhook_notice(hook).await?;
+            told += 1;
         }
-        Ok(pending.len())
+        Ok(told)
     }
 
-    /// Tells each admin of the endpoint's org that it was disabled, then
-    /// clears the mark; a failure leaves it for the next sweep (a repeat
-    /// may mail some admins twice: at least once, not exactly once).
+    /// Tells the endpoint's org's admins (the first [`NOTICE_ADMINS`] by id)
+    /// that it was disabled, all at once, then clears the mark; a failure
+    /// leaves it for the next sweep (a repeat may mail some admins twice:
+    /// at least once, not exactly once).
     async fn send_webhook_notice(&self, hook: &Webhook) -> Result<()> {
         let reason = match hook.disabled_reason {
             Some(webhooks::DisabledReason::Gone) => "it answered 410 Gone",
             _ => "every delivery to it failed for 24 hours",
         };
-        let mut after: Option<AdminId> = None;
-        loop {
-            let page = self.ports.store.list_admins(hook.org_id, after, 100).await?;
-            for admin in page.iter().take(100) {
-                let mail = Mail {
-                    to: admin.admin.email.clone(),
-                    from: self.config.mail_from.clone(),
-                    subject: "A webhook endpoint was disabled".into(),
-                    text: format!(
-                        "Hello {},\n\nYour org's webhook {} was disabled because {reason}. \
+        let admins = self.ports.store.list_admins(hook.org_id, None, NOTICE_ADMINS).await?;
+        let sends = admins.iter().take(NOTICE_ADMINS).map(|admin| {
+            let mail = Mail {
+                to: admin.admin.email.clone(),
+                from: self.config.mail_from.clone(),
+                subject: "A webhook endpoint was disabled".into(),
+                text: format!(
+                    "Hello {},\n\nYour org's webhook {} was disabled because {reason}. \
                          No more events are sent to it. Check the endpoint, then register it \
                          again (POST /webhooks) and redeliver what it missed from \
                          GET /webhooks/{}/deliveries.\n",
-                        admin.admin.first_name, hook.id, hook.id
-                    ),
-                    // Not about a ticket: the ids name the webhook, so the
-                    // provider's reports on it match no response and are dropped.
-                    ticket_id: TicketId(hook.id.0),
-                    response_id: ResponseId::derived(hook.disabled_at.unwrap_or(hook.created_at), &hook.id.to_string()),
-                    reply_to: None,
-                    message_id: None,
-                };
-                self.ports
-                    .mailer
-                    .send(&mail)
-                    .await
-                    .map_err(|e| Error::Unavailable(anyhow::anyhow!("webhook notice not sent: {e}")))?;
-            }
-            if page.len() <= 100 {
-                break;
-            }
-            after = page.get(99).map(|a| a.admin.id);
+                    admin.admin.first_name, hook.id, hook.id
+                ),
+                // Not about a ticket: the ids name the webhook, so the
+                // provider's reports on it match no response and are dropped.
+                ticket_id: TicketId(hook.id.0),
+                response_id: ResponseId::derived(hook.disabled_at.unwrap_or(hook.created_at), &hook.id.to_string()),
+                reply_to: None,
+                message_id: None,
+            };
+            async move { self.ports.mailer.send(&mail).await }
+        });
+        for sent in futures_util::future::join_all(sends).await {
+            sent.map_err(|e| Error::Unavailable(anyhow::anyhow!("webhook notice not sent: {e}")))?;
         }
         self.ports.webhooks.clear_webhook_notice(hook.org_id, hook.id).await?;
         Ok(())

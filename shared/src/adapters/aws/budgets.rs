@@ -119,6 +119,8 @@ const ORG_AUTH: Step = Step::Calls("authenticate: GetItem org by secret hash", 1
 /// 1024 MB is ~0.6 vCPU, so ~85 ms; doubled for a noisy neighbour.
 const ARGON2: Duration = Duration::from_millis(170);
 const SCHEDULE: Step = Step::Calls("auto-close: CreateSchedule, then UpdateSchedule if one exists", 2);
+/// One webhook POST at its longest.
+const WEBHOOK_POST: Duration = crate::domain::webhooks::DELIVERY_TIMEOUT;
 
 /// Every function's worst path. A new function needs an entry: list the AWS
 /// calls its worst invocation makes one after another (a batch handler: per
@@ -263,6 +265,59 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
         ],
     },
     // ---- end issue 10: credentials ----
+    // ---- issue 10: webhooks ----
+    FunctionBudget {
+        binary: "create-webhook",
+        steps: &[
+            ADMIN_AUTH,
+            Step::Cpu(
+                "resolve the URL's host (RESOLVE_TIMEOUT)",
+                crate::service::RESOLVE_TIMEOUT,
+            ),
+            Step::Calls("Query the org's webhooks (at most 10: one page)", 1),
+            Step::Calls("PutItem webhook", 1),
+        ],
+    },
+    FunctionBudget {
+        binary: "list-webhooks",
+        steps: &[ADMIN_AUTH, Step::Calls("Query the org's webhooks (one page)", 1)],
+    },
+    FunctionBudget {
+        binary: "delete-webhook",
+        steps: &[ADMIN_AUTH, Step::Calls("conditional DeleteItem", 1)],
+    },
+    FunctionBudget {
+        binary: "rotate-webhook-secret",
+        steps: &[ADMIN_AUTH, Step::Calls("conditional UpdateItem secret", 1)],
+    },
+    FunctionBudget {
+        binary: "webhook-deliveries",
+        steps: &[
+            ADMIN_AUTH,
+            Step::Calls("GetItem webhook (tenancy)", 1),
+            // 100 deliveries with their bodies (a ticket each, up to ~12 KB).
+            Step::Repeat("Query the webhook's deliveries, by 1 MB page", 2, 1),
+        ],
+    },
+    FunctionBudget {
+        binary: "redeliver-webhook",
+        steps: &[
+            ADMIN_AUTH,
+            Step::Calls("GetItem webhook, GetItem delivery", 2),
+            Step::Calls("conditional UpdateItem delivery", 1),
+        ],
+    },
+    FunctionBudget {
+        binary: "webhook-sender",
+        // BatchSize 1 in template.yaml: one attempt per invocation.
+        steps: &[
+            Step::Calls("UpdateItem claim, GetItem webhook", 2),
+            Step::Cpu("POST to the endpoint (DELIVERY_TIMEOUT)", WEBHOOK_POST),
+            Step::Calls("UpdateItem record, UpdateItem health", 2),
+            Step::Calls("SQS SendMessageBatch the retry", 1),
+        ],
+    },
+    // ---- end issue 10: webhooks ----
     FunctionBudget {
         binary: "close-ticket",
         steps: &[Step::Repeat(
@@ -274,8 +329,9 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "reconcile",
         // BatchSize 10 in template.yaml; a record is a ticket (GetItem, then
-        // CreateSchedule and UpdateSchedule or DeleteSchedule) or a new
-        // response's mail (read, claim, SendEmail, record).
+        // CreateSchedule and UpdateSchedule or DeleteSchedule), a new
+        // response's mail (read, claim, SendEmail, record), or a webhook
+        // message (Query webhooks, the PutItems at once, SendMessageBatch).
         steps: &[Step::Repeat("per stream record, 10 per batch", 10, 4)],
     },
     FunctionBudget {
@@ -307,12 +363,19 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
         binary: "sweeper",
         steps: &[
             Step::Calls(
-                "Query by_due; Query mail_due; Query assignment backlog; GetQueueUrl x2 (first run)",
-                5,
+                "Query by_due (closes, webhooks, notices); Query mail_due; Query assignment backlog; GetQueueUrl x2 (first run)",
+                7,
             ),
-            // The unit under way: a close job (3 rounds of GetItem + write) is
-            // the longest; a stream record replayed is 4 calls plus its read.
-            Step::TimeBoxed("closes, mail retries, failure retries", SWEEP_WINDOW, 6),
+            // The unit under way: a chunk of webhook attempts made at once
+            // (claim, GetItem webhook, the POST, record, health) is the
+            // longest; a close job is 6 calls, a stream record replayed 4
+            // plus its read, a notice 3 (Query admins, the mails at once, clear).
+            Step::TimeBoxed(
+                "closes, mail and webhook retries, notices, failure retries",
+                SWEEP_WINDOW,
+                6,
+            ),
+            Step::Cpu("the webhook POST of the unit under way", WEBHOOK_POST),
         ],
     },
     // Issue 9, history and people (H).

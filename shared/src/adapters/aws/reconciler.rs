@@ -63,7 +63,7 @@ impl Sweeper {
             Ok(n) => sweep.webhooks_attempted = n,
             Err(e) => tracing::warn!(error = %e, "due webhooks not sent; next sweep retries"),
         }
-        match self.service.send_webhook_notices().await {
+        match self.service.send_webhook_notices(Some(deadline)).await {
             Ok(n) => sweep.webhook_notices = n,
             Err(e) => tracing::warn!(error = %e, "webhook notices not sent; next sweep retries"),
         }

@@ -147,13 +147,16 @@ pub const DISPATCH_EVERY: Duration = Duration::from_secs(1);
 
 impl WebhookDispatcher {
     /// One round: fan out what the outbox holds (each message removed only
-    /// once its deliveries exist: at least once), then attempt what is due.
+    /// once its deliveries exist: at least once), attempt what is due, and
+    /// tell the admins of endpoints disabled since.
     pub async fn round(&self, service: &Service) -> anyhow::Result<usize> {
         for (event, message) in self.store.outbox(100).await? {
             service.fan_out_webhook(&message).await?;
             self.store.remove_from_outbox(event).await?;
         }
-        Ok(service.deliver_due_webhooks(None).await?)
+        let attempted = service.deliver_due_webhooks(None).await?;
+        service.send_webhook_notices(None).await?;
+        Ok(attempted)
     }
 
     pub async fn run(self, service: Service, shutdown: impl std::future::Future<Output = ()>) {
