@@ -258,7 +258,7 @@ async fn start_embedded(config: Config) -> anyhow::Result<Server> {
         .with_context(|| format!("cannot open database {}", db_path.display()))?;
     if config.allow_private_webhooks {
         tracing::warn!("webhooks may reach private addresses (--allow-private-webhooks): development only");
-        embedded = embedded.allow_private_webhooks()?;
+        embedded = embedded.allow_private_webhooks();
     }
     let reply_key = match &config.inbound_domain {
         Some(_) => service::ReplyKeyConfig::Fixed(keys::reply_key(&config.data_dir)?),
@@ -306,7 +306,7 @@ async fn start_aws(
     let mut adapters = aws::AwsAdapters::new(&sdk, &settings);
     if config.allow_private_webhooks {
         tracing::warn!("webhooks may reach private addresses (--allow-private-webhooks): development only");
-        adapters = adapters.allow_private_webhooks()?;
+        adapters = adapters.allow_private_webhooks();
     }
     if create_resources {
         aws::create_missing_resources(&adapters, &settings).await?;

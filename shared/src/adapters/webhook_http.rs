@@ -9,7 +9,7 @@ use crate::ports::WebhookClient;
 use async_trait::async_trait;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Why a name was refused; found again in reqwest's error chain.
 #[derive(Debug)]
@@ -41,31 +41,45 @@ impl Resolve for PublicOnly {
     }
 }
 
+/// Built on first use: loading the system's root certificates takes ~3.5 ms
+/// (bench part d), which no function that never delivers should pay at init.
 pub struct HttpWebhookClient {
-    client: reqwest::Client,
+    client: OnceLock<Result<reqwest::Client, String>>,
     allow_private: bool,
 }
 
 impl HttpWebhookClient {
     /// `allow_private`: reach any address, plain `http` too (`ticketd
     /// --allow-private-webhooks`, for local development and tests only).
-    pub fn new(allow_private: bool) -> anyhow::Result<Arc<Self>> {
-        // reqwest's rustls needs a process-wide provider; the AWS SDK links
-        // aws-lc-rs already. Err means one is installed: fine either way.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .timeout(DELIVERY_TIMEOUT)
-            .connect_timeout(DELIVERY_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("ticketing-webhooks/", env!("CARGO_PKG_VERSION")));
-        if !allow_private {
-            builder = builder.https_only(true).dns_resolver(Arc::new(PublicOnly));
-        }
-        Ok(Arc::new(Self {
-            client: builder.build()?,
+    pub fn new(allow_private: bool) -> Arc<Self> {
+        Arc::new(Self {
+            client: OnceLock::new(),
             allow_private,
-        }))
+        })
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, String> {
+        self.client
+            .get_or_init(|| {
+                // reqwest's rustls needs a process-wide provider; the AWS SDK
+                // links aws-lc-rs already. Err: one is installed, fine too.
+                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+                let mut builder = reqwest::Client::builder()
+                    .timeout(DELIVERY_TIMEOUT)
+                    .connect_timeout(DELIVERY_TIMEOUT)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .no_proxy()
+                    .user_agent(concat!("ticketing-webhooks/", env!("CARGO_PKG_VERSION")));
+                if !self.allow_private {
+                    builder = builder.https_only(true).dns_resolver(Arc::new(PublicOnly));
+                }
+                builder.build().map_err(|e| {
+                    tracing::error!(error = %e, "the webhook HTTP client cannot be built");
+                    "the webhook HTTP client cannot be built".to_owned()
+                })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// The URL's host as an address, when it is one (the resolver never sees those).
@@ -101,7 +115,7 @@ impl WebhookClient for HttpWebhookClient {
     async fn post(&self, url: &WebhookUrl, headers: &[(&'static str, String)], body: &str) -> Result<u16, String> {
         self.check_literal(url)?;
         let mut request = self
-            .client
+            .client()?
             .post(url.as_str())
             .header("content-type", "application/json")
             .body(body.to_owned());
@@ -156,7 +170,7 @@ mod tests {
 
     #[tokio::test]
     async fn private_targets_are_refused_before_any_connection() {
-        let client = HttpWebhookClient::new(false).unwrap();
+        let client = HttpWebhookClient::new(false);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         for url in [
@@ -176,7 +190,7 @@ mod tests {
 
     #[tokio::test]
     async fn allowed_private_targets_are_reached() {
-        let client = HttpWebhookClient::new(true).unwrap();
+        let client = HttpWebhookClient::new(true);
         let url = WebhookUrl::from_trusted("http://127.0.0.1:9/hook".into());
         assert!(client.check(&url).await.is_ok());
         // Port 9 (discard) is closed here: a connection error, not a refusal.

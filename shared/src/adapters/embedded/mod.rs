@@ -47,7 +47,7 @@ impl Embedded {
         Ok(Self {
             store: Arc::new(CachedStore::new(SqliteStore::new(db.clone()))),
             webhooks: Arc::new(SqliteWebhooks::new(db.clone())),
-            webhook_client: HttpWebhookClient::new(false)?,
+            webhook_client: HttpWebhookClient::new(false),
             db,
             clock,
             wake: Arc::new(Notify::new()),
@@ -56,9 +56,9 @@ impl Embedded {
 
     /// Deliveries may reach private addresses over plain http
     /// (`--allow-private-webhooks`: local development and tests only).
-    pub fn allow_private_webhooks(mut self) -> anyhow::Result<Self> {
-        self.webhook_client = HttpWebhookClient::new(true)?;
-        Ok(self)
+    pub fn allow_private_webhooks(mut self) -> Self {
+        self.webhook_client = HttpWebhookClient::new(true);
+        self
     }
 
     pub fn ports(&self) -> Ports {
