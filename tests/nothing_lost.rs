@@ -257,11 +257,13 @@ struct Fault {
 /// The fault matrix: for each single failure (and two double ones), three
 /// tickets go through respond and auto-close with the dependency broken at
 /// the worst moment, then healed. Counted: tickets not closed (lost
-/// auto-closes) and responses whose customer did not get exactly one email
-/// (lost or duplicated). The figures are printed for the record; the goal
-/// (and the assertion) is 0 of each.
+/// auto-closes), responses whose customer did not get exactly one email
+/// (lost or duplicated), and webhook messages (`ticket.responded`,
+/// `ticket.auto_closed`, one each per ticket) the org's endpoint never got.
+/// The figures are printed for the record; the goal (and the assertion) is
+/// 0 of each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fault_matrix_loses_no_auto_close_and_no_email() {
+async fn fault_matrix_loses_no_auto_close_no_email_and_no_webhook() {
     use ticketing_tests::fault_proxy::{SES, SQS, STREAMS};
     const PER_ROW: usize = 3;
     let matrix = [
@@ -301,6 +303,29 @@ async fn fault_matrix_loses_no_auto_close_and_no_email() {
     let (app, _h) = start_behind(&proxy, auto_close).await;
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
+    let receiver = ticketing_tests::Receiver::start().await;
+    let hook = app
+        .create_webhook(&admin.jwt, &receiver.url(), &["ticket.responded", "ticket.auto_closed"])
+        .await
+        .expect(201);
+    receiver.trust(hook["secret"].as_str().unwrap());
+    // Per ticket, the webhook messages of each type it never got.
+    let missing_hooks = |ids: &[String]| {
+        let got = receiver.received();
+        let mut missing = 0;
+        for id in ids {
+            for kind in ["ticket.responded", "ticket.auto_closed"] {
+                let ok = got.iter().any(|r| {
+                    r.verified
+                        && r.answered == 200
+                        && r.body["type"] == kind
+                        && r.body["data"]["ticket"]["id"] == id.as_str()
+                });
+                missing += usize::from(!ok);
+            }
+        }
+        missing
+    };
     let mut report = Vec::new();
     for fault in &matrix {
         let refused_before: usize = [SCHEDULER, SES, DYNAMODB, STREAMS, SQS]
@@ -350,9 +375,10 @@ async fn fault_matrix_loses_no_auto_close_and_no_email() {
             for c in &customers {
                 wrong_mail += usize::from(app.mails_to(c).await.len() != 1);
             }
-            (open == 0 && wrong_mail == 0).then_some(())
+            (open == 0 && wrong_mail == 0 && missing_hooks(&ids) == 0).then_some(())
         })
         .await;
+        let lost_hooks = missing_hooks(&ids);
         let mut lost_closes = 0;
         let mut lost_mails = 0;
         for (id, c) in ids.iter().zip(&customers) {
@@ -370,7 +396,7 @@ async fn fault_matrix_loses_no_auto_close_and_no_email() {
             "NOT settled in 60 s"
         };
         println!(
-            "| {} | {PER_ROW} | {refused} | {lost_closes} | {lost_mails} | {outcome} |",
+            "| {} | {PER_ROW} | {refused} | {lost_closes} | {lost_mails} | {lost_hooks} | {outcome} |",
             fault.name
         );
         // A row whose fault never bit proves nothing.
@@ -379,10 +405,77 @@ async fn fault_matrix_loses_no_auto_close_and_no_email() {
             "{}: no call was refused",
             fault.name
         );
-        report.push((fault.name, lost_closes, lost_mails));
+        report.push((fault.name, lost_closes, lost_mails, lost_hooks));
     }
     app.stop().await;
-    for (name, closes, mails) in report {
-        assert_eq!((closes, mails), (0, 0), "{name}: lost auto-closes, wrong email counts");
+    for (name, closes, mails, hooks) in report {
+        assert_eq!(
+            (closes, mails, hooks),
+            (0, 0, 0),
+            "{name}: lost auto-closes, wrong email counts, lost webhook messages"
+        );
     }
+}
+
+/// An endpoint that fails every attempt for 24 hours is disabled at its next
+/// failure, and its org's admins are emailed once the notice sweep runs (a
+/// clock 25 hours ahead plays the day; embedded ports, the service's own
+/// dispatcher round).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_failing_for_a_day_is_disabled_and_its_admins_told() {
+    use ticketing::adapters::embedded::{Embedded, recent_mail};
+    use ticketing_tests::faults::{Desk, fault_service, http, later, serve};
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = Embedded::open(
+        &dir.path().join("t.db"),
+        std::sync::Arc::new(ticketing::ports::SystemClock),
+    )
+    .unwrap()
+    .allow_private_webhooks();
+    let service = fault_service(embedded.ports(), "support@faults.example.com");
+    let base = serve(service.clone()).await;
+    let desk = Desk::open(&base).await;
+    let receiver = ticketing_tests::Receiver::start().await;
+    receiver.answer(&[503; 20]);
+    let (status, _, hook) = http(
+        reqwest::Method::POST,
+        format!("{base}/webhooks"),
+        Some(&desk.jwt),
+        Some(serde_json::json!({"url": receiver.url(), "events": ["ticket.created"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{hook}");
+    desk.file_ticket(&customer()).await;
+    let dispatcher = embedded.webhook_dispatcher();
+    assert_eq!(dispatcher.round(&service).await.unwrap(), 1, "the first attempt");
+    let (_, _, list) = http(reqwest::Method::GET, format!("{base}/webhooks"), Some(&desk.jwt), None).await;
+    assert_eq!(list["webhooks"][0]["enabled"], true, "{list}");
+    assert!(list["webhooks"][0]["failingSince"].is_string(), "{list}");
+
+    // A day and an hour later the retry fails too: disabled, admins told.
+    let tomorrow = fault_service(
+        later(embedded.ports(), Duration::from_secs(25 * 3600)),
+        "support@faults.example.com",
+    );
+    assert_eq!(dispatcher.round(&tomorrow).await.unwrap(), 1, "the retry, due long ago");
+    let (_, _, list) = http(reqwest::Method::GET, format!("{base}/webhooks"), Some(&desk.jwt), None).await;
+    let disabled = &list["webhooks"][0];
+    assert_eq!(disabled["enabled"], false, "{list}");
+    assert_eq!(disabled["disabledReason"], "failing", "{list}");
+    let hook_id = hook["id"].as_str().unwrap();
+    let notices: Vec<_> = recent_mail(&embedded.db, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.subject.contains("webhook"))
+        .collect();
+    assert_eq!(notices.len(), 1, "one notice for the one admin");
+    assert!(notices[0].text.contains(hook_id));
+    assert!(notices[0].to.starts_with("a@"), "{}", notices[0].to);
+    // Told once: another round sends no second notice, and nothing is sent to the endpoint.
+    let before = receiver.received().len();
+    dispatcher.round(&tomorrow).await.unwrap();
+    let again = recent_mail(&embedded.db, 50).await.unwrap();
+    assert_eq!(again.iter().filter(|m| m.subject.contains("webhook")).count(), 1);
+    assert_eq!(receiver.received().len(), before);
 }

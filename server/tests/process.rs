@@ -375,6 +375,10 @@ async fn readme_walkthrough_runs_as_pasted() {
         "the reply reopened the ticket: {stdout}"
     );
     assert!(stdout.contains("\"kind\":\"note\""), "{stdout}");
+    assert!(
+        stdout.contains("\"field\":\"url\""),
+        "a private webhook URL is refused: {stdout}"
+    );
 }
 
 /// A writer loop (tickets and responses) against `ticketd`, `kill -9` in the

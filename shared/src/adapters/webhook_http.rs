@@ -1,17 +1,25 @@
-//! The [`WebhookClient`] port over reqwest, shared by both adapter sets: one
-//! attempt with the 10 s timeout, no redirects, no proxies, and (unless
-//! private addresses are allowed) a resolver that refuses any name resolving
-//! to an address deliveries may never reach, checked on every attempt so a
-//! name re-pointed after creation (DNS rebinding) is refused too.
+//! The [`WebhookClient`] port over hyper, shared by both adapter sets: one
+//! attempt with the 10 s timeout, HTTP/1.1 over rustls (the aws-lc-rs
+//! provider the AWS SDK links already) with the system's roots, no redirect
+//! followed (hyper follows none), no proxy, and (unless private addresses are
+//! allowed) a resolver that refuses any name resolving to an address
+//! deliveries may never reach, on every attempt, so a name re-pointed after
+//! creation (DNS rebinding) is refused too. hyper rather than reqwest: a
+//! rustls-enabled reqwest panics wherever a client is built before a process
+//! provider is installed, and every reqwest client in the workspace would get it.
 
 use crate::domain::webhooks::{DELIVERY_TIMEOUT, WebhookUrl, is_public};
 use crate::ports::WebhookClient;
 use async_trait::async_trait;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::TokioExecutor;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
-/// Why a name was refused; found again in reqwest's error chain.
+/// Why a name was refused; found again in the error chain.
 #[derive(Debug)]
 struct Refused;
 
@@ -25,26 +33,43 @@ impl std::error::Error for Refused {}
 
 const REFUSED: &str = "refused: the host resolves to a loopback, private, link-local or reserved address";
 
-/// Resolves with the system resolver, refusing the whole name if any of its
-/// addresses is not public (a mixed answer could be raced to the bad one).
-struct PublicOnly;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-impl Resolve for PublicOnly {
-    fn resolve(&self, name: Name) -> Resolving {
+/// Resolves with the system resolver; unless private addresses are allowed,
+/// refuses the whole name if any of its addresses is not public (a mixed
+/// answer could be raced to the bad one).
+#[derive(Clone, Copy)]
+struct Resolver {
+    allow_private: bool,
+}
+
+impl tower::Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = BoxError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let allow_private = self.allow_private;
         Box::pin(async move {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            if addrs.iter().any(|a| !is_public(a.ip())) {
-                return Err(Box::new(Refused) as Box<dyn std::error::Error + Send + Sync>);
+            if !allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
+                return Err(Box::new(Refused) as BoxError);
             }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
+            Ok(addrs.into_iter())
         })
     }
 }
 
+type Https = hyper_rustls::HttpsConnector<HttpConnector<Resolver>>;
+
 /// Built on first use: loading the system's root certificates takes ~3.5 ms
 /// (bench part d), which no function that never delivers should pay at init.
 pub struct HttpWebhookClient {
-    client: OnceLock<Result<reqwest::Client, String>>,
+    client: OnceLock<Result<Client<Https, Full<bytes::Bytes>>, String>>,
     allow_private: bool,
 }
 
@@ -58,25 +83,27 @@ impl HttpWebhookClient {
         })
     }
 
-    fn client(&self) -> Result<&reqwest::Client, String> {
+    fn client(&self) -> Result<&Client<Https, Full<bytes::Bytes>>, String> {
         self.client
             .get_or_init(|| {
-                // reqwest's rustls needs a process-wide provider; the AWS SDK
-                // links aws-lc-rs already. Err: one is installed, fine too.
-                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-                let mut builder = reqwest::Client::builder()
-                    .timeout(DELIVERY_TIMEOUT)
-                    .connect_timeout(DELIVERY_TIMEOUT)
-                    .redirect(reqwest::redirect::Policy::none())
-                    .no_proxy()
-                    .user_agent(concat!("ticketing-webhooks/", env!("CARGO_PKG_VERSION")));
-                if !self.allow_private {
-                    builder = builder.https_only(true).dns_resolver(Arc::new(PublicOnly));
-                }
-                builder.build().map_err(|e| {
-                    tracing::error!(error = %e, "the webhook HTTP client cannot be built");
-                    "the webhook HTTP client cannot be built".to_owned()
-                })
+                let mut http = HttpConnector::new_with_resolver(Resolver {
+                    allow_private: self.allow_private,
+                });
+                http.enforce_http(false);
+                http.set_connect_timeout(Some(DELIVERY_TIMEOUT));
+                let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+                let builder = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_provider_and_native_roots(provider)
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "no root certificates for webhook delivery");
+                        "the webhook HTTP client cannot be built".to_owned()
+                    })?;
+                let https = if self.allow_private {
+                    builder.https_or_http().enable_http1().wrap_connector(http)
+                } else {
+                    builder.https_only().enable_http1().wrap_connector(http)
+                };
+                Ok(Client::builder(TokioExecutor::new()).build(https))
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -90,8 +117,8 @@ impl HttpWebhookClient {
 }
 
 /// A failed request as the delivery log shows it: what kind of failure,
-/// never reqwest's text (it can quote the URL's query).
-fn describe(e: &reqwest::Error) -> String {
+/// never the library's text (it can quote the URL).
+fn describe(e: &hyper_util::client::legacy::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = Some(e);
     while let Some(s) = source {
         if s.is::<Refused>() {
@@ -99,12 +126,8 @@ fn describe(e: &reqwest::Error) -> String {
         }
         source = s.source();
     }
-    if e.is_timeout() {
-        "timed out after 10 s".to_owned()
-    } else if e.is_connect() {
+    if e.is_connect() {
         "could not connect".to_owned()
-    } else if e.is_redirect() {
-        "redirected (redirects are not followed)".to_owned()
     } else {
         "the request failed".to_owned()
     }
@@ -114,17 +137,22 @@ fn describe(e: &reqwest::Error) -> String {
 impl WebhookClient for HttpWebhookClient {
     async fn post(&self, url: &WebhookUrl, headers: &[(&'static str, String)], body: &str) -> Result<u16, String> {
         self.check_literal(url)?;
-        let mut request = self
-            .client()?
-            .post(url.as_str())
+        let client = self.client()?;
+        let mut request = hyper::Request::post(url.as_str())
             .header("content-type", "application/json")
-            .body(body.to_owned());
+            .header("user-agent", concat!("ticketing-webhooks/", env!("CARGO_PKG_VERSION")));
         for (name, value) in headers {
-            request = request.header(*name, value);
+            request = request.header(*name, value.as_str());
         }
-        match request.send().await {
-            Ok(reply) => Ok(reply.status().as_u16()),
-            Err(e) => Err(describe(&e)),
+        let request = request
+            .body(Full::new(bytes::Bytes::from(body.to_owned())))
+            .map_err(|_| "the request could not be built".to_owned())?;
+        // The whole attempt, connection and answer, within the timeout; the
+        // answer's body is never read (only its status counts).
+        match tokio::time::timeout(DELIVERY_TIMEOUT, client.request(request)).await {
+            Err(_) => Err("timed out after 10 s".to_owned()),
+            Ok(Err(e)) => Err(describe(&e)),
+            Ok(Ok(reply)) => Ok(reply.status().as_u16()),
         }
     }
 
