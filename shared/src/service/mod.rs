@@ -35,7 +35,7 @@ pub use reconcile::SweepReport;
 pub use replies::{CustomerReply, MAX_REOPENS_PER_HOUR, ReplyOutcome, ReplyVia};
 pub use reply_keys::{InboundSettings, ReplyKeyConfig, ReplyKeys};
 pub use signin::MAX_ACCOUNTS_PER_SIGNIN;
-pub use webhooks::{DELIVERIES_LISTED, DUE_PER_SWEEP, IssuedWebhook, NOTICE_ADMINS, RESOLVE_TIMEOUT};
+pub use webhooks::{DELIVERIES_LISTED, DUE_PER_SWEEP, IssuedWebhook, NOTICE_ADMINS, RESOLVE_TIMEOUT, WEBHOOK_CHUNK};
 
 use crate::auth::{self, Claims};
 use crate::domain::{MailRetry, Ticket, TicketId, Timestamp};

@@ -16,6 +16,8 @@ use tokio::time::Instant;
 
 /// Deliveries one sweep of due ones reads; more wait for the next.
 pub const DUE_PER_SWEEP: usize = 100;
+/// Deliveries attempted at once by a sweep.
+pub const WEBHOOK_CHUNK: usize = 8;
 /// Deliveries a list shows (the newest).
 pub const DELIVERIES_LISTED: usize = 100;
 /// Admins told of a disabled endpoint: one page of the admin list, mailed
@@ -224,14 +226,16 @@ impl Service {
         }
     }
 
-    /// Attempts the deliveries due now, up to [`DUE_PER_SWEEP`], starting
-    /// none after `deadline`; how many were attempted.
+    /// Attempts the deliveries due now, up to [`DUE_PER_SWEEP`], eight at a
+    /// time, starting no chunk but the first after `deadline`: the first
+    /// always runs, so work earlier in a sweep that used up its window (a
+    /// backlog of closes) cannot starve the retries; how many were attempted.
     pub async fn deliver_due_webhooks(&self, deadline: Option<Instant>) -> Result<usize> {
         let due = self.ports.webhooks.due_deliveries(self.now(), DUE_PER_SWEEP).await?;
         let mut attempted = 0;
         // A few at a time: one slow endpoint (10 s) must not hold up the rest.
-        for chunk in due.chunks(8) {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+        for (i, chunk) in due.chunks(WEBHOOK_CHUNK).enumerate() {
+            if i > 0 && deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
             let results =

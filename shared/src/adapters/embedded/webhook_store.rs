@@ -125,10 +125,17 @@ impl SqliteWebhooks {
             .await
     }
 
-    async fn remove_from_outbox(&self, event: EventId) -> StoreResult<()> {
+    /// Removes fanned-out messages, all in one transaction.
+    async fn remove_from_outbox(&self, events: Vec<EventId>) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
         self.db
             .write(move |tx| {
-                tx.execute("DELETE FROM webhook_outbox WHERE event_id = ?1", [event.to_string()])?;
+                let mut stmt = tx.prepare_cached("DELETE FROM webhook_outbox WHERE event_id = ?1")?;
+                for e in events {
+                    stmt.execute([e.to_string()])?;
+                }
                 Ok(())
             })
             .await
@@ -150,10 +157,18 @@ impl WebhookDispatcher {
     /// once its deliveries exist: at least once), attempt what is due, and
     /// tell the admins of endpoints disabled since.
     pub async fn round(&self, service: &Service) -> anyhow::Result<usize> {
+        // One delete for the batch (a write per message would double the
+        // write transactions of every ticket change); on an error, those
+        // fanned out so far are removed and the rest wait for the next round.
+        let mut done = Vec::new();
         for (event, message) in self.store.outbox(100).await? {
-            service.fan_out_webhook(&message).await?;
-            self.store.remove_from_outbox(event).await?;
+            if let Err(e) = service.fan_out_webhook(&message).await {
+                self.store.remove_from_outbox(done).await?;
+                return Err(e.into());
+            }
+            done.push(event);
         }
+        self.store.remove_from_outbox(done).await?;
         let attempted = service.deliver_due_webhooks(None).await?;
         service.send_webhook_notices(None).await?;
         Ok(attempted)
@@ -227,6 +242,10 @@ impl WebhookStore for SqliteWebhooks {
                     "DELETE FROM webhooks WHERE id = ?1 AND org_id = ?2",
                     [id.to_string(), org.to_string()],
                 )?;
+                // Its deliveries go with it (DynamoDB's expire by TTL instead).
+                if n == 1 {
+                    tx.execute("DELETE FROM webhook_deliveries WHERE webhook_id = ?1", [id.to_string()])?;
+                }
                 Ok(n == 1)
             })
             .await

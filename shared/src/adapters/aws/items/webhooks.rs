@@ -3,7 +3,7 @@
 //! | item | pk | sk | holds |
 //! |---|---|---|---|
 //! | endpoint | `ORG#<org>` | `WEBHOOK#<id>` | url, events, `secret`, `createdAt`, `disabledAt`/`disabledReason`, `failingSince`; `g_due` = `WHNOTICE` while its admins are not told it was disabled |
-//! | delivery | `WEBHOOK#<id>` | `DELIVERY#<message id>` | type, ticket, `body`, `createdAt`, `state`, `nextAttemptAt`, `retries`, `attempts` (JSON), `lease`; `g_due` = `WEBHOOK` while pending |
+//! | delivery | `WEBHOOK#<id>` | `DELIVERY#<message id>` | type, ticket, `body`, `createdAt`, `state`, `nextAttemptAt`, `retries`, `attempts` (JSON), `lease`; `g_due` = `WEBHOOK` while pending; `expiresAt` (TTL, 30 days) |
 //! | outbox message | on the event item (`TICKET#<ticket>` / `EVENT#<event>`) | | `webhook`: the message (JSON), committed with the ticket write; the table stream carries it to the fan-out |
 //!
 //! Pending deliveries and pending notices share the sparse `by_due` index
@@ -22,6 +22,8 @@ pub const DELIVERY_PREFIX: &str = "DELIVERY#";
 /// `by_due`'s partition of pending deliveries, and of pending notices.
 pub const DUE_DELIVERIES: &str = "WEBHOOK";
 pub const DUE_NOTICES: &str = "WHNOTICE";
+/// How long a delivery (and its attempts) is kept.
+pub const DELIVERY_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 /// On an event item: its webhook message.
 pub const MESSAGE_ATTR: &str = "webhook";
 
@@ -78,7 +80,9 @@ pub fn webhook_from(item: &Item) -> Result<StoredWebhook, Malformed> {
     })
 }
 
-/// The delivery's item; pending ones carry their `by_due` keys.
+/// The delivery's item; pending ones carry their `by_due` keys. TTL
+/// (`expiresAt`, seconds) removes it [`DELIVERY_RETENTION`] after it was
+/// made: long past its last retry (27 h), long enough to look back on.
 pub fn delivery_item(d: &WebhookDelivery) -> Result<Item, Malformed> {
     let mut item = delivery_key(d.webhook_id, &d.id);
     item.insert("deliveryId".into(), s(&d.id));
@@ -88,6 +92,10 @@ pub fn delivery_item(d: &WebhookDelivery) -> Result<Item, Malformed> {
     item.insert("type".into(), s(d.kind.as_str()));
     item.insert("body".into(), s(&d.body));
     item.insert("createdAt".into(), n(d.created_at.millis()));
+    item.insert(
+        "expiresAt".into(),
+        n(d.created_at.plus(DELIVERY_RETENTION).millis() / 1000),
+    );
     item.extend(delivery_state(d)?);
     Ok(item)
 }
