@@ -71,8 +71,13 @@ impl TestApp {
         }
     }
 
-    /// A client for an already started deployment.
+    /// A client for an already started deployment (TEST_LOG=warn shows its
+    /// server's logs too, as for [`TestApp::start`]).
     pub fn on(deployment: Box<dyn Deployment>) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TEST_LOG").unwrap_or_else(|_| "off".into()))
+            .try_init();
         Self {
             deployment,
             http: reqwest::Client::new(),
