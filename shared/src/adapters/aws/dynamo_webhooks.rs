@@ -27,6 +27,19 @@ fn applied<T>(r: StoreResult<T>) -> StoreResult<bool> {
 }
 
 impl DynamoWebhooks {
+    /// An UpdateItem of the endpoint's item (its table and key set).
+    fn update_webhook(
+        &self,
+        org: OrgId,
+        id: WebhookId,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.0
+            .client
+            .update_item()
+            .table_name(&self.0.table)
+            .set_key(Some(w::webhook_key(org, id)))
+    }
+
     /// Every item of `pk` whose sort key starts with `prefix`, in key order.
     async fn query_prefix(
         &self,
@@ -171,11 +184,7 @@ impl WebhookStore for DynamoWebhooks {
 
     async fn set_webhook_secret(&self, org: OrgId, id: WebhookId, secret: &str) -> StoreResult<bool> {
         applied(
-            self.0
-                .client
-                .update_item()
-                .table_name(&self.0.table)
-                .set_key(Some(w::webhook_key(org, id)))
+            self.update_webhook(org, id)
                 .update_expression("SET secret = :s")
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_values(":s", s(secret))
@@ -186,12 +195,7 @@ impl WebhookStore for DynamoWebhooks {
     }
 
     async fn set_webhook_health(&self, org: OrgId, id: WebhookId, health: Health) -> StoreResult<bool> {
-        let update = self
-            .0
-            .client
-            .update_item()
-            .table_name(&self.0.table)
-            .set_key(Some(w::webhook_key(org, id)));
+        let update = self.update_webhook(org, id);
         let update = match health {
             Health::Ok => update
                 .update_expression("REMOVE failingSince")
@@ -223,11 +227,7 @@ impl WebhookStore for DynamoWebhooks {
 
     async fn clear_webhook_notice(&self, org: OrgId, id: WebhookId) -> StoreResult<()> {
         applied(
-            self.0
-                .client
-                .update_item()
-                .table_name(&self.0.table)
-                .set_key(Some(w::webhook_key(org, id)))
+            self.update_webhook(org, id)
                 .update_expression("REMOVE #gp, #gs")
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_names("#gp", DUE_PK)
