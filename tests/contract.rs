@@ -75,6 +75,7 @@ macro_rules! contract_suite {
             case!(webhook_failures_are_retried_and_gone_endpoints_disabled);
             case!(webhook_requests_are_validated_and_private_targets_refused);
             case!(webhooks_are_tenant_scoped);
+            case!(webhooks_keep_flowing_after_a_refused_write);
         }
     };
 }

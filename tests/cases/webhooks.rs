@@ -408,3 +408,33 @@ pub async fn webhooks_are_tenant_scoped(set: &dyn AdapterSet) {
     assert_eq!(listed["webhooks"].as_array().unwrap().len(), 1);
     app.stop().await;
 }
+
+/// A refused write between two changes (here a second signup of a taken
+/// domain, a cancelled DynamoDB transaction) does not stop the events after
+/// it: the AWS set's stream reader once held a shard iterator that moto's
+/// transaction rollback orphaned, and every later webhook was lost.
+pub async fn webhooks_keep_flowing_after_a_refused_write(set: &dyn AdapterSet) {
+    let app = TestApp::start(set, TestConfig::default()).await;
+    let org = app.new_org().await;
+    let admin = app.new_admin(&org).await;
+    let receiver = Receiver::start().await;
+    let hook = app
+        .create_webhook(&admin.jwt, &receiver.url(), &["ticket.created"])
+        .await
+        .expect(201);
+    receiver.trust(hook["secret"].as_str().unwrap());
+    let first = app.new_ticket_id(&org, &customer()).await;
+    receiver.wait_until(DELIVERY_WAIT, |g| g.len() == 1).await;
+    app.post("/auth/org/signup", None, json!({"name": "Again", "domain": org.domain}))
+        .await
+        .expect_error(409, "conflict", None);
+    let second = app.new_ticket_id(&org, &customer()).await;
+    let got = receiver.wait_until(DELIVERY_WAIT, |g| g.len() >= 2).await;
+    let tickets: Vec<&str> = got
+        .iter()
+        .filter(|r| r.verified)
+        .filter_map(|r| r.body["data"]["ticket"]["id"].as_str())
+        .collect();
+    assert_eq!(tickets, [first.as_str(), second.as_str()], "{got:#?}");
+    app.stop().await;
+}

@@ -110,7 +110,7 @@ pub struct Reconciler {
     /// queue), resolved on first use; `None` until found.
     mail_events: Option<String>,
     settings: AwsSettings,
-    /// Per shard: where to read next.
+    /// Per shard: how far it has been read (absent: not yet, start at its oldest record).
     shards: HashMap<String, Position>,
     /// Changes that failed, retried first next tick (deduplicated: each
     /// re-reads the stored state, so once is enough).
@@ -119,7 +119,8 @@ pub struct Reconciler {
 
 #[derive(Debug, Clone)]
 enum Position {
-    Iterator(String),
+    /// Read up to and including this sequence number.
+    After(String),
     /// The shard is closed and read to its end.
     Done,
 }
@@ -216,49 +217,57 @@ impl Reconciler {
             })
             .unwrap_or_default();
         for shard in shard_ids {
-            let position = match self.shards.get(&shard) {
+            // A fresh iterator every tick, after the last record applied,
+            // rather than the previous page's NextShardIterator: an iterator
+            // expires after 15 idle minutes, and moto's (whose rollback of a
+            // cancelled transaction swaps the table for a copy) stops seeing
+            // new records for good, which stalled the fault matrix.
+            let (kind, after) = match self.shards.get(&shard) {
                 Some(Position::Done) => continue,
-                Some(Position::Iterator(it)) => it.clone(),
-                None => stream::shard_iterator(
-                    self.aws.streams(),
-                    &stream_arn,
-                    &shard,
-                    ShardIteratorType::TrimHorizon,
-                    None,
-                )
-                .await?
-                .context("no shard iterator")?,
+                Some(Position::After(seq)) => (ShardIteratorType::AfterSequenceNumber, Some(seq.as_str())),
+                None => (ShardIteratorType::TrimHorizon, None),
             };
-            let mut iterator = Some(position);
+            let mut iterator = match stream::shard_iterator(self.aws.streams(), &stream_arn, &shard, kind, after).await
+            {
+                Ok(it) => it,
+                Err(e) => {
+                    // Past the stream's 24 h: start again at its oldest record
+                    // (the table sweeps cover what the stream no longer holds).
+                    if format!("{e:#}").contains("TrimmedDataAccess") {
+                        self.shards.remove(&shard);
+                    }
+                    return Err(e);
+                }
+            };
             // Read the shard up to its present end; pages of up to 1,000.
             for _ in 0..50 {
-                let Some(it) = iterator.clone() else { break };
-                let page = match self.aws.streams().get_records().shard_iterator(&it).send().await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let e = stream::streams_error("GetRecords", e);
-                        // An expired iterator (15 min idle) restarts at the shard's
-                        // oldest record: re-applying is idempotent.
-                        if format!("{e:#}").contains("ExpiredIterator") {
-                            self.shards.remove(&shard);
-                        }
-                        return Err(e);
-                    }
-                };
-                let got = page.records().len();
-                records.extend(page.records().iter().map(Record::from));
-                iterator = page.next_shard_iterator;
-                // Remember the position page by page, so an error later in
-                // this shard does not re-read (harmless) or skip anything.
-                if let Some(it) = &iterator {
-                    self.shards.insert(shard.clone(), Position::Iterator(it.clone()));
-                }
-                if got == 0 {
+                let Some(it) = iterator.take() else {
+                    // No next iterator: the shard is closed and read to its end.
+                    self.shards.insert(shard.clone(), Position::Done);
                     break;
+                };
+                let page = self
+                    .aws
+                    .streams()
+                    .get_records()
+                    .shard_iterator(it)
+                    .send()
+                    .await
+                    .map_err(|e| stream::streams_error("GetRecords", e))?;
+                let read = page.records().len();
+                records.extend(page.records().iter().map(Record::from));
+                // Remember the position page by page, so an error later in
+                // this shard neither re-reads (harmless) nor skips anything.
+                if read > 0
+                    && let Some(last) = records.last()
+                {
+                    self.shards
+                        .insert(shard.clone(), Position::After(last.sequence_number.clone()));
+                } else if page.next_shard_iterator.is_some() {
+                    break; // caught up with the open shard
                 }
+                iterator = page.next_shard_iterator;
             }
-            self.shards
-                .insert(shard, iterator.map_or(Position::Done, Position::Iterator));
         }
         Ok(())
     }
