@@ -199,8 +199,7 @@ async fn the_sweeper_retries_each_kind_of_failure_message() {
     }
     let drained = failures::drain(
         &h.service,
-        h.adapters.sqs(),
-        h.adapters.streams(),
+        &h.adapters,
         &url,
         tokio::time::Instant::now() + Duration::from_secs(30),
     )
@@ -483,4 +482,65 @@ async fn an_endpoint_failing_for_a_day_is_disabled_and_its_admins_told() {
     let again = recent_mail(&embedded.db, 50).await.unwrap();
     assert_eq!(again.iter().filter(|m| m.subject.contains("webhook")).count(), 1);
     assert_eq!(receiver.received().len(), before);
+}
+
+/// AWS: a webhook message the table stream never fanned out (an outage past
+/// its 24 h retention; here, no stream reader at all) keeps its outbox mark,
+/// and the sweeper fans it out and delivers it once it is
+/// [`MISSED_AFTER`](ticketing::adapters::aws::MISSED_AFTER) old, never before
+/// and never twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_message_the_stream_missed_is_fanned_out_by_the_sweeper() {
+    use ticketing::adapters::aws::{self, AwsAdapters, MISSED_AFTER, Sweeper};
+    use ticketing_tests::faults::{Desk, fault_service, fault_settings, http, later, serve};
+    let settings = fault_settings();
+    let adapters = AwsAdapters::new(&aws::sdk_config().await, &settings).allow_private_webhooks();
+    aws::create_missing_resources(&adapters, &settings).await.unwrap();
+    let service = fault_service(adapters.ports(), &settings.mail_from);
+    let base = serve(service.clone()).await;
+    let desk = Desk::open(&base).await;
+    let receiver = ticketing_tests::Receiver::start().await;
+    let (status, _, hook) = http(
+        reqwest::Method::POST,
+        format!("{base}/webhooks"),
+        Some(&desk.jwt),
+        Some(serde_json::json!({"url": receiver.url(), "events": ["ticket.created"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{hook}");
+    receiver.trust(hook["secret"].as_str().unwrap());
+    let ticket = desk.file_ticket(&customer()).await;
+
+    // Now: the message is too young to count as missed; nothing is sent.
+    let window = Duration::from_secs(30);
+    let (now, _) = Sweeper::new(service.clone(), adapters.clone(), &settings)
+        .run(window)
+        .await;
+    assert_eq!((now.missed_messages, now.webhooks_attempted), (0, 0), "{now:?}");
+    // Later: fanned out and delivered in the same sweep.
+    let later = fault_service(
+        later(adapters.ports(), MISSED_AFTER + Duration::from_secs(60)),
+        &settings.mail_from,
+    );
+    let sweeper = Sweeper::new(later, adapters.clone(), &settings);
+    let (swept, _) = sweeper.run(window).await;
+    // Two messages (the ticket was created and assigned to the one admin);
+    // the endpoint subscribed to one of them.
+    assert_eq!((swept.missed_messages, swept.webhooks_attempted), (2, 1), "{swept:?}");
+    let got = receiver.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].verified && got[0].answered == 200);
+    assert_eq!(got[0].body["type"], "ticket.created");
+    assert_eq!(got[0].body["data"]["ticket"]["id"], ticket.as_str());
+    // Its mark is gone: the next sweep finds nothing.
+    let (again, _) = sweeper.run(window).await;
+    assert_eq!((again.missed_messages, again.webhooks_attempted), (0, 0), "{again:?}");
+    assert_eq!(receiver.received().len(), 1);
+    adapters
+        .dynamo
+        .delete_table()
+        .table_name(&settings.table)
+        .send()
+        .await
+        .unwrap();
 }

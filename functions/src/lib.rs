@@ -128,9 +128,9 @@ pub async fn serve_close() -> Result<(), lambda_runtime::Error> {
 /// is reported by its sequence number, so Lambda retries the batch from
 /// there (bisecting it), and after its retries hands the batch's position to
 /// the on-failure destination for the sweeper.
-pub async fn reconcile(service: &Service, queue: Option<&aws::WebhookQueue>, event: StreamEvent) -> serde_json::Value {
+pub async fn reconcile(service: &Service, effects: aws::stream::Effects<'_>, event: StreamEvent) -> serde_json::Value {
     let records: Vec<Record> = event.records.iter().map(Record::from).collect();
-    let failures: Vec<serde_json::Value> = aws::stream::apply_records(service, queue, &records, None)
+    let failures: Vec<serde_json::Value> = aws::stream::apply_records(service, effects, &records, None)
         .await
         .map(|i| serde_json::json!({ "itemIdentifier": records[i].sequence_number }))
         .into_iter()
@@ -144,8 +144,11 @@ pub async fn serve_reconcile() -> Result<(), lambda_runtime::Error> {
     let (service, adapters, settings) = aws::wiring_from_env().await?;
     let queue = adapters.webhook_queue(&settings);
     lambda_runtime::run(service_fn(|event: LambdaEvent<StreamEvent>| {
-        let (service, queue) = (service.clone(), queue.clone());
-        async move { Ok::<_, lambda_runtime::Error>(reconcile(&service, queue.as_ref(), event.payload).await) }
+        let (service, adapters, queue) = (service.clone(), adapters.clone(), queue.clone());
+        async move {
+            let effects = aws::stream::Effects::new(&adapters, queue.as_ref());
+            Ok::<_, lambda_runtime::Error>(reconcile(&service, effects, event.payload).await)
+        }
     }))
     .await
 }

@@ -372,13 +372,13 @@ async fn reconcile_function_creates_the_schedule_the_request_failed_to() {
         ],
     );
     let batch = || serde_json::from_str::<aws::stream::StreamEvent>(&sample).expect("the sample parses");
-    let failed = ticketing_functions::reconcile(&down, None, batch()).await;
+    let failed = ticketing_functions::reconcile(&down, aws::stream::Effects::new(&adapters, None), batch()).await;
     assert_eq!(
         failed,
         serde_json::json!({"batchItemFailures": [{"itemIdentifier": "111100000000012345678901"}]})
     );
     for _ in 0..2 {
-        let done = ticketing_functions::reconcile(&service, None, batch()).await;
+        let done = ticketing_functions::reconcile(&service, aws::stream::Effects::new(&adapters, None), batch()).await;
         assert_eq!(done, serde_json::json!({"batchItemFailures": []}));
         let s = get().await.expect("the schedule exists");
         assert_eq!(

@@ -217,6 +217,12 @@ async fn a_ticket_change_reaches_the_endpoint_through_reconcile_the_queue_and_th
         image.contains_key(items::webhooks::MESSAGE_ATTR),
         "the outbox message rides on the event"
     );
+    let mark = |item: &items::Item| item.get(items::DUE_PK).and_then(|v| v.as_s().ok()).cloned();
+    assert_eq!(
+        mark(&image).as_deref(),
+        Some(items::webhooks::DUE_OUTBOX),
+        "marked for the sweep until fanned out"
+    );
     let record = aws::stream::Record {
         event_name: "INSERT".into(),
         sequence_number: "1".into(),
@@ -227,10 +233,28 @@ async fn a_ticket_change_reaches_the_endpoint_through_reconcile_the_queue_and_th
     for _ in 0..2 {
         // A redelivered record fans out nothing twice.
         assert_eq!(
-            aws::stream::apply_records(&service, Some(&queue), std::slice::from_ref(&record), None).await,
+            aws::stream::apply_records(
+                &service,
+                aws::stream::Effects::new(&adapters, Some(&queue)),
+                std::slice::from_ref(&record),
+                None
+            )
+            .await,
             None
         );
     }
+    let after = adapters
+        .dynamo
+        .get_item()
+        .table_name(&settings.table)
+        .set_key(Some(record.keys.clone()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the event item");
+    assert_eq!(mark(&after), None, "the fan-out cleared the mark");
+    assert!(after.contains_key(items::webhooks::MESSAGE_ATTR));
 
     // The sender: the first attempt gets the 500 and queues the retry.
     let jobs = receive(&adapters, &queue_url, Duration::from_secs(5)).await;

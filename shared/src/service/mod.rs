@@ -150,7 +150,8 @@ impl Service {
         &self.config
     }
 
-    fn now(&self) -> Timestamp {
+    /// The service's clock (fault tests run one ahead).
+    pub fn now(&self) -> Timestamp {
         self.ports.clock.now()
     }
 

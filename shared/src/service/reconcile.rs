@@ -33,6 +33,9 @@ pub struct SweepReport {
     pub webhooks_attempted: usize,
     /// Admins of disabled webhooks notified (one per disabled endpoint).
     pub webhook_notices: usize,
+    /// AWS: outbox messages the table stream never fanned out, fanned out
+    /// by the sweep instead.
+    pub missed_messages: usize,
 }
 
 impl Service {

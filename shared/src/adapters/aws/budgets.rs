@@ -331,7 +331,8 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
         // BatchSize 10 in template.yaml; a record is a ticket (GetItem, then
         // CreateSchedule and UpdateSchedule or DeleteSchedule), a new
         // response's mail (read, claim, SendEmail, record), or a webhook
-        // message (Query webhooks, the PutItems at once, SendMessageBatch).
+        // message (Query webhooks, the PutItems at once, SendMessageBatch,
+        // UpdateItem clearing its outbox mark).
         steps: &[Step::Repeat("per stream record, 10 per batch", 10, 4)],
     },
     FunctionBudget {
@@ -363,13 +364,15 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
         binary: "sweeper",
         steps: &[
             Step::Calls(
-                "Query by_due (closes, webhooks, notices); Query mail_due; Query assignment backlog; GetQueueUrl x2 (first run)",
-                7,
+                "Query by_due (closes, missed messages, webhooks, notices); Query mail_due; Query assignment backlog; GetQueueUrl x2 (first run)",
+                8,
             ),
             // The unit under way: a chunk of webhook attempts made at once
             // (claim, GetItem webhook, the POST, record, health) is the
             // longest; a close job is 6 calls, a stream record replayed 4
-            // plus its read, a notice 3 (Query admins, the mails at once, clear).
+            // plus its read, a notice 3 (Query admins, the mails at once,
+            // clear), a missed message 3 (Query webhooks, the PutItems at
+            // once, clear its mark).
             Step::TimeBoxed(
                 "closes, mail and webhook retries, notices, failure retries",
                 SWEEP_WINDOW,

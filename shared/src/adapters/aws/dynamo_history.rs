@@ -39,10 +39,7 @@ impl DynamoStore {
             .map(|e| {
                 let mut item = items::event_item(e).map_err(malformed)?;
                 if let Some(m) = messages.get(&e.id) {
-                    item.insert(
-                        items::webhooks::MESSAGE_ATTR.into(),
-                        items::webhooks::message_attr(m).map_err(malformed)?,
-                    );
+                    item.extend(items::webhooks::outbox_attrs(m, e.at).map_err(malformed)?);
                 }
                 let put = Put::builder()
                     .table_name(&self.table)

@@ -1,12 +1,13 @@
 //! The [`WebhookStore`] port on DynamoDB: endpoints in their org's
 //! partition, deliveries in their endpoint's, each change one conditional
-//! write; due deliveries and pending notices from the sparse `by_due` index.
+//! write; due deliveries, pending notices and messages the stream did not
+//! fan out from the sparse `by_due` index.
 
 use super::dynamo::{DynamoStore, malformed};
 use super::errors::Classify;
-use super::items::webhooks::{self as w, DUE_DELIVERIES, DUE_NOTICES};
+use super::items::webhooks::{self as w, DUE_DELIVERIES, DUE_NOTICES, DUE_OUTBOX};
 use super::items::{self, DUE_INDEX, DUE_PK, DUE_SK, Item, n, s};
-use crate::domain::webhooks::{ClaimedDelivery, Health, StoredWebhook, Webhook, WebhookDelivery};
+use crate::domain::webhooks::{ClaimedDelivery, Health, StoredWebhook, Webhook, WebhookDelivery, WebhookMessage};
 use crate::domain::{OrgId, Timestamp, WebhookId};
 use crate::error::StoreError;
 use crate::ports::{StoreResult, WebhookStore};
@@ -92,6 +93,49 @@ impl DynamoWebhooks {
             .await
             .classify()?;
         Ok(out.items().to_vec())
+    }
+
+    /// Outbox messages of events at or before `before` whose mark is still
+    /// set (not fanned out), oldest first, at most `limit`. A mark on an item
+    /// whose message does not parse is removed (logged): it would otherwise
+    /// come back in every sweep.
+    pub async fn unfanned_messages(&self, before: Timestamp, limit: usize) -> StoreResult<Vec<WebhookMessage>> {
+        let upper = format!("{:013}~", before.millis().max(0));
+        let mut messages = Vec::new();
+        for item in self.due(DUE_OUTBOX, upper, limit).await? {
+            match w::message_from(&item) {
+                Some(m) => messages.push(m),
+                None => {
+                    tracing::error!(sk = ?item.get(items::SK), "outbox mark on an item without a readable message; removed");
+                    self.clear_outbox_mark(items::key_of(&item)).await?;
+                }
+            }
+        }
+        Ok(messages)
+    }
+
+    /// Removes the outbox mark of `message`'s event item: it is fanned out.
+    pub async fn fanned_out(&self, message: &WebhookMessage) -> StoreResult<()> {
+        self.clear_outbox_mark(w::outbox_key(message).map_err(malformed)?).await
+    }
+
+    /// A no-op (a failed condition, not an error) if the mark is gone already.
+    async fn clear_outbox_mark(&self, key: Item) -> StoreResult<()> {
+        applied(
+            self.0
+                .client
+                .update_item()
+                .table_name(&self.0.table)
+                .set_key(Some(key))
+                .update_expression("REMOVE #gp, #gs")
+                .condition_expression("attribute_exists(#gp)")
+                .expression_attribute_names("#gp", DUE_PK)
+                .expression_attribute_names("#gs", DUE_SK)
+                .send()
+                .await
+                .classify(),
+        )?;
+        Ok(())
     }
 
     /// Sets a delivery's state fields (and `by_due` keys while pending) under `condition`.

@@ -4,6 +4,7 @@
 //! reconciler gave up on (its on-failure destination holds only the batch's
 //! position, so the records are read again from the stream).
 
+use super::AwsAdapters;
 use super::scheduler::CloseEvent;
 use super::stream::{self, Record};
 use crate::service::Service;
@@ -87,12 +88,7 @@ fn seq_le(a: &str, b: &str) -> bool {
 
 /// Takes one failure up again. Ok means it is done with (or can never be
 /// done: logged), so its message may go.
-pub async fn retry(
-    service: &Service,
-    streams: &aws_sdk_dynamodbstreams::Client,
-    failure: &Failure,
-    deadline: Instant,
-) -> anyhow::Result<()> {
+pub async fn retry(service: &Service, aws: &AwsAdapters, failure: &Failure, deadline: Instant) -> anyhow::Result<()> {
     match failure {
         Failure::Close(event) => {
             let outcome = super::handle_close_event(service, *event).await?;
@@ -105,7 +101,7 @@ pub async fn retry(
             start,
             end,
         } => {
-            let records = match read_range(streams, stream_arn, shard_id, start, end).await {
+            let records = match read_range(aws.streams(), stream_arn, shard_id, start, end).await {
                 Ok(r) => r,
                 Err(e) if is_trimmed(&e) => {
                     // Past the stream's 24 h retention: the sweeper still closes
@@ -115,7 +111,7 @@ pub async fn retry(
                 }
                 Err(e) => return Err(e),
             };
-            match stream::apply_records(service, None, &records, Some(deadline)).await {
+            match stream::apply_records(service, stream::Effects::new(aws, None), &records, Some(deadline)).await {
                 None => Ok(()),
                 Some(i) => anyhow::bail!("stream record {} still fails", records[i].sequence_number),
             }
@@ -178,16 +174,11 @@ pub struct Drained {
 /// Receives messages from the queue `url` until it is empty or `deadline`
 /// passes, and retries each; a message goes only once its failure is taken
 /// care of. Nothing new starts after the deadline.
-pub async fn drain(
-    service: &Service,
-    sqs: &aws_sdk_sqs::Client,
-    streams: &aws_sdk_dynamodbstreams::Client,
-    url: &str,
-    deadline: Instant,
-) -> anyhow::Result<Drained> {
+pub async fn drain(service: &Service, aws: &AwsAdapters, url: &str, deadline: Instant) -> anyhow::Result<Drained> {
     let mut drained = Drained::default();
     while Instant::now() < deadline {
-        let out = sqs
+        let out = aws
+            .sqs()
             .receive_message()
             .queue_url(url)
             .max_number_of_messages(10)
@@ -205,7 +196,7 @@ pub async fn drain(
             let done = match Failure::parse(body) {
                 // Past the deadline the message is left for the next sweep.
                 Some(_) if Instant::now() >= deadline => false,
-                Some(failure) => match retry(service, streams, &failure, deadline).await {
+                Some(failure) => match retry(service, aws, &failure, deadline).await {
                     Ok(()) => true,
                     Err(e) => {
                         tracing::warn!(failure = ?failure, error = %format!("{e:#}"), "failure retry failed; kept");
@@ -221,7 +212,8 @@ pub async fn drain(
             };
             if done {
                 if let Some(handle) = m.receipt_handle() {
-                    sqs.delete_message()
+                    aws.sqs()
+                        .delete_message()
                         .queue_url(url)
                         .receipt_handle(handle)
                         .send()

@@ -42,7 +42,7 @@ pub use dynamo_lists::QueryStats;
 pub use dynamo_webhooks::DynamoWebhooks;
 pub use jwt_keys::{KEYS_MAX_AGE, SecretsManagerKeys};
 pub use mail_events::{MailNotice, handle_mail_message, parse_mail_event, poll_mail_events};
-pub use reconciler::{Reconciler, Sweeper, Tick};
+pub use reconciler::{MISSED_AFTER, Reconciler, Sweeper, Tick};
 pub use reply_key::SecretsManagerReplyKey;
 pub use resources::{create_missing_resources, mail_events_queue_url};
 pub use scheduler::{CloseEvent, EventBridgeScheduler, at_expression, schedule_name};

@@ -7,6 +7,7 @@
 use super::failures::{self, Drained};
 use super::stream::{self, Change, Record};
 use super::{AwsAdapters, AwsSettings};
+use crate::domain::Timestamp;
 use crate::service::Service;
 use anyhow::Context;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
@@ -26,8 +27,9 @@ pub struct Tick {
 }
 
 /// The `sweeper` function's work: sweep due auto-closes, send the response
-/// mail and webhook deliveries that are due (retries), tell admins of
-/// disabled webhooks, then retry what the failure queues hold.
+/// mail that is due (retries), fan out the webhook messages the stream
+/// missed, send the webhook deliveries that are due (retries), tell admins
+/// of disabled webhooks, then retry what the failure queues hold.
 pub struct Sweeper {
     service: Service,
     aws: AwsAdapters,
@@ -58,6 +60,11 @@ impl Sweeper {
             Ok(n) => sweep.mail_attempted = n,
             Err(e) => tracing::warn!(error = %e, "due mail not sent; next sweep retries"),
         }
+        // Before the due deliveries: those it creates are due at once.
+        match self.fan_out_missed(deadline).await {
+            Ok(n) => sweep.missed_messages = n,
+            Err(e) => tracing::warn!(error = %e, "missed webhook messages not fanned out; next sweep retries"),
+        }
         // Retries past the queue's 15-minute delay, and deliveries never queued.
         match self.service.deliver_due_webhooks(Some(deadline)).await {
             Ok(n) => sweep.webhooks_attempted = n,
@@ -77,6 +84,35 @@ impl Sweeper {
         (sweep, drained)
     }
 
+    /// Fans out the outbox messages still marked [`MISSED_AFTER`] after
+    /// their event: the stream takes each within seconds, so these are ones
+    /// it lost (an outage longer than its 24 h retention, a batch that
+    /// failed past its retries and could not be replayed).
+    async fn fan_out_missed(&self, deadline: Instant) -> crate::Result<usize> {
+        let before = self.service.now().millis() - i64::try_from(MISSED_AFTER.as_millis()).unwrap_or(i64::MAX);
+        let missed = self
+            .aws
+            .webhooks
+            .unfanned_messages(Timestamp::from_millis(before), MISSED_PER_SWEEP)
+            .await?;
+        let mut done = 0;
+        for message in &missed {
+            if Instant::now() >= deadline {
+                break;
+            }
+            self.service.fan_out_webhook(message).await?;
+            self.aws.webhooks.fanned_out(message).await?;
+            done += 1;
+        }
+        if done > 0 {
+            tracing::warn!(
+                messages = done,
+                "webhook messages the stream missed were fanned out by the sweep"
+            );
+        }
+        Ok(done)
+    }
+
     async fn drain_failures(&self, deadline: Instant) -> anyhow::Result<Drained> {
         let urls = self
             .queue_urls
@@ -90,7 +126,7 @@ impl Sweeper {
             .await?;
         let mut total = Drained::default();
         for url in urls {
-            let d = failures::drain(&self.service, self.aws.sqs(), self.aws.streams(), url, deadline).await?;
+            let d = failures::drain(&self.service, &self.aws, url, deadline).await?;
             total.retried += d.retried;
             total.kept += d.kept;
         }
@@ -100,6 +136,12 @@ impl Sweeper {
 
 /// Due mails one sweep reads (one Query); more wait for the next sweep.
 const MAIL_PER_SWEEP: usize = 100;
+/// How long an outbox message may wait for the stream's fan-out before the
+/// sweep takes it: the stream delivers within seconds, and Lambda retries a
+/// failing batch for minutes; a fan-out by both creates nothing twice.
+pub const MISSED_AFTER: Duration = Duration::from_secs(5 * 60);
+/// Missed messages one sweep reads (one Query); more wait for the next sweep.
+const MISSED_PER_SWEEP: usize = 100;
 
 pub struct Reconciler {
     service: Service,
@@ -154,7 +196,7 @@ impl Reconciler {
             if self.retry.contains(&change) {
                 continue;
             }
-            match stream::apply(&self.service, None, &change).await {
+            match stream::apply(&self.service, stream::Effects::new(&self.aws, None), &change).await {
                 Ok(()) => tick.changes_applied += 1,
                 Err(e) => {
                     tracing::warn!(change = ?change, error = %e, "change failed; retried next tick");

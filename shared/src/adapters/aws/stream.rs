@@ -3,6 +3,7 @@
 //! The same code serves the `reconcile` Lambda (stream event source) and
 //! `ticketd --backend aws` (which polls the stream itself, see `reconciler`).
 
+use super::dynamo_webhooks::DynamoWebhooks;
 use super::items::{self, Item};
 use super::webhook_queue::WebhookQueue;
 use crate::domain::webhooks::WebhookMessage;
@@ -67,22 +68,41 @@ impl Record {
     }
 }
 
+/// Where a change's effects go besides the service: the table, whose outbox
+/// mark a fan-out clears, and the webhook-sender function's queue (none in
+/// ticketd and in retries of failed batches: the sweep sends what is due).
+#[derive(Clone, Copy)]
+pub struct Effects<'a> {
+    pub webhooks: &'a DynamoWebhooks,
+    pub queue: Option<&'a WebhookQueue>,
+}
+
+impl<'a> Effects<'a> {
+    pub fn new(aws: &'a super::AwsAdapters, queue: Option<&'a WebhookQueue>) -> Self {
+        Self {
+            webhooks: &aws.webhooks,
+            queue,
+        }
+    }
+}
+
 /// Carries out one change. Idempotent: each reads the stored state afresh,
-/// and a fan-out creates no delivery twice. New deliveries go to `queue`
-/// (the webhook-sender function's) when there is one; otherwise, or if the
-/// send fails, they wait in the table, due, for the next sweep.
-pub async fn apply(service: &Service, queue: Option<&WebhookQueue>, change: &Change) -> Result<()> {
+/// and a fan-out creates no delivery twice. New deliveries go to the queue
+/// when there is one; otherwise, or if the send fails, they wait in the
+/// table, due, for the next sweep. Once they exist, the message's outbox
+/// mark goes, so the sweep of messages the stream missed skips it.
+pub async fn apply(service: &Service, effects: Effects<'_>, change: &Change) -> Result<()> {
     match change {
         Change::AutoClose(ticket) => service.reconcile_auto_close(*ticket).await,
         Change::Mail(ticket, response) => service.deliver_mail(*ticket, *response).await,
         Change::Webhook(message) => {
             let created = service.fan_out_webhook(message).await?;
-            if let Some(queue) = queue
+            if let Some(queue) = effects.queue
                 && let Err(e) = queue.send_now(&created).await
             {
                 tracing::warn!(error = %format!("{e:#}"), "deliveries not queued; the sweep sends them");
             }
-            Ok(())
+            Ok(effects.webhooks.fanned_out(message).await?)
         }
     }
 }
@@ -92,7 +112,7 @@ pub async fn apply(service: &Service, queue: Option<&WebhookQueue>, change: &Cha
 /// With a `deadline`, a record not started by then counts as failed.
 pub async fn apply_records(
     service: &Service,
-    queue: Option<&WebhookQueue>,
+    effects: Effects<'_>,
     records: &[Record],
     deadline: Option<Instant>,
 ) -> Option<usize> {
@@ -103,7 +123,7 @@ pub async fn apply_records(
         }
         // Boxed: the change futures nest deep enough to overflow rustc's
         // layout depth in a binary that also holds the Lambda runtime.
-        if let Err(e) = Box::pin(apply(service, queue, &change)).await {
+        if let Err(e) = Box::pin(apply(service, effects, &change)).await {
             tracing::warn!(change = ?change, sequence = %record.sequence_number, error = %e, "stream change failed");
             return Some(i);
         }

@@ -59,6 +59,14 @@ pub fn key(pk: String, sk: &str) -> Item {
     HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
 }
 
+/// The primary key of `item` (as an index Query returns it with the rest).
+pub fn key_of(item: &Item) -> Item {
+    item.iter()
+        .filter(|(k, _)| *k == PK || *k == SK)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 pub fn org_key(org: OrgId) -> Item {
     key(format!("ORG#{org}"), "ORG")
 }

@@ -4,10 +4,11 @@
 //! |---|---|---|---|
 //! | endpoint | `ORG#<org>` | `WEBHOOK#<id>` | url, events, `secret`, `createdAt`, `disabledAt`/`disabledReason`, `failingSince`; `g_due` = `WHNOTICE` while its admins are not told it was disabled |
 //! | delivery | `WEBHOOK#<id>` | `DELIVERY#<message id>` | type, ticket, `body`, `createdAt`, `state`, `nextAttemptAt`, `retries`, `attempts` (JSON), `lease`; `g_due` = `WEBHOOK` while pending; `expiresAt` (TTL, 30 days) |
-//! | outbox message | on the event item (`TICKET#<ticket>` / `EVENT#<event>`) | | `webhook`: the message (JSON), committed with the ticket write; the table stream carries it to the fan-out |
+//! | outbox message | on the event item (`TICKET#<ticket>` / `EVENT#<event>`) | | `webhook`: the message (JSON), committed with the ticket write; the table stream carries it to the fan-out; `g_due` = `WHOUTBOX` until it is fanned out |
 //!
-//! Pending deliveries and pending notices share the sparse `by_due` index
-//! with due auto-closes, each under its own partition value.
+//! Pending deliveries, pending notices and messages not yet fanned out share
+//! the sparse `by_due` index with due auto-closes, each under its own
+//! partition value.
 
 use super::{DUE_PK, DUE_SK, Item, Malformed, get_n, get_s, key, n, opt_n, opt_s, org_partition, parse, s};
 use crate::domain::WebhookId;
@@ -22,6 +23,10 @@ pub const DELIVERY_PREFIX: &str = "DELIVERY#";
 /// `by_due`'s partition of pending deliveries, and of pending notices.
 pub const DUE_DELIVERIES: &str = "WEBHOOK";
 pub const DUE_NOTICES: &str = "WHNOTICE";
+/// `by_due`'s partition of outbox messages not fanned out yet, by the time
+/// of their event: the stream's fan-out removes the mark, and the sweep fans
+/// out those it missed (a stream outage past its 24 h retention).
+pub const DUE_OUTBOX: &str = "WHOUTBOX";
 /// How long a delivery (and its attempts) is kept.
 pub const DELIVERY_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 /// On an event item: its webhook message.
@@ -149,6 +154,25 @@ pub fn message_attr(m: &WebhookMessage) -> Result<aws_sdk_dynamodb::types::Attri
     serde_json::to_string(m)
         .map(s)
         .map_err(|e| Malformed(format!("webhook message: {e}")))
+}
+
+/// The attributes an event item carries with its message: the message and
+/// its outbox mark (`by_due` keys, by the event's time).
+pub fn outbox_attrs(m: &WebhookMessage, at: Timestamp) -> Result<Item, Malformed> {
+    let mut item = Item::new();
+    item.insert(MESSAGE_ATTR.into(), message_attr(m)?);
+    item.insert(DUE_PK.into(), s(DUE_OUTBOX));
+    item.insert(DUE_SK.into(), s(format!("{:013}#{}", at.millis().max(0), m.id)));
+    Ok(item)
+}
+
+/// The key of the event item that carries message `m`.
+pub fn outbox_key(m: &WebhookMessage) -> Result<Item, Malformed> {
+    let event =
+        m.id.strip_prefix("msg_")
+            .and_then(|e| e.parse().ok())
+            .ok_or_else(|| Malformed(format!("bad message id {}", m.id)))?;
+    Ok(super::event_key(m.ticket_id, event))
 }
 
 /// The webhook message an event item carries, if any.
