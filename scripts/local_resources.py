@@ -52,6 +52,7 @@ def main(endpoint, region, env_file):
     sqs = session.client("sqs", endpoint_url=endpoint)
     for var in ("TICKETING_FAILURE_QUEUE_ARN", "TICKETING_SCHEDULE_DLQ_ARN"):
         sqs.create_queue(QueueName=env[var].rsplit(":", 1)[-1])
+    sqs.create_queue(QueueName=env["TICKETING_WEBHOOK_QUEUE_URL"].rsplit("/", 1)[-1])
     sm = session.client("secretsmanager", endpoint_url=endpoint)
     keys = env["TICKETING_JWT_SECRET_ARN"]
     try:

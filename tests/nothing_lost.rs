@@ -424,7 +424,7 @@ async fn fault_matrix_loses_no_auto_close_no_email_and_no_webhook() {
 /// An endpoint that fails every attempt for 24 hours is disabled at its next
 /// failure, and its org's admins are emailed once the notice sweep runs (a
 /// clock 25 hours ahead plays the day; embedded ports, the service's own
-/// dispatcher round).
+/// dispatcher round). Its failed delivery is purged 30 days later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_failing_for_a_day_is_disabled_and_its_admins_told() {
     use ticketing::adapters::embedded::{Embedded, recent_mail};
@@ -482,6 +482,28 @@ async fn an_endpoint_failing_for_a_day_is_disabled_and_its_admins_told() {
     let again = recent_mail(&embedded.db, 50).await.unwrap();
     assert_eq!(again.iter().filter(|m| m.subject.contains("webhook")).count(), 1);
     assert_eq!(receiver.received().len(), before);
+
+    // Deliveries are kept 30 days, then the hourly purge removes the
+    // finished ones; a pending one stays until it ends.
+    let deliveries = format!("{base}/webhooks/{hook_id}/deliveries");
+    let next_month = fault_service(
+        later(embedded.ports(), Duration::from_secs(31 * 86_400)),
+        "support@faults.example.com",
+    );
+    assert_eq!(dispatcher.purge(&tomorrow).await.unwrap(), 0, "a day old: kept");
+    assert_eq!(dispatcher.purge(&next_month).await.unwrap(), 0, "still pending: kept");
+    let (_, _, list) = http(reqwest::Method::GET, deliveries.clone(), Some(&desk.jwt), None).await;
+    assert_eq!(list["deliveries"][0]["state"], "pending", "{list}");
+    dispatcher.round(&next_month).await.unwrap(); // its next attempt finds the endpoint disabled
+    let (_, _, list) = http(reqwest::Method::GET, deliveries.clone(), Some(&desk.jwt), None).await;
+    assert_eq!(list["deliveries"][0]["state"], "failed", "{list}");
+    assert_eq!(
+        dispatcher.purge(&next_month).await.unwrap(),
+        1,
+        "31 days old and failed: removed"
+    );
+    let (_, _, list) = http(reqwest::Method::GET, deliveries, Some(&desk.jwt), None).await;
+    assert_eq!(list["deliveries"], serde_json::json!([]), "{list}");
 }
 
 /// AWS: a webhook message the table stream never fanned out (an outage past

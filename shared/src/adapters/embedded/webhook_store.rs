@@ -5,8 +5,8 @@
 use super::db::Db;
 use super::rows::{parse, ts};
 use crate::domain::webhooks::{
-    Attempt, ClaimedDelivery, DeliveryState, DisabledReason, Health, StoredWebhook, Webhook, WebhookDelivery,
-    WebhookEventType, WebhookMessage, WebhookUrl, messages,
+    Attempt, ClaimedDelivery, DELIVERY_RETENTION, DeliveryState, DisabledReason, Health, StoredWebhook, Webhook,
+    WebhookDelivery, WebhookEventType, WebhookMessage, WebhookUrl, messages,
 };
 use crate::domain::{EventId, OrgId, Ticket, TicketEvent, Timestamp, WebhookId};
 use crate::error::StoreError;
@@ -142,6 +142,22 @@ impl SqliteWebhooks {
     }
 }
 
+impl SqliteWebhooks {
+    /// Removes up to `limit` finished (not pending) deliveries made before
+    /// `before`; how many it removed.
+    async fn purge_deliveries(&self, before: Timestamp, limit_: usize) -> StoreResult<usize> {
+        self.db
+            .write(move |tx| {
+                Ok(tx.execute(
+                    "DELETE FROM webhook_deliveries WHERE rowid IN (SELECT rowid FROM webhook_deliveries \
+                     WHERE created_at < ?1 AND state != 'pending' LIMIT ?2)",
+                    params![before.millis(), limit(limit_)],
+                )?)
+            })
+            .await
+    }
+}
+
 /// Fans the outbox out into deliveries and attempts the due ones; ticketd
 /// runs it beside the server every second (what the stream and the sender
 /// function do on AWS).
@@ -151,6 +167,11 @@ pub struct WebhookDispatcher {
 
 /// How often the dispatcher looks: the first attempt comes within this of the commit.
 pub const DISPATCH_EVERY: Duration = Duration::from_secs(1);
+/// How often it removes deliveries past [`DELIVERY_RETENTION`].
+pub const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// Deliveries removed per transaction, so a large backlog never holds the
+/// write lock for long.
+const PURGE_BATCH: usize = 1000;
 
 impl WebhookDispatcher {
     /// One round: fan out what the outbox holds (each message removed only
@@ -174,11 +195,33 @@ impl WebhookDispatcher {
         Ok(attempted)
     }
 
+    /// Removes finished deliveries made more than [`DELIVERY_RETENTION`]
+    /// ago (what DynamoDB's TTL does on AWS); how many.
+    pub async fn purge(&self, service: &Service) -> anyhow::Result<usize> {
+        let retention = i64::try_from(DELIVERY_RETENTION.as_millis()).unwrap_or(i64::MAX);
+        let before = Timestamp::from_millis(service.now().millis().saturating_sub(retention));
+        let mut total = 0;
+        loop {
+            let removed = self.store.purge_deliveries(before, PURGE_BATCH).await?;
+            total += removed;
+            if removed < PURGE_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
     pub async fn run(self, service: Service, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut next_purge = tokio::time::Instant::now();
         loop {
             if let Err(e) = self.round(&service).await {
                 tracing::warn!(error = %format!("{e:#}"), "webhook dispatch failed; retried next round");
+            }
+            if tokio::time::Instant::now() >= next_purge {
+                next_purge += PURGE_EVERY;
+                if let Err(e) = self.purge(&service).await {
+                    tracing::warn!(error = %format!("{e:#}"), "old webhook deliveries not removed; retried in an hour");
+                }
             }
             tokio::select! {
                 _ = &mut shutdown => break,

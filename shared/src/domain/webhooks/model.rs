@@ -23,6 +23,10 @@ pub const MAX_ATTEMPTS_KEPT: usize = 30;
 pub const FAILING_LIMIT: Duration = Duration::from_secs(24 * 3600);
 /// How long a sender holds a claimed delivery: the request timeout and slack.
 pub const DELIVERY_LEASE: Duration = Duration::from_secs(30);
+/// How long a delivery (and its attempts) is kept after it was made: long
+/// past its last retry (27 h), long enough to look back on. Then DynamoDB's
+/// TTL, or ticketd's dispatcher, removes it.
+pub const DELIVERY_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 
 /// An endpoint's URL: absolute, `https` (or `http` where private addresses
 /// are allowed, for local development), with a host, no credentials, no

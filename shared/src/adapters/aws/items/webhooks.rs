@@ -13,8 +13,8 @@
 use super::{DUE_PK, DUE_SK, Item, Malformed, get_n, get_s, key, n, opt_n, opt_s, org_partition, parse, s};
 use crate::domain::WebhookId;
 use crate::domain::webhooks::{
-    Attempt, DeliveryState, DisabledReason, StoredWebhook, Webhook, WebhookDelivery, WebhookEventType, WebhookMessage,
-    WebhookUrl,
+    Attempt, DELIVERY_RETENTION, DeliveryState, DisabledReason, StoredWebhook, Webhook, WebhookDelivery,
+    WebhookEventType, WebhookMessage, WebhookUrl,
 };
 use crate::domain::{OrgId, Timestamp};
 
@@ -27,8 +27,6 @@ pub const DUE_NOTICES: &str = "WHNOTICE";
 /// of their event: the stream's fan-out removes the mark, and the sweep fans
 /// out those it missed (a stream outage past its 24 h retention).
 pub const DUE_OUTBOX: &str = "WHOUTBOX";
-/// How long a delivery (and its attempts) is kept.
-pub const DELIVERY_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 /// On an event item: its webhook message.
 pub const MESSAGE_ATTR: &str = "webhook";
 
@@ -86,8 +84,7 @@ pub fn webhook_from(item: &Item) -> Result<StoredWebhook, Malformed> {
 }
 
 /// The delivery's item; pending ones carry their `by_due` keys. TTL
-/// (`expiresAt`, seconds) removes it [`DELIVERY_RETENTION`] after it was
-/// made: long past its last retry (27 h), long enough to look back on.
+/// (`expiresAt`, seconds) removes it [`DELIVERY_RETENTION`] after it was made.
 pub fn delivery_item(d: &WebhookDelivery) -> Result<Item, Malformed> {
     let mut item = delivery_key(d.webhook_id, &d.id);
     item.insert("deliveryId".into(), s(&d.id));
