@@ -5,9 +5,11 @@ use crate::Args;
 use anyhow::Context;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use ticketing::adapters::aws::inbound_mail::ENV_INBOUND_BUCKET;
 use ticketing::adapters::aws::{
     ENV_AUTO_CLOSE_AFTER, ENV_CLOSE_FUNCTION_ARN, ENV_DEAD_LETTER_ARN, ENV_FAILURE_QUEUE_ARN, ENV_JWT_SECRET_ARN,
     ENV_MAIL_FROM, ENV_SCHEDULE_GROUP, ENV_SCHEDULER_ROLE_ARN, ENV_SES_CONFIGURATION_SET, ENV_TABLE,
+    ENV_WEBHOOK_QUEUE_URL,
 };
 
 pub const HELLO: &str = "hello-lambda";
@@ -45,6 +47,12 @@ pub fn service_env(unique: &str) -> Vec<(&'static str, String)> {
         (ENV_JWT_SECRET_ARN, format!("bench-{unique}-jwt-keys")),
         (ENV_SES_CONFIGURATION_SET, "ticketing-mail".into()),
         (ENV_AUTO_CLOSE_AFTER, "30d".into()),
+        // The webhook sender and inbound-email refuse to start without theirs.
+        (
+            ENV_WEBHOOK_QUEUE_URL,
+            "https://sqs.us-east-1.amazonaws.com/123456789012/webhooks".into(),
+        ),
+        (ENV_INBOUND_BUCKET, format!("bench-{unique}-inbound")),
     ]
 }
 
