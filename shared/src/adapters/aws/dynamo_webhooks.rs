@@ -5,7 +5,7 @@
 
 use super::dynamo::{DynamoStore, malformed};
 use super::errors::Classify;
-use super::items::webhooks::{self as w, DUE_DELIVERIES, DUE_NOTICES, DUE_OUTBOX};
+use super::items::webhooks::{self as w, DUE_DELIVERIES, DUE_NOTICES, DUE_OUTBOX_SHARDS};
 use super::items::{self, DUE_INDEX, DUE_PK, DUE_SK, Item, n, s};
 use crate::domain::webhooks::{ClaimedDelivery, Health, StoredWebhook, Webhook, WebhookDelivery, WebhookMessage};
 use crate::domain::{OrgId, Timestamp, WebhookId};
@@ -101,8 +101,15 @@ impl DynamoWebhooks {
     /// come back in every sweep.
     pub async fn unfanned_messages(&self, before: Timestamp, limit: usize) -> StoreResult<Vec<WebhookMessage>> {
         let upper = format!("{:013}~", before.millis().max(0));
+        // Every shard's oldest, then the oldest of those.
+        let mut marked = Vec::new();
+        for shard in 0..DUE_OUTBOX_SHARDS {
+            marked.extend(self.due(&w::outbox_partition(shard), upper.clone(), limit).await?);
+        }
+        marked.sort_by(|a, b| items::opt_s(a, DUE_SK).cmp(&items::opt_s(b, DUE_SK)));
+        marked.truncate(limit);
         let mut messages = Vec::new();
-        for item in self.due(DUE_OUTBOX, upper, limit).await? {
+        for item in marked {
             match w::message_from(&item) {
                 Some(m) => messages.push(m),
                 None => {

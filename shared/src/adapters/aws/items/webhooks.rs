@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | endpoint | `ORG#<org>` | `WEBHOOK#<id>` | url, events, `secret`, `createdAt`, `disabledAt`/`disabledReason`, `failingSince`; `g_due` = `WHNOTICE` while its admins are not told it was disabled |
 //! | delivery | `WEBHOOK#<id>` | `DELIVERY#<message id>` | type, ticket, `body`, `createdAt`, `state`, `nextAttemptAt`, `retries`, `attempts` (JSON), `lease`; `g_due` = `WEBHOOK` while pending; `expiresAt` (TTL, 30 days) |
-//! | outbox message | on the event item (`TICKET#<ticket>` / `EVENT#<event>`) | | `webhook`: the message (JSON), committed with the ticket write; the table stream carries it to the fan-out; `g_due` = `WHOUTBOX` until it is fanned out |
+//! | outbox message | on the event item (`TICKET#<ticket>` / `EVENT#<event>`) | | `webhook`: the message (JSON), committed with the ticket write; the table stream carries it to the fan-out; `g_due` = `WHOUTBOX#<0-7>` until it is fanned out |
 //!
 //! Pending deliveries, pending notices and messages not yet fanned out share
 //! the sparse `by_due` index with due auto-closes, each under its own
@@ -23,10 +23,28 @@ pub const DELIVERY_PREFIX: &str = "DELIVERY#";
 /// `by_due`'s partition of pending deliveries, and of pending notices.
 pub const DUE_DELIVERIES: &str = "WEBHOOK";
 pub const DUE_NOTICES: &str = "WHNOTICE";
-/// `by_due`'s partition of outbox messages not fanned out yet, by the time
-/// of their event: the stream's fan-out removes the mark, and the sweep fans
-/// out those it missed (a stream outage past its 24 h retention).
+/// `by_due`'s partitions of outbox messages not fanned out yet
+/// (`WHOUTBOX#0` to `#7`, by message id), each by the time of its event: the
+/// stream's fan-out removes the mark, and the sweep fans out those it missed
+/// (a stream outage past its 24 h retention). Every ticket write marks one
+/// or more messages and the fan-out unmarks them, so one partition key,
+/// which takes 1,000 writes/s, would cap ticket writes near 300/s; eight
+/// spread them, for eight small Queries per sweep.
 pub const DUE_OUTBOX: &str = "WHOUTBOX";
+pub const DUE_OUTBOX_SHARDS: u32 = 8;
+
+/// The `by_due` partition of shard `n` of the outbox marks.
+pub fn outbox_partition(n: u32) -> String {
+    format!("{DUE_OUTBOX}#{n}")
+}
+
+/// A message's shard: a hash of its id.
+fn outbox_shard(message_id: &str) -> u32 {
+    message_id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % DUE_OUTBOX_SHARDS
+}
 /// On an event item: its webhook message.
 pub const MESSAGE_ATTR: &str = "webhook";
 
@@ -158,7 +176,7 @@ pub fn message_attr(m: &WebhookMessage) -> Result<aws_sdk_dynamodb::types::Attri
 pub fn outbox_attrs(m: &WebhookMessage, at: Timestamp) -> Result<Item, Malformed> {
     let mut item = Item::new();
     item.insert(MESSAGE_ATTR.into(), message_attr(m)?);
-    item.insert(DUE_PK.into(), s(DUE_OUTBOX));
+    item.insert(DUE_PK.into(), s(outbox_partition(outbox_shard(&m.id))));
     item.insert(DUE_SK.into(), s(format!("{:013}#{}", at.millis().max(0), m.id)));
     Ok(item)
 }
@@ -175,4 +193,25 @@ pub fn outbox_key(m: &WebhookMessage) -> Result<Item, Malformed> {
 /// The webhook message an event item carries, if any.
 pub fn message_from(item: &Item) -> Option<WebhookMessage> {
     serde_json::from_str(opt_s(item, MESSAGE_ATTR)?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::EventId;
+    use crate::domain::webhooks::message_id;
+
+    /// Marks spread over every shard (the sweep reads them all, and the
+    /// fan-out clears a mark by the item's key, whatever its shard).
+    #[test]
+    fn outbox_marks_spread_over_every_shard() {
+        let mut counts = [0usize; DUE_OUTBOX_SHARDS as usize];
+        for _ in 0..800 {
+            let id = message_id(EventId::new());
+            let shard = outbox_shard(&id);
+            assert_eq!(shard, outbox_shard(&id));
+            counts[shard as usize] += 1;
+        }
+        assert!(counts.iter().all(|&n| n > 50), "{counts:?}");
+    }
 }
