@@ -40,15 +40,8 @@ impl Faulty {
         }
     }
 
-    /// Drops the table: moto copies every live table on each transaction.
     async fn drop_table(self) {
-        self.adapters
-            .dynamo
-            .delete_table()
-            .table_name(&self.settings.table)
-            .send()
-            .await
-            .unwrap();
+        ticketing_tests::faults::drop_table(&self.adapters, &self.settings).await;
     }
 }
 
@@ -388,11 +381,5 @@ async fn ses_sends_with_the_configuration_set_and_tags_naming_the_response() {
     ] {
         assert!(send.split('&').any(|p| p == part), "{part} missing from {send}");
     }
-    adapters
-        .dynamo
-        .delete_table()
-        .table_name(&settings.table)
-        .send()
-        .await
-        .unwrap();
+    ticketing_tests::faults::drop_table(&adapters, &settings).await;
 }

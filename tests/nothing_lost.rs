@@ -444,14 +444,7 @@ async fn an_endpoint_failing_for_a_day_is_disabled_and_its_admins_told() {
     let desk = Desk::open(&base).await;
     let receiver = ticketing_tests::Receiver::start().await;
     receiver.answer(&[503; 20]);
-    let (status, _, hook) = http(
-        reqwest::Method::POST,
-        format!("{base}/webhooks"),
-        Some(&desk.jwt),
-        Some(serde_json::json!({"url": receiver.url(), "events": ["ticket.created"]})),
-    )
-    .await;
-    assert_eq!(status, 201, "{hook}");
+    let hook = desk.create_webhook(&receiver.url(), &["ticket.created"]).await;
     desk.file_ticket(&customer()).await;
     let dispatcher = embedded.webhook_dispatcher();
     assert_eq!(dispatcher.round(&service).await.unwrap(), 1, "the first attempt");
@@ -517,7 +510,7 @@ async fn an_endpoint_failing_for_a_day_is_disabled_and_its_admins_told() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_message_the_stream_missed_is_fanned_out_by_the_sweeper() {
     use ticketing::adapters::aws::{self, AwsAdapters, MISSED_AFTER, Sweeper};
-    use ticketing_tests::faults::{Desk, fault_service, fault_settings, http, later, serve};
+    use ticketing_tests::faults::{Desk, drop_table, fault_service, fault_settings, later, serve};
     let settings = fault_settings();
     let adapters = AwsAdapters::new(&aws::sdk_config().await, &settings).allow_private_webhooks();
     aws::create_missing_resources(&adapters, &settings).await.unwrap();
@@ -525,14 +518,7 @@ async fn a_webhook_message_the_stream_missed_is_fanned_out_by_the_sweeper() {
     let base = serve(service.clone()).await;
     let desk = Desk::open(&base).await;
     let receiver = ticketing_tests::Receiver::start().await;
-    let (status, _, hook) = http(
-        reqwest::Method::POST,
-        format!("{base}/webhooks"),
-        Some(&desk.jwt),
-        Some(serde_json::json!({"url": receiver.url(), "events": ["ticket.created"]})),
-    )
-    .await;
-    assert_eq!(status, 201, "{hook}");
+    let hook = desk.create_webhook(&receiver.url(), &["ticket.created"]).await;
     receiver.trust(hook["secret"].as_str().unwrap());
     let ticket = desk.file_ticket(&customer()).await;
 
@@ -561,11 +547,5 @@ async fn a_webhook_message_the_stream_missed_is_fanned_out_by_the_sweeper() {
     let (again, _) = sweeper.run(window).await;
     assert_eq!((again.missed_messages, again.webhooks_attempted), (0, 0), "{again:?}");
     assert_eq!(receiver.received().len(), 1);
-    adapters
-        .dynamo
-        .delete_table()
-        .table_name(&settings.table)
-        .send()
-        .await
-        .unwrap();
+    drop_table(&adapters, &settings).await;
 }

@@ -33,6 +33,18 @@ pub fn fault_settings() -> AwsSettings {
     )
 }
 
+/// Drops a fault test's table: moto copies every live table on each
+/// transaction, so a table left behind slows every later test.
+pub async fn drop_table(adapters: &ticketing::adapters::aws::AwsAdapters, settings: &AwsSettings) {
+    adapters
+        .dynamo
+        .delete_table()
+        .table_name(&settings.table)
+        .send()
+        .await
+        .unwrap();
+}
+
 /// The service the fault tests serve, on `ports`.
 pub fn fault_service(ports: Ports, mail_from: &str) -> Service {
     let settings = Settings {
@@ -117,6 +129,19 @@ impl Desk {
         .await;
         assert_eq!(status, 201, "{t}");
         t["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Registers an endpoint at `url` for `events`; returns the 201 body (with its secret).
+    pub async fn create_webhook(&self, url: &str, events: &[&str]) -> Value {
+        let (status, _, hook) = http(
+            reqwest::Method::POST,
+            format!("{}/webhooks", self.base),
+            Some(&self.jwt),
+            Some(json!({ "url": url, "events": events })),
+        )
+        .await;
+        assert_eq!(status, 201, "{hook}");
+        hook
     }
 
     pub async fn respond(&self, ticket: &str, message: &str) -> (u16, Value) {

@@ -100,7 +100,7 @@ impl DynamoWebhooks {
     /// whose message does not parse is removed (logged): it would otherwise
     /// come back in every sweep.
     pub async fn unfanned_messages(&self, before: Timestamp, limit: usize) -> StoreResult<Vec<WebhookMessage>> {
-        let upper = format!("{:013}~", before.millis().max(0));
+        let upper = items::due_upper_bound(before);
         // Every shard's oldest, then the oldest of those.
         let mut marked = Vec::new();
         for shard in 0..DUE_OUTBOX_SHARDS {
@@ -128,6 +128,12 @@ impl DynamoWebhooks {
 
     /// A no-op (a failed condition, not an error) if the mark is gone already.
     async fn clear_outbox_mark(&self, key: Item) -> StoreResult<()> {
+        self.remove_due_keys(key, "attribute_exists(#gp)").await
+    }
+
+    /// Takes the item at `key` out of `by_due` (a notice or an outbox mark
+    /// done) if `condition` holds; one that does not is no error.
+    async fn remove_due_keys(&self, key: Item, condition: &str) -> StoreResult<()> {
         applied(
             self.0
                 .client
@@ -135,7 +141,7 @@ impl DynamoWebhooks {
                 .table_name(&self.0.table)
                 .set_key(Some(key))
                 .update_expression("REMOVE #gp, #gs")
-                .condition_expression("attribute_exists(#gp)")
+                .condition_expression(condition)
                 .expression_attribute_names("#gp", DUE_PK)
                 .expression_attribute_names("#gs", DUE_SK)
                 .send()
@@ -263,7 +269,7 @@ impl WebhookStore for DynamoWebhooks {
                 .expression_attribute_values(":at", n(at.millis()))
                 .expression_attribute_values(":r", s(reason.as_str()))
                 .expression_attribute_values(":notice", s(DUE_NOTICES))
-                .expression_attribute_values(":due", s(format!("{:013}#{id}", at.millis().max(0)))),
+                .expression_attribute_values(":due", s(items::due_sort_key(at, id))),
         };
         let done = applied(update.send().await.classify())?;
         Ok(done && matches!(health, Health::Disable(..)))
@@ -277,17 +283,8 @@ impl WebhookStore for DynamoWebhooks {
     }
 
     async fn clear_webhook_notice(&self, org: OrgId, id: WebhookId) -> StoreResult<()> {
-        applied(
-            self.update_webhook(org, id)
-                .update_expression("REMOVE #gp, #gs")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_names("#gp", DUE_PK)
-                .expression_attribute_names("#gs", DUE_SK)
-                .send()
-                .await
-                .classify(),
-        )?;
-        Ok(())
+        self.remove_due_keys(w::webhook_key(org, id), "attribute_exists(pk)")
+            .await
     }
 
     async fn create_deliveries(&self, deliveries: &[WebhookDelivery]) -> StoreResult<Vec<WebhookDelivery>> {
@@ -392,7 +389,7 @@ impl WebhookStore for DynamoWebhooks {
     }
 
     async fn due_deliveries(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(WebhookId, String)>> {
-        let upper = format!("{:013}#~", now.millis().max(0));
+        let upper = items::due_upper_bound(now);
         let keys = self.due(DUE_DELIVERIES, upper, limit).await?;
         keys.iter()
             .map(|i| w::due_delivery_from(i).map_err(malformed))

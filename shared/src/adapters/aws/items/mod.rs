@@ -114,13 +114,14 @@ pub const DUE_SK: &str = "g_due_at";
 /// above the rate tickets are responded to and closed; shard it if that changes.
 pub const DUE_PARTITION: &str = "DUE";
 
-/// `by_due`'s sort key: due time, then ticket id.
-pub fn due_sort_key(due: Timestamp, id: TicketId) -> String {
+/// `by_due`'s sort key: due time, then what is due (a ticket id; for
+/// webhooks, an endpoint, delivery or message id).
+pub fn due_sort_key(due: Timestamp, id: impl std::fmt::Display) -> String {
     format!("{:013}#{id}", due.millis().max(0))
 }
 
-/// The bound that includes every ticket due at or before `at`: `~` sorts
-/// after every character of a ticket id.
+/// The bound that includes everything due at or before `at`: `~` sorts
+/// after every character of the ids that follow the time.
 pub fn due_upper_bound(at: Timestamp) -> String {
     format!("{:013}#~", at.millis().max(0))
 }
