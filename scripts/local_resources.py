@@ -3,7 +3,9 @@
 The table comes from template.yaml's TicketsTable (keys, attributes, indexes),
 so the local copy cannot drift from what deploys; the names come from the env
 file the functions run with (local.env.json): table, schedule group, the
-JWT key secret (one generated key, kid "1", as template.yaml's JwtKeysSecret),
+JWT key secrets (the signing ring with one generated seed, kid "1", as
+template.yaml's JwtSigningKeysSecret, and the empty verify keys admin-signin
+publishes to, as its JwtKeysSecret),
 the queues, the SES configuration set, and the sender SES must know as verified. Idempotent: existing
 resources are kept.
 
@@ -22,7 +24,8 @@ from template_functions import load_template
 def main(endpoint, region, env_file):
     template = load_template()
     with open(env_file) as f:
-        env = json.load(f)["Parameters"]
+        full = json.load(f)
+    env = full["Parameters"]
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
     dynamo = session.client("dynamodb", endpoint_url=endpoint)
     table = template["Resources"]["TicketsTable"]["Properties"]
@@ -54,14 +57,17 @@ def main(endpoint, region, env_file):
         sqs.create_queue(QueueName=env[var].rsplit(":", 1)[-1])
     sqs.create_queue(QueueName=env["TICKETING_WEBHOOK_QUEUE_URL"].rsplit("/", 1)[-1])
     sm = session.client("secretsmanager", endpoint_url=endpoint)
-    keys = env["TICKETING_JWT_SECRET_ARN"]
-    try:
-        sm.describe_secret(SecretId=keys)
-    except sm.exceptions.ResourceNotFoundException:
-        alphabet = string.ascii_letters + string.digits
-        key = "".join(secrets.choice(alphabet) for _ in range(64))
-        sm.create_secret(Name=keys, SecretString=json.dumps({"currentKid": "1", "current": key}))
-        print(f"created JWT key secret {keys}")
+    alphabet = string.ascii_letters + string.digits
+    seed = "".join(secrets.choice(alphabet) for _ in range(64))
+    for name, value in (
+        (full["AdminSigninFunction"]["TICKETING_JWT_SIGNING_SECRET_ARN"], {"alg": "ES256", "currentKid": "1", "current": seed}),
+        (env["TICKETING_JWT_SECRET_ARN"], {"alg": "ES256", "keys": []}),
+    ):
+        try:
+            sm.describe_secret(SecretId=name)
+        except sm.exceptions.ResourceNotFoundException:
+            sm.create_secret(Name=name, SecretString=json.dumps(value))
+            print(f"created JWT key secret {name}")
     # moto's SES, like SES, rejects mail from an unverified sender, and mail
     # naming a configuration set it does not know.
     ses = session.client("ses", endpoint_url=endpoint)

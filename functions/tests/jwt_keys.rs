@@ -1,5 +1,6 @@
-//! The JWT keys as the functions use them: read from the Secrets Manager
-//! secret (on moto), rotated with two keys live, and absent from the
+//! The JWT keys as the functions use them (on moto): admin-signin reads the
+//! signing secret and publishes its verify keys, every other JWT function
+//! reads only the verify keys; rotated with two keys live; absent from the
 //! functions that have no JWT route.
 
 use base64::Engine;
@@ -7,19 +8,21 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
 use std::time::Duration;
-use ticketing::adapters::aws::{self, AwsAdapters, AwsSettings, SecretsManagerKeys};
+use ticketing::adapters::aws::{self, AwsAdapters, AwsSettings, SecretsManagerKeys, SecretsManagerVerifyKeys};
 use ticketing::http::Endpoint;
 use ticketing::service::{self, Service};
 use tower::ServiceExt;
 
 const PASSWORD: &str = "correct horse battery";
 
-/// Fresh resources, and a key secret created as the stack creates it (one generated key, kid "1").
+/// Fresh resources, and the key secrets created as the stack creates them:
+/// the signing ring with one generated key (kid "1"), the verify keys empty.
 async fn deployment(with_keys: bool) -> (AwsAdapters, AwsSettings) {
     std::env::var("AWS_ENDPOINT_URL").expect("needs moto: run ./scripts/test");
     let id = ticketing::domain::TicketId::new().0.simple().to_string();
     let settings = AwsSettings {
         jwt_secret_arn: with_keys.then(|| format!("jwt-keys-{id}")),
+        jwt_signing_secret_arn: with_keys.then(|| format!("jwt-signing-keys-{id}")),
         ..AwsSettings::local(format!("keys-{id}"), format!("keys-{id}"), "support@keys.example.com")
     };
     let adapters = AwsAdapters::new(&aws::sdk_config().await, &settings);
@@ -29,8 +32,22 @@ async fn deployment(with_keys: bool) -> (AwsAdapters, AwsSettings) {
     (adapters, settings)
 }
 
-/// A cold function: a service that has read no keys yet.
+/// A cold admin-signin: a service that has read no keys yet, given the
+/// signing secret as template.yaml gives it to admin-signin only.
+fn cold_signin(adapters: &AwsAdapters, settings: &AwsSettings) -> Service {
+    function_with(adapters, settings)
+}
+
+/// A cold function of any other JWT route: the verify keys only.
 fn cold_function(adapters: &AwsAdapters, settings: &AwsSettings) -> Service {
+    let verifier = AwsSettings {
+        jwt_signing_secret_arn: None,
+        ..settings.clone()
+    };
+    function_with(adapters, &verifier)
+}
+
+fn function_with(adapters: &AwsAdapters, settings: &AwsSettings) -> Service {
     let service_settings = service::Settings {
         jwt_keys: adapters.jwt_keys(settings),
         auto_close_after: Duration::from_secs(30 * 86_400),
@@ -119,25 +136,107 @@ async fn list_status(function: &Service, jwt: &str, query: &str) -> (u16, Value)
     .await
 }
 
+fn signing_keys(adapters: &AwsAdapters, settings: &AwsSettings, publish: bool) -> SecretsManagerKeys {
+    SecretsManagerKeys::new(
+        adapters.secrets().clone(),
+        settings.jwt_signing_secret_arn.clone().unwrap(),
+        settings.jwt_secret_arn.clone().filter(|_| publish),
+    )
+}
+
+fn verify_keys(adapters: &AwsAdapters, settings: &AwsSettings) -> SecretsManagerVerifyKeys {
+    SecretsManagerVerifyKeys::new(adapters.secrets().clone(), settings.jwt_secret_arn.clone().unwrap())
+}
+
+/// scripts/rotate-jwt-key on the signing secret, as an operator runs it;
+/// the ring it wrote.
+async fn rotate_with_the_script(adapters: &AwsAdapters, settings: &AwsSettings) -> ticketing::auth::KeyRing {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv = root.join(".venv/bin/python");
+    let python = if venv.exists() { venv } else { "python3".into() };
+    let out = std::process::Command::new(python)
+        .arg(root.join("scripts/rotate-jwt-key"))
+        .arg(settings.jwt_signing_secret_arn.as_deref().unwrap())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let ring = signing_keys(adapters, settings, false).read().await.unwrap();
+    assert!(
+        stdout.contains(&ring.current.kid) && !stdout.contains("current\""),
+        "{stdout}"
+    );
+    ring
+}
+
+/// A fresh stack's verify keys are empty: a token is refused (401, not 500)
+/// until admin-signin's first read publishes its public key; what it
+/// publishes holds no signing seed, and a verifier cannot sign (500).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_signin_publishes_the_verify_keys_and_verifiers_cannot_sign() {
+    let (adapters, settings) = deployment(true).await;
+    let email = "cy@keys.example.com";
+    org_with_tickets(&cold_function(&adapters, &settings), email).await;
+    assert!(verify_keys(&adapters, &settings).read().await.unwrap().is_empty());
+    // Well-formed ES256 under the stack's first kid, signed by a key it never had.
+    let stranger = ticketing::auth::KeyRing::single(ticketing::auth::SigningKey::generate("1").unwrap());
+    let (forged, _) = ticketing::auth::JwtKeys::new(
+        &ticketing::auth::KeySet::Signing(stranger),
+        ticketing::auth::DEFAULT_TOKEN_LIFETIME,
+    )
+    .issue(
+        ticketing::domain::AdminId::new(),
+        ticketing::domain::OrgId::new(),
+        ticketing::domain::Timestamp::now(),
+    )
+    .unwrap();
+    let (s, body) = list_status(&cold_function(&adapters, &settings), &forged, "").await;
+    assert_eq!(s, 401, "nothing published yet: {body}");
+
+    let jwt = signin(&cold_signin(&adapters, &settings), email).await;
+    let ring = signing_keys(&adapters, &settings, false).read().await.unwrap();
+    let published = verify_keys(&adapters, &settings).read().await.unwrap();
+    assert!(published.serve(&ring));
+    assert_eq!(list_status(&cold_function(&adapters, &settings), &jwt, "").await.0, 200);
+    let text = published.to_json();
+    let seeds = ring.to_json();
+    let seed: Value = serde_json::from_str(&seeds).unwrap();
+    assert!(
+        !text.contains(seed["current"].as_str().unwrap()),
+        "no seed in the verify keys"
+    );
+
+    let (s, body) = call(
+        &cold_function(&adapters, &settings),
+        Endpoint::AdminSignin,
+        "/auth/admin/signin",
+        json!({"email": email, "password": PASSWORD}),
+        None,
+    )
+    .await;
+    assert_eq!((s, body["error"]["code"].as_str()), (500, Some("internal")), "{body}");
+}
+
 /// Rotating logs nobody out: a warm function accepts the tokens of the
 /// previous key and learns the new key from its first token; a cursor from
 /// before the rotation still pages. Two rotations later a token of the first
-/// key is refused (401), while the second key's tokens still work.
+/// key is refused (401), while the second key's tokens still work. The first
+/// rotation writes both secrets (`ticketd rotate-jwt-key`); the second only
+/// the signing secret (`scripts/rotate-jwt-key`), published by admin-signin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_logs_nobody_out_and_the_key_two_rotations_old_is_refused() {
     let (adapters, settings) = deployment(true).await;
     let email = "ana@keys.example.com";
     org_with_tickets(&cold_function(&adapters, &settings), email).await;
-    let first = signin(&cold_function(&adapters, &settings), email).await;
+    let first = signin(&cold_signin(&adapters, &settings), email).await;
     assert_eq!(kid(&first), ticketing::auth::keyring::INITIAL_KID);
     let warm = cold_function(&adapters, &settings);
     let (s, page) = list_status(&warm, &first, "?limit=1").await;
     assert_eq!(s, 200, "{page}");
     let cursor = page["nextCursor"].as_str().expect("a second page").to_owned();
 
-    let keys = SecretsManagerKeys::new(adapters.secrets().clone(), settings.jwt_secret_arn.clone().unwrap());
-    let rotated = keys.rotate().await.unwrap();
-    let second = signin(&cold_function(&adapters, &settings), email).await;
+    let rotated = signing_keys(&adapters, &settings, true).rotate().await.unwrap();
+    let second = signin(&cold_signin(&adapters, &settings), email).await;
     assert_eq!(
         kid(&second),
         rotated.current.kid,
@@ -152,14 +251,29 @@ async fn a_rotation_logs_nobody_out_and_the_key_two_rotations_old_is_refused() {
     let (s, rest) = list_status(&warm, &second, &format!("?limit=1&cursor={cursor}")).await;
     assert_eq!((s, rest["tickets"].as_array().map(Vec::len)), (200, Some(1)), "{rest}");
 
-    let rotated_again = keys.rotate().await.unwrap();
+    let rotated_again = rotate_with_the_script(&adapters, &settings).await;
+    assert!(
+        !verify_keys(&adapters, &settings)
+            .read()
+            .await
+            .unwrap()
+            .serve(&rotated_again)
+    );
+    let third = signin(&cold_signin(&adapters, &settings), email).await;
+    assert_eq!(kid(&third), rotated_again.current.kid);
+    assert!(
+        verify_keys(&adapters, &settings)
+            .read()
+            .await
+            .unwrap()
+            .serve(&rotated_again),
+        "published"
+    );
     let cold = cold_function(&adapters, &settings);
     let (s, body) = list_status(&cold, &first, "").await;
     assert_eq!(s, 401, "the first key is retired: {body}");
     assert_eq!(body["error"]["code"], "unauthorized");
     assert_eq!(list_status(&cold, &second, "").await.0, 200);
-    let third = signin(&cold, email).await;
-    assert_eq!(kid(&third), rotated_again.current.kid);
     assert_eq!(list_status(&cold, &third, "").await.0, 200);
 }
 

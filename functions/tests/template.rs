@@ -241,23 +241,39 @@ fn each_function_gets_only_the_permissions_it_uses() {
     assert_eq!(role_actions, vec!["lambda:InvokeFunction", "sqs:SendMessage"]);
 }
 
-/// Only the functions whose endpoint signs or verifies JWTs get the key
-/// secret's ARN and may read it; the others get an empty variable (no keys)
-/// and no permission. The secret starts as a key ring with one generated key.
+/// Only the functions whose endpoint signs or verifies JWTs get the verify
+/// keys' ARN and may read them; only admin-signin gets the signing secret
+/// (and may publish its verify keys); the others get empty variables (no
+/// keys) and no permission. The signing secret starts as a ring with one
+/// generated seed, the verify keys empty; both are retained and are outputs.
 #[test]
-fn only_the_jwt_functions_can_read_the_jwt_keys() {
+fn only_the_jwt_functions_can_read_the_jwt_keys_and_only_admin_signin_the_signing_key() {
     let t = template();
-    assert_eq!(
-        t["Globals"]["Function"]["Environment"]["Variables"][aws::ENV_JWT_SECRET_ARN],
-        ""
-    );
-    let secret = &t["Resources"]["JwtKeysSecret"];
-    assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
-    let generate = &secret["Properties"]["GenerateSecretString"];
+    let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(globals[aws::ENV_JWT_SECRET_ARN], "");
+    assert_eq!(globals[aws::ENV_JWT_SIGNING_SECRET_ARN], "");
+    let verify = &t["Resources"]["JwtKeysSecret"];
+    let signing = &t["Resources"]["JwtSigningKeysSecret"];
+    for (name, secret) in [("JwtKeysSecret", verify), ("JwtSigningKeysSecret", signing)] {
+        assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
+        assert_eq!(secret["DeletionPolicy"], "Retain", "{name}");
+        assert_eq!(secret["UpdateReplacePolicy"], "Retain", "{name}");
+        assert!(
+            t["Outputs"]
+                .as_mapping()
+                .unwrap()
+                .values()
+                .any(|o| o["Value"] == reference(name)),
+            "{name} is an output"
+        );
+    }
+    let empty = ticketing::auth::VerifyKeys::from_json(verify["Properties"]["SecretString"].as_str().unwrap());
+    assert!(empty.unwrap().is_empty());
+    let generate = &signing["Properties"]["GenerateSecretString"];
     let start: serde_json::Value = serde_json::from_str(generate["SecretStringTemplate"].as_str().unwrap()).unwrap();
     assert_eq!(
         start,
-        serde_json::json!({"currentKid": ticketing::auth::keyring::INITIAL_KID})
+        serde_json::json!({"alg": "ES256", "currentKid": ticketing::auth::keyring::INITIAL_KID})
     );
     assert_eq!(generate["GenerateStringKey"], "current");
     assert!(generate["PasswordLength"].as_u64().unwrap() >= ticketing::auth::MIN_JWT_SECRET as u64);
@@ -267,7 +283,7 @@ fn only_the_jwt_functions_can_read_the_jwt_keys() {
         let uses_jwt = Endpoint::ALL
             .iter()
             .any(|e| e.function_name() == binary && e.uses_jwt());
-        let var = &f["Properties"]["Environment"]["Variables"][aws::ENV_JWT_SECRET_ARN];
+        let vars = &f["Properties"]["Environment"]["Variables"];
         let statements: Vec<&Value> = f["Properties"]["Policies"]
             .as_sequence()
             .unwrap()
@@ -275,20 +291,40 @@ fn only_the_jwt_functions_can_read_the_jwt_keys() {
             .flat_map(|p| p["Statement"].as_sequence().unwrap())
             .collect();
         // The reply key is another secret (see the test below).
-        let reads: Vec<&&Value> = statements
+        let mut grants: Vec<(String, Value)> = statements
             .iter()
             .filter(|st| format!("{:?}", st["Action"]).contains("secretsmanager:"))
             .filter(|st| st["Resource"] != reference("ReplyKeySecret"))
+            .flat_map(|st| {
+                let actions = st["Action"].as_sequence().unwrap().iter();
+                actions.map(|a| (a.as_str().unwrap().to_owned(), st["Resource"].clone()))
+            })
             .collect();
+        grants.sort_by_key(|(a, r)| format!("{a} {r:?}"));
+        let get = |secret: &str| ("secretsmanager:GetSecretValue".to_owned(), reference(secret));
+        if binary == "admin-signin" {
+            assert_eq!(vars[aws::ENV_JWT_SIGNING_SECRET_ARN], reference("JwtSigningKeysSecret"));
+            let publish = ("secretsmanager:PutSecretValue".to_owned(), reference("JwtKeysSecret"));
+            assert_eq!(
+                grants,
+                [get("JwtKeysSecret"), get("JwtSigningKeysSecret"), publish],
+                "{name}"
+            );
+        } else {
+            assert!(vars[aws::ENV_JWT_SIGNING_SECRET_ARN].is_null(), "{name} must not sign");
+        }
         if uses_jwt {
             readers.insert(binary.to_owned());
-            assert_eq!(*var, reference("JwtKeysSecret"), "{name}");
-            assert_eq!(reads.len(), 1, "{name}");
-            assert_eq!(reads[0]["Action"][0], "secretsmanager:GetSecretValue", "{name}");
-            assert_eq!(reads[0]["Resource"], reference("JwtKeysSecret"), "{name}");
+            assert_eq!(vars[aws::ENV_JWT_SECRET_ARN], reference("JwtKeysSecret"), "{name}");
+            if binary != "admin-signin" {
+                assert_eq!(grants, [get("JwtKeysSecret")], "{name}");
+            }
         } else {
-            assert!(var.is_null(), "{name} must not get the JWT key secret");
-            assert!(reads.is_empty(), "{name} must not read secrets");
+            assert!(
+                vars[aws::ENV_JWT_SECRET_ARN].is_null(),
+                "{name} must not get the JWT key secret"
+            );
+            assert!(grants.is_empty(), "{name} must not read secrets");
         }
     }
     assert_eq!(

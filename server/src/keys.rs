@@ -1,7 +1,10 @@
 //! ticketd's JWT key ring in its data dir (`jwt-keys.json`, mode 0600):
-//! created on first start, migrated from the single-key `jwt-secret` file of
-//! earlier versions, rotated by `ticketd rotate-jwt-key`, and re-read by a
-//! running ticketd (every second at most, on use) so a rotation needs no restart.
+//! created on first start, rotated by `ticketd rotate-jwt-key`, and re-read
+//! by a running ticketd (every second at most, on use) so a rotation needs no
+//! restart. An earlier version's HS256 keys (its `jwt-keys.json`, or the
+//! single-key `jwt-secret` file before it) are replaced by a fresh ES256 ring
+//! on start: their tokens are refused from then on (admins sign in again,
+//! once), so no symmetric key is left that could verify, or forge, a token.
 //! Beside it, the reply key of inbound email (`reply-key`, mode 0600): made
 //! once, never rotated (an old email's reply address must still verify).
 
@@ -9,12 +12,12 @@ use anyhow::Context;
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use ticketing::auth::keyring::{INITIAL_KID, LEGACY_KID};
-use ticketing::auth::{KeyRing, ReplyKey, SigningKey};
+use ticketing::auth::keyring::INITIAL_KID;
+use ticketing::auth::{KeyRing, KeyRingError, KeySet, ReplyKey, SigningKey};
 use ticketing::ports::KeySource;
 
 pub const JWT_KEYS_FILE: &str = "jwt-keys.json";
-/// The single secret earlier versions kept; migrated into [`JWT_KEYS_FILE`].
+/// The single HS256 secret earlier versions kept; replaced by [`JWT_KEYS_FILE`].
 pub const JWT_SECRET_FILE: &str = "jwt-secret";
 /// Inbound email's reply key (see [`reply_key`]).
 pub const REPLY_KEY_FILE: &str = "reply-key";
@@ -30,11 +33,13 @@ pub struct KeyFile {
 
 #[async_trait]
 impl KeySource for KeyFile {
-    async fn load(&self) -> anyhow::Result<KeyRing> {
+    async fn load(&self) -> anyhow::Result<KeySet> {
         // A 300-byte file, read at most once a second: no need to leave the runtime for it.
         let text =
             std::fs::read_to_string(&self.path).with_context(|| format!("cannot read {}", self.path.display()))?;
-        KeyRing::from_json(&text).with_context(|| format!("{} is not a valid key file", self.path.display()))
+        let ring =
+            KeyRing::from_json(&text).with_context(|| format!("{} is not a valid key file", self.path.display()))?;
+        Ok(KeySet::Signing(ring))
     }
 
     fn max_age(&self) -> Duration {
@@ -42,36 +47,32 @@ impl KeySource for KeyFile {
     }
 }
 
-/// The data dir's key ring: read, migrated from `jwt-secret` (its key
-/// becomes the current key, kid [`LEGACY_KID`], so tokens issued before
-/// stay valid), or generated (kid [`INITIAL_KID`]).
+/// The data dir's key ring: read, or generated (kid [`INITIAL_KID`]) when
+/// there is none or only an earlier version's HS256 keys.
 pub fn load_or_create(data_dir: &Path) -> anyhow::Result<KeyRing> {
     let path = data_dir.join(JWT_KEYS_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            return KeyRing::from_json(&text).with_context(|| format!("{} is not a valid key file", path.display()));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+    let hs256 = match std::fs::read_to_string(&path) {
+        Ok(text) => match KeyRing::from_json(&text) {
+            Ok(ring) => return Ok(ring),
+            Err(KeyRingError::Hs256) => true,
+            Err(e) => return Err(e).with_context(|| format!("{} is not a valid key file", path.display())),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-    let legacy = data_dir.join(JWT_SECRET_FILE);
-    let ring = match std::fs::read_to_string(&legacy) {
-        Ok(s) if !s.trim().is_empty() => {
-            let key = SigningKey::new(LEGACY_KID, s.trim())
-                .with_context(|| format!("{} holds no usable key", legacy.display()))?;
-            KeyRing::single(key)
-        }
-        Ok(_) => anyhow::bail!("{} is empty: delete it or set TICKETING_JWT_SECRET", legacy.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            KeyRing::single(SigningKey::generate(INITIAL_KID).expect("a generated key passes the rules"))
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", legacy.display())),
     };
+    let legacy = data_dir.join(JWT_SECRET_FILE);
+    let hs256 = hs256 || legacy.exists();
+    let ring = KeyRing::single(SigningKey::generate(INITIAL_KID).expect("a generated key passes the rules"));
     write_private(&path, &ring.to_json())?;
     if legacy.exists() {
-        // The key now lives in the key file only.
+        // Its key signs nothing any more, and verifies nothing.
         std::fs::remove_file(&legacy).with_context(|| format!("cannot remove {}", legacy.display()))?;
-        tracing::info!(file = %path.display(), kid = LEGACY_KID, "migrated the JWT secret into the key file");
+    }
+    if hs256 {
+        tracing::warn!(
+            file = %path.display(),
+            "replaced the HS256 JWT keys of an earlier version with a new ES256 key: tokens issued before are refused, admins sign in again"
+        );
     } else {
         tracing::warn!(
             "no JWT secret configured: generated a key and saved it to {} (mode 0600); set TICKETING_JWT_SECRET to choose your own",
@@ -142,20 +143,71 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = load_or_create(dir.path()).unwrap();
         assert_eq!(first.current.kid, INITIAL_KID);
-        assert!(first.current.secret().len() >= 64);
         assert_eq!(load_or_create(dir.path()).unwrap(), first);
         assert_eq!(mode(&dir.path().join(JWT_KEYS_FILE)), 0o600);
     }
 
+    /// An HS256 token of the earlier key, as a client still holds it.
+    fn hs256_token(secret: &str, kid: Option<&str>) -> String {
+        use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+        let now = ticketing::domain::Timestamp::now().millis() / 1000;
+        let (sub, org) = (ticketing::domain::AdminId::new(), ticketing::domain::OrgId::new());
+        let claims = serde_json::json!({"sub": sub, "org": org, "iat": now, "exp": now + 3600});
+        let header = Header {
+            kid: kid.map(str::to_owned),
+            ..Header::new(Algorithm::HS256)
+        };
+        encode(&header, &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    }
+
+    fn verifies(ring: &KeyRing, token: &str) -> bool {
+        let keys =
+            ticketing::auth::JwtKeys::new(&KeySet::Signing(ring.clone()), ticketing::auth::DEFAULT_TOKEN_LIFETIME);
+        keys.verify(token).is_ok()
+    }
+
     #[test]
-    fn the_old_secret_file_becomes_the_current_key_under_the_legacy_kid() {
+    fn an_old_secret_file_is_replaced_by_a_fresh_es256_ring_and_its_tokens_refused() {
         let dir = tempfile::tempdir().unwrap();
         let secret = "an-old-secret-of-forty-characters-0123456";
         std::fs::write(dir.path().join(JWT_SECRET_FILE), format!("{secret}\n")).unwrap();
         let ring = load_or_create(dir.path()).unwrap();
-        assert_eq!(ring.current, SigningKey::new(LEGACY_KID, secret).unwrap());
-        assert!(!dir.path().join(JWT_SECRET_FILE).exists(), "the key lives in one place");
+        assert_eq!(ring.current.kid, INITIAL_KID);
+        assert_ne!(
+            ring.current,
+            SigningKey::new(INITIAL_KID, secret).unwrap(),
+            "not derived from the old key"
+        );
+        assert!(!dir.path().join(JWT_SECRET_FILE).exists(), "the old key is gone");
         assert_eq!(load_or_create(dir.path()).unwrap(), ring);
+        assert!(!verifies(&ring, &hs256_token(secret, None)));
+        assert!(!verifies(&ring, &hs256_token(secret, Some("0"))));
+    }
+
+    #[test]
+    fn an_hs256_key_file_is_migrated_on_start_and_its_tokens_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = "an-hs256-key-of-an-earlier-ticketd-0123456789";
+        let file = dir.path().join(JWT_KEYS_FILE);
+        std::fs::write(&file, format!(r#"{{"currentKid":"k1","current":"{old}"}}"#)).unwrap();
+        let ring = load_or_create(dir.path()).unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.contains("ES256") && !text.contains(old),
+            "rewritten in the new format"
+        );
+        assert_eq!(KeyRing::from_json(&text).unwrap(), ring);
+        assert_eq!(mode(&file), 0o600);
+        assert!(!verifies(&ring, &hs256_token(old, Some("k1"))));
+        let (token, _) =
+            ticketing::auth::JwtKeys::new(&KeySet::Signing(ring.clone()), ticketing::auth::DEFAULT_TOKEN_LIFETIME)
+                .issue(
+                    ticketing::domain::AdminId::new(),
+                    ticketing::domain::OrgId::new(),
+                    ticketing::domain::Timestamp::now(),
+                )
+                .unwrap();
+        assert!(verifies(&ring, &token));
     }
 
     #[test]

@@ -33,9 +33,10 @@ struct Cli {
     /// How long after closing a customer's reply reopens the ticket; a later reply opens a follow-up ticket.
     #[arg(long, env = "TICKETING_REOPEN_WINDOW", default_value = "7d", value_parser = parse_duration)]
     reopen_window: Duration,
-    /// A fixed HS256 signing key for admin tokens (at least 32 characters), never rotated. If absent: the
-    /// rotatable key file in the data dir (generated on first start), or with `--backend aws` the Secrets
-    /// Manager secret TICKETING_JWT_SECRET_ARN (default `ticketing-jwt-keys`).
+    /// A fixed seed (at least 32 characters) from which the ES256 key signing admin tokens is derived, never
+    /// rotated. If absent: the rotatable key file in the data dir (generated on first start), or with
+    /// `--backend aws` the Secrets Manager secrets TICKETING_JWT_SIGNING_SECRET_ARN (default
+    /// `ticketing-jwt-signing-keys`) and TICKETING_JWT_SECRET_ARN (verify keys, default `ticketing-jwt-keys`).
     #[arg(long, env = "TICKETING_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
     /// Sender of response emails.
@@ -90,8 +91,10 @@ enum Command {
     /// one (its tokens stay valid), and the previous one is retired (its tokens get 401). A running ticketd
     /// picks the change up within a second. Rotate at most once per token lifetime (10 h).
     RotateJwtKey {
-        /// Rotate the keys in this Secrets Manager secret (ARN or name) instead of the data dir's key file
-        /// (needs a build with `--features aws`; AWS_* variables as for `--backend aws`).
+        /// Rotate the keys in this Secrets Manager signing-keys secret (ARN or name) instead of the data dir's
+        /// key file (needs a build with `--features aws`; AWS_* variables as for `--backend aws`). With
+        /// TICKETING_JWT_SECRET_ARN set, the new verify keys are written there first; else admin-signin
+        /// publishes them on its next read of the keys.
         #[arg(long)]
         secret_arn: Option<String>,
     },
@@ -105,7 +108,8 @@ async fn rotate_jwt_key(data_dir: &std::path::Path, secret_arn: Option<String>) 
         Some(arn) => {
             use ticketing::adapters::aws;
             let client = aws_sdk_secretsmanager_client().await;
-            aws::SecretsManagerKeys::new(client, arn).rotate().await
+            let verify = std::env::var(aws::ENV_JWT_SECRET_ARN).ok().filter(|v| !v.is_empty());
+            aws::SecretsManagerKeys::new(client, arn, verify).rotate().await
         }
         #[cfg(not(feature = "aws"))]
         Some(_) => return fail("--secret-arn needs a ticketd built with `--features aws`"),

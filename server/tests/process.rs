@@ -685,9 +685,30 @@ async fn signin_with_kid(base: &str, kid_wanted: &str) -> String {
     }
 }
 
-/// The key of an earlier version's `jwt-secret` file becomes the current key
-/// (kid "0"); rotating a running ticketd's keys logs nobody out, new
-/// sign-ins carry the new kid, and the second rotation retires the first key.
+/// `claims` of `token` signed HS256 with `secret` under `kid`: a token as an
+/// earlier version's key signed it.
+fn hs256_copy(token: &str, secret: &str, kid: &str) -> String {
+    use base64::Engine;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.split('.').nth(1).unwrap())
+        .unwrap();
+    let claims: Value = serde_json::from_slice(&payload).unwrap();
+    let header = jsonwebtoken::Header {
+        kid: Some(kid.into()),
+        ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
+    };
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// An earlier version's HS256 `jwt-secret` file is replaced by a fresh ES256
+/// ring (kid "1"): a token of the old key is refused. Rotating a running
+/// ticketd's keys logs nobody out, new sign-ins carry the new kid, and the
+/// second rotation retires the first key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotating_the_jwt_key_logs_nobody_out_until_the_key_is_two_rotations_old() {
     let dir = tempfile::tempdir().unwrap();
@@ -695,8 +716,14 @@ async fn rotating_the_jwt_key_logs_nobody_out_until_the_key_is_two_rotations_old
     std::fs::write(dir.path().join(ticketd::JWT_SECRET_FILE), legacy).unwrap();
     let d = Ticketd::spawn(dir.path(), &[]);
     let (_, first, _) = walkthrough(&d.base, 1).await;
-    assert_eq!(kid(&first), "0", "the migrated key keeps signing");
+    assert_eq!(kid(&first), "1", "a fresh ES256 key signs");
     assert!(!dir.path().join(ticketd::JWT_SECRET_FILE).exists());
+    let old_token = hs256_copy(&first, legacy, "0");
+    assert_eq!(
+        list_until(&d.base, &old_token, |_| true).await,
+        401,
+        "the HS256 key is retired"
+    );
 
     let second_kid = rotate_jwt_key(dir.path());
     let second = signin_with_kid(&d.base, &second_kid).await;

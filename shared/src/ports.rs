@@ -2,7 +2,7 @@
 //! call is servable by one key lookup or one indexed range read (a DynamoDB
 //! `GetItem`/`Query`, an SQLite index search), never a scan.
 
-use crate::auth::{KeyRing, SecretHash};
+use crate::auth::{KeySet, SecretHash};
 use crate::domain::SigninWindow;
 use crate::domain::inbound::{InboundReceipt, StoredInbound};
 use crate::domain::webhooks::{ClaimedDelivery, Health, StoredWebhook, Webhook, WebhookDelivery, WebhookUrl};
@@ -269,12 +269,13 @@ pub trait Scheduler: Send + Sync + 'static {
     async fn cancel_close(&self, ticket: TicketId) -> anyhow::Result<()>;
 }
 
-/// Where the JWT signing keys are kept: ticketd's key file, a Secrets
-/// Manager secret. Read through the service's cache (`service::keys`).
+/// Where the JWT keys are kept: ticketd's key file, the signing-keys secret
+/// (admin-signin), the verify-keys secret (every other JWT function). Read
+/// through the service's cache (`service::keys`).
 #[async_trait]
 pub trait KeySource: Send + Sync + 'static {
     /// The keys as stored now. The error must not quote key material.
-    async fn load(&self) -> anyhow::Result<KeyRing>;
+    async fn load(&self) -> anyhow::Result<KeySet>;
     /// How long loaded keys are used before they are read again (so a
     /// process learns a rotation's new current key); the kid of a token
     /// signed with a key not loaded yet also triggers a read, rate-limited.

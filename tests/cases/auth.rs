@@ -1,10 +1,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use jsonwebtoken::{EncodingKey, Header, encode};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use reqwest::Method;
 use serde_json::{Value, json};
 use ticketing_tests::client::{PASSWORD, customer};
-use ticketing_tests::{AdapterSet, JWT_SECRET, TestApp, TestConfig, unique};
+use ticketing_tests::{AdapterSet, TestApp, TestConfig, forge_token, jwt_public_key, sign_token, unique};
 
 /// Every endpoint that takes a JWT, with a valid body for it.
 pub fn jwt_endpoints(ticket: &str) -> Vec<(Method, String, Option<Value>)> {
@@ -148,13 +148,19 @@ pub async fn signin_rejects_wrong_password_and_unknown_email_alike(set: &dyn Ada
     app.stop().await;
 }
 
-fn forge(claims: Value, key: &[u8]) -> String {
-    encode(&Header::default(), &claims, &EncodingKey::from_secret(key)).unwrap()
+/// `claims` under an HMAC algorithm with `secret`, naming the server's kid.
+fn hmac_forge(alg: Algorithm, claims: &Value, secret: &[u8]) -> String {
+    let header = Header {
+        kid: Some(ticketing::auth::keyring::FIXED_KID.into()),
+        ..Header::new(alg)
+    };
+    encode(&header, claims, &EncodingKey::from_secret(secret)).unwrap()
 }
 
 /// No token, garbage, `alg: none`, a wrong key, an expired token, a tampered
-/// payload, a wrong scheme, or a well-signed token whose admin is not an admin
-/// of its org: 401 on every JWT endpoint, and nothing changes.
+/// payload, a wrong scheme, HS256 keyed with the server's public key (alg
+/// confusion), or a well-signed token whose admin is not an admin of its
+/// org: 401 on every JWT endpoint, and nothing changes.
 pub async fn bad_tokens_are_unauthorized_on_every_jwt_endpoint(set: &dyn AdapterSet) {
     let app = TestApp::start(set, TestConfig::default()).await;
     let org = app.new_org().await;
@@ -165,6 +171,8 @@ pub async fn bad_tokens_are_unauthorized_on_every_jwt_endpoint(set: &dyn Adapter
     let now = chrono::Utc::now().timestamp();
     let claims = json!({"sub": admin.id, "org": org.id, "iat": now, "exp": now + 3600});
     let none_header = B64.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    let none_with_kid = B64.encode(r#"{"alg":"none","typ":"JWT","kid":"0"}"#);
+    let public = jwt_public_key();
     let payload = B64.encode(claims.to_string());
     let (h, _, s) = {
         let parts: Vec<&str> = admin.jwt.split('.').collect();
@@ -177,32 +185,29 @@ pub async fn bad_tokens_are_unauthorized_on_every_jwt_endpoint(set: &dyn Adapter
         Some("Bearer garbage".into()),
         Some(format!("Basic {}", admin.jwt)),
         Some(format!("Bearer {none_header}.{payload}.")),
+        Some(format!("Bearer {none_with_kid}.{payload}.")),
         Some(format!(
             "Bearer {}",
-            forge(claims.clone(), b"not-the-server-key-not-the-server-key")
+            sign_token("not-the-server-key-not-the-server-key", &claims)
+        )),
+        Some(format!("Bearer {}", hmac_forge(Algorithm::HS256, &claims, &public))),
+        Some(format!(
+            "Bearer {}",
+            hmac_forge(Algorithm::HS256, &claims, B64.encode(&public).as_bytes())
         )),
         Some(format!(
             "Bearer {}",
-            forge(
-                json!({"sub": admin.id, "org": org.id, "iat": now - 80_000, "exp": now - 3600}),
-                JWT_SECRET.as_bytes()
-            )
+            forge_token(&json!({"sub": admin.id, "org": org.id, "iat": now - 80_000, "exp": now - 3600}))
         )),
         Some(format!("Bearer {h}.{}.{s}", B64.encode(other_org.to_string()))),
         // Signed with the server's key, but the admin is not one of that org's.
         Some(format!(
             "Bearer {}",
-            forge(
-                json!({"sub": admin.id, "org": other.id, "iat": now, "exp": now + 3600}),
-                JWT_SECRET.as_bytes()
-            )
+            forge_token(&json!({"sub": admin.id, "org": other.id, "iat": now, "exp": now + 3600}))
         )),
         Some(format!(
             "Bearer {}",
-            forge(
-                json!({"sub": uuid::Uuid::now_v7(), "org": org.id, "iat": now, "exp": now + 3600}),
-                JWT_SECRET.as_bytes()
-            )
+            forge_token(&json!({"sub": uuid::Uuid::now_v7(), "org": org.id, "iat": now, "exp": now + 3600}))
         )),
         Some(format!("Bearer {}x", admin.jwt)),
     ];

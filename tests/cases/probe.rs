@@ -3,11 +3,10 @@
 //! parameters, duplicate keys, RESPONDED by hand, loose validation, tokens
 //! from the future.
 
-use jsonwebtoken::{EncodingKey, Header, encode};
 use reqwest::Method;
 use serde_json::{Value, json};
 use ticketing_tests::client::{PASSWORD, customer};
-use ticketing_tests::{AdapterSet, JWT_SECRET, TestApp, TestConfig, unique};
+use ticketing_tests::{AdapterSet, TestApp, TestConfig, unique};
 
 /// Titles, names and org names are one line: CR, LF, other control characters
 /// and bidi overrides are a 400 naming the field, and nothing is stored.
@@ -417,14 +416,7 @@ pub async fn tokens_not_yet_valid_or_issued_in_the_future_are_unauthorized(set: 
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
     let now = chrono::Utc::now().timestamp();
-    let forge = |claims: Value| {
-        encode(
-            &Header::default(),
-            &claims,
-            &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-        )
-        .unwrap()
-    };
+    let forge = |claims: Value| ticketing_tests::forge_token(&claims);
     let (sub, o) = (&admin.id, &org.id);
     for claims in [
         json!({"sub": sub, "org": o, "iat": now, "exp": now + 7200, "nbf": now + 3600}),

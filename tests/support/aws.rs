@@ -7,7 +7,7 @@
 //! Lambda's on-failure record into the failure queue, as close-ticket's
 //! `EventInvokeConfig` does once its retries are spent.
 
-use super::{AdapterSet, Deployment, JWT_SECRET, SentMail, TestConfig, unique};
+use super::{AdapterSet, Deployment, SentMail, TestConfig, unique};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -43,6 +43,7 @@ fn settings() -> AwsSettings {
     // SES identities are global to moto: each deployment verifies its own sender.
     AwsSettings {
         jwt_secret_arn: Some(unique("jwt-keys-")),
+        jwt_signing_secret_arn: Some(unique("jwt-signing-keys-")),
         ..AwsSettings::local(
             unique("tickets-"),
             unique("group-"),
@@ -51,17 +52,19 @@ fn settings() -> AwsSettings {
     }
 }
 
-/// The deployment's key secret, holding [`JWT_SECRET`] under the legacy kid
-/// (so the cases' hand-made tokens, which carry no kid, verify): every case
-/// on this set reads its keys from Secrets Manager, as the functions do.
+/// The deployment's key secrets: the signing ring from `JWT_SECRET` (kid
+/// `FIXED_KID`, so the cases' hand-made tokens verify) and its verify keys:
+/// every case on this set reads its keys from Secrets Manager, as the functions do.
 async fn create_key_secret(settings: &AwsSettings) -> anyhow::Result<()> {
     use ticketing::adapters::aws::{SecretsClient, SecretsManagerKeys, sdk_config};
-    use ticketing::auth::{KeyRing, SigningKey, keyring::LEGACY_KID};
-    let arn = settings.jwt_secret_arn.clone().expect("set above");
-    let ring = KeyRing::single(SigningKey::new(LEGACY_KID, JWT_SECRET)?);
-    SecretsManagerKeys::new(SecretsClient::new(&sdk_config().await), arn)
-        .create(&ring)
-        .await
+    let signing = settings.jwt_signing_secret_arn.clone().expect("set above");
+    SecretsManagerKeys::new(
+        SecretsClient::new(&sdk_config().await),
+        signing,
+        settings.jwt_secret_arn.clone(),
+    )
+    .create(&super::jwt_ring())
+    .await
 }
 
 /// A schedule as stored in (moto's) EventBridge Scheduler.

@@ -1,6 +1,6 @@
 //! The embedded adapter set: `ticketd` in-process on a fresh data dir.
 
-use super::{AdapterSet, Deployment, JWT_SECRET, SentMail, TestConfig};
+use super::{AdapterSet, Deployment, SentMail, TestConfig};
 use async_trait::async_trait;
 use std::time::Duration;
 use tempfile::TempDir;
@@ -43,10 +43,13 @@ impl EmbeddedSet {
             config.inbound_domain = Some(domain);
             config.inbound_token = Some(token);
         }
-        // The key as an earlier ticketd left it: migrated into the key file
-        // (kid "0"), which then serves every case, as in a real data dir.
+        // The key file ticketd reads, holding the tests' known key (kid "0"),
+        // which then serves every case, as in a real data dir.
         std::fs::create_dir_all(&config.data_dir)?;
-        std::fs::write(config.data_dir.join(ticketd::JWT_SECRET_FILE), JWT_SECRET)?;
+        std::fs::write(
+            config.data_dir.join(ticketd::JWT_KEYS_FILE),
+            super::jwt_ring().to_json(),
+        )?;
         let server = ticketd::start(config.clone()).await?;
         let db = server.db.clone().expect("the embedded database");
         let running = Running {

@@ -18,8 +18,39 @@ pub use receiver::Receiver;
 use async_trait::async_trait;
 use std::time::Duration;
 
-/// Known to the tests so they can forge tokens (expired, tampered...).
+/// The seed of the deployments' ES256 signing key (kid
+/// [`ticketing::auth::keyring::FIXED_KID`]), known to the tests so they can
+/// forge tokens (expired, tampered...).
 pub const JWT_SECRET: &str = "contract-tests-jwt-secret-0123456789abcdef";
+
+/// The key ring every test deployment signs with.
+pub fn jwt_ring() -> ticketing::auth::KeyRing {
+    use ticketing::auth::{KeyRing, SigningKey, keyring::FIXED_KID};
+    KeyRing::single(SigningKey::new(FIXED_KID, JWT_SECRET).expect("a valid seed"))
+}
+
+/// `claims` signed ES256 with the key derived from `seed`, under the
+/// deployments' kid: with [`JWT_SECRET`], a token the server's key signed.
+pub fn sign_token(seed: &str, claims: &serde_json::Value) -> String {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use ticketing::auth::{SigningKey, keyring::FIXED_KID};
+    let key = SigningKey::new(FIXED_KID, seed).expect("a valid seed");
+    let header = Header {
+        kid: Some(FIXED_KID.into()),
+        ..Header::new(Algorithm::ES256)
+    };
+    encode(&header, claims, &EncodingKey::from_ec_der(key.pkcs8_der())).expect("ES256 signs")
+}
+
+/// `claims` signed with the deployments' key.
+pub fn forge_token(claims: &serde_json::Value) -> String {
+    sign_token(JWT_SECRET, claims)
+}
+
+/// The deployments' public key (uncompressed SEC1), as every verifier holds it.
+pub fn jwt_public_key() -> Vec<u8> {
+    jwt_ring().current.verify_key().public_key().to_vec()
+}
 
 #[derive(Debug, Clone)]
 pub struct TestConfig {

@@ -1,10 +1,16 @@
-//! Admin session tokens: HS256 only, signed with the key ring's current key
-//! and its `kid`, verified under the key the `kid` names (current or previous).
+//! Admin session tokens: ES256 only, signed with the key ring's current key
+//! and its `kid` by the processes that hold the ring (admin-signin, ticketd),
+//! verified under the public key the `kid` names (current or previous) by
+//! every JWT route. No symmetric algorithm is accepted, so no public key can
+//! be used as an HMAC secret (the "alg confusion" forgery).
 
-use super::keyring::KeyRing;
+use super::verify_keys::KeySet;
 use crate::domain::{AdminId, OrgId, Timestamp};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 3600);
@@ -13,6 +19,14 @@ pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 3600);
 /// ourselves, from clocks kept by NTP to well under a second, so a minute only
 /// absorbs a badly drifting host. A later `iat` is a forgery or a broken clock.
 pub const MAX_IAT_AHEAD_SECS: i64 = 60;
+
+/// Seconds of clock skew allowed on `exp` and `nbf`.
+const LEEWAY_SECS: i64 = 5;
+
+/// Tokens remembered as verified, per loaded key set: an admin's token is
+/// sent with every request, and an ES256 verification costs far more than a
+/// lookup (bench/RESULTS.md, part c). Bounded: full, it is emptied.
+const MAX_VERIFIED: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -24,64 +38,80 @@ pub struct Claims {
     pub exp: i64,
 }
 
-#[derive(Clone)]
 pub struct JwtKeys {
-    kid: String,
-    encoding: EncodingKey,
+    /// The current signing key and its kid: only in a process holding the ring.
+    signer: Option<(String, EncodingKey)>,
     /// By kid: the current key, then the previous one.
     decoding: Vec<(String, DecodingKey)>,
-    /// Whether a token without a `kid` has a key (see [`super::keyring::LEGACY_KID`]).
-    legacy: Option<DecodingKey>,
     validation: Validation,
     lifetime: Duration,
+    /// SHA-256 of a token verified under these keys → its claims. Only a
+    /// token whose signature verified gets here; `exp` is checked on each use.
+    verified: Mutex<HashMap<[u8; 32], Claims>>,
 }
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejected {
-    /// Well-formed, but its `kid` is neither our current nor our previous
-    /// key's: retired, forged, or from a key this process has not loaded yet.
+    /// Well-formed ES256, but its `kid` is neither our current nor our
+    /// previous key's: retired, forged, or from a key this process has not
+    /// loaded yet.
     UnknownKid,
-    /// Anything else: bad signature, expired, malformed, wrong algorithm.
+    /// Anything else: bad signature, expired, malformed, wrong algorithm, no kid.
     Invalid,
 }
+
+/// Asked to sign without a signing key: a function that only verifies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("this process holds no JWT signing key (only admin-signin and ticketd do)")]
+pub struct NoSigningKey;
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtKeys")
+            .field("kid", &self.kid())
             .field("lifetime", &self.lifetime)
             .finish_non_exhaustive()
     }
 }
 
 impl JwtKeys {
-    pub fn new(ring: &KeyRing, lifetime: Duration) -> Self {
-        // Pinned to HS256: a token naming any other algorithm (or none) is rejected.
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
+    pub fn new(keys: &KeySet, lifetime: Duration) -> Self {
+        // Pinned to ES256: a token naming any other algorithm (or none) is rejected.
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.leeway = LEEWAY_SECS as u64;
         // `nbf` is checked when the token carries one (we never set it), with
         // the same leeway; the library has no `iat` check: see [`JwtKeys::verify`].
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        let signer = match keys {
+            KeySet::Signing(ring) => Some((
+                ring.current.kid.clone(),
+                EncodingKey::from_ec_der(ring.current.pkcs8_der()),
+            )),
+            KeySet::Verifying(_) => None,
+        };
         Self {
-            kid: ring.current.kid.clone(),
-            encoding: EncodingKey::from_secret(ring.current.secret()),
-            decoding: ring
+            signer,
+            decoding: keys
+                .verify_keys()
                 .keys()
-                .map(|k| (k.kid.clone(), DecodingKey::from_secret(k.secret())))
+                // The raw SEC1 point, which is what the ES256 verifier parses.
+                .map(|k| (k.kid.clone(), DecodingKey::from_ec_der(k.public_key())))
                 .collect(),
-            legacy: ring.key(None).map(|k| DecodingKey::from_secret(k.secret())),
             validation,
             lifetime,
+            verified: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The kid new tokens carry.
-    pub fn kid(&self) -> &str {
-        &self.kid
+    /// The kid new tokens carry; `None` where no token is signed.
+    pub fn kid(&self) -> Option<&str> {
+        self.signer.as_ref().map(|(kid, _)| kid.as_str())
     }
 
-    pub fn issue(&self, admin: AdminId, org: OrgId, now: Timestamp) -> (String, Timestamp) {
+    pub fn issue(&self, admin: AdminId, org: OrgId, now: Timestamp) -> Result<(String, Timestamp), NoSigningKey> {
+        let (kid, key) = self.signer.as_ref().ok_or(NoSigningKey)?;
         let exp = now.plus(self.lifetime);
         let claims = Claims {
             sub: admin,
@@ -90,36 +120,61 @@ impl JwtKeys {
             exp: exp.millis() / 1000,
         };
         let header = Header {
-            kid: Some(self.kid.clone()),
-            ..Header::new(Algorithm::HS256)
+            kid: Some(kid.clone()),
+            ..Header::new(Algorithm::ES256)
         };
-        let token = encode(&header, &claims, &self.encoding).expect("HS256 signing of a small struct cannot fail");
-        (token, Timestamp::from_millis(claims.exp * 1000))
+        // Signing a small struct with a key derived and checked at load fails only on a broken library.
+        let token = encode(&header, &claims, key).map_err(|_| NoSigningKey)?;
+        Ok((token, Timestamp::from_millis(claims.exp * 1000)))
     }
 
-    /// The claims of a well-formed HS256 token signed with the key its `kid`
+    /// The claims of a well-formed ES256 token signed with the key its `kid`
     /// names, unexpired, not before its `nbf`, and not issued in the future.
     pub fn verify(&self, token: &str) -> Result<Claims, Rejected> {
+        // The same clock the library checks `exp` and `nbf` against.
+        let now = i64::try_from(jsonwebtoken::get_current_timestamp()).map_err(|_| Rejected::Invalid)?;
+        self.verify_at(token, now)
+    }
+
+    fn verify_at(&self, token: &str, now: i64) -> Result<Claims, Rejected> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let cached = self.cache().get(&digest).cloned();
+        if let Some(claims) = cached {
+            // Verified before; only time can have made it invalid since.
+            return if claims.exp < now - LEEWAY_SECS {
+                Err(Rejected::Invalid)
+            } else {
+                Ok(claims)
+            };
+        }
         let header = decode_header(token).map_err(|_| Rejected::Invalid)?;
-        let key = match header.kid.as_deref() {
-            None => self.legacy.as_ref(),
-            Some(kid) => self.decoding.iter().find(|(k, _)| k == kid).map(|(_, key)| key),
-        };
+        if header.alg != Algorithm::ES256 {
+            return Err(Rejected::Invalid);
+        }
+        let kid = header.kid.as_deref().ok_or(Rejected::Invalid)?;
         // Only a token that could be ours is worth a reload of the keys.
-        let key = match key {
-            Some(key) => key,
-            None if header.alg == Algorithm::HS256 && header.kid.is_some() => return Err(Rejected::UnknownKid),
-            None => return Err(Rejected::Invalid),
-        };
+        let key = self
+            .decoding
+            .iter()
+            .find(|(k, _)| k == kid)
+            .map(|(_, key)| key)
+            .ok_or(Rejected::UnknownKid)?;
         let claims = decode::<Claims>(token, key, &self.validation)
             .map_err(|_| Rejected::Invalid)?
             .claims;
-        // The same clock the library checks `exp` and `nbf` against.
-        let now = i64::try_from(jsonwebtoken::get_current_timestamp()).map_err(|_| Rejected::Invalid)?;
         if claims.iat > now + MAX_IAT_AHEAD_SECS {
             return Err(Rejected::Invalid);
         }
+        let mut cache = self.cache();
+        if cache.len() >= MAX_VERIFIED {
+            cache.clear();
+        }
+        cache.insert(digest, claims.clone());
         Ok(claims)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Claims>> {
+        self.verified.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -129,43 +184,81 @@ mod tests {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
-    use crate::auth::keyring::{LEGACY_KID, SigningKey};
+    use crate::auth::keyring::{FIXED_KID, KeyRing, SigningKey};
 
     const SECRET: &str = "test-secret-test-secret-test-secret";
 
-    /// The legacy kid, so that the hand-made tokens below (no `kid`) verify.
+    fn ring() -> KeyRing {
+        KeyRing::single(SigningKey::new(FIXED_KID, SECRET).unwrap())
+    }
+
     fn keys() -> JwtKeys {
-        ring_keys(&KeyRing::single(SigningKey::new(LEGACY_KID, SECRET).unwrap()))
+        ring_keys(&ring())
     }
 
     fn ring_keys(ring: &KeyRing) -> JwtKeys {
-        JwtKeys::new(ring, DEFAULT_TOKEN_LIFETIME)
+        JwtKeys::new(&KeySet::Signing(ring.clone()), DEFAULT_TOKEN_LIFETIME)
+    }
+
+    fn verifier(ring: &KeyRing) -> JwtKeys {
+        JwtKeys::new(&KeySet::Verifying(ring.verify_keys()), DEFAULT_TOKEN_LIFETIME)
     }
 
     fn b64(v: serde_json::Value) -> String {
         B64.encode(v.to_string())
     }
 
+    fn header(alg: Algorithm, kid: Option<&str>) -> Header {
+        Header {
+            kid: kid.map(str::to_owned),
+            ..Header::new(alg)
+        }
+    }
+
+    /// Signed with the ring's key under its kid, whatever the claims.
+    fn signed(payload: serde_json::Value) -> String {
+        let key = EncodingKey::from_ec_der(ring().current.pkcs8_der());
+        encode(&header(Algorithm::ES256, Some(FIXED_KID)), &payload, &key).unwrap()
+    }
+
+    fn now_secs() -> i64 {
+        Timestamp::now().millis() / 1000
+    }
+
     #[test]
-    fn issued_token_verifies_with_its_claims_and_ten_hour_expiry() {
+    fn issued_token_is_es256_with_its_kid_claims_and_ten_hour_expiry() {
         let (a, o) = (AdminId::new(), OrgId::new());
-        let (token, exp) = keys().issue(a, o, Timestamp::now());
-        let c = keys().verify(&token).unwrap();
+        let (token, exp) = keys().issue(a, o, Timestamp::now()).unwrap();
+        let h = decode_header(&token).unwrap();
+        assert_eq!((h.alg, h.kid.as_deref()), (Algorithm::ES256, Some(FIXED_KID)));
+        let c = verifier(&ring()).verify(&token).unwrap();
         assert_eq!((c.sub, c.org), (a, o));
         assert_eq!(c.exp - c.iat, 36_000);
         assert_eq!(exp.millis() / 1000, c.exp);
     }
 
     #[test]
+    fn a_verifier_holds_no_signing_key() {
+        let v = verifier(&ring());
+        assert_eq!(v.kid(), None);
+        assert_eq!(
+            v.issue(AdminId::new(), OrgId::new(), Timestamp::now()),
+            Err(NoSigningKey)
+        );
+    }
+
+    #[test]
     fn wrong_signing_key_is_rejected() {
-        let other = KeyRing::single(SigningKey::new(LEGACY_KID, "another-key-another-key-another-key").unwrap());
-        let (token, _) = ring_keys(&other).issue(AdminId::new(), OrgId::new(), Timestamp::now());
+        let other = KeyRing::single(SigningKey::new(FIXED_KID, "another-key-another-key-another-key").unwrap());
+        let (token, _) = ring_keys(&other)
+            .issue(AdminId::new(), OrgId::new(), Timestamp::now())
+            .unwrap();
         assert_eq!(keys().verify(&token), Err(Rejected::Invalid));
     }
 
     #[test]
     fn tampered_payload_is_rejected() {
-        let (token, _) = keys().issue(AdminId::new(), OrgId::new(), Timestamp::now());
+        let (token, _) = keys().issue(AdminId::new(), OrgId::new(), Timestamp::now()).unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         let forged =
             b64(serde_json::json!({"sub": AdminId::new(), "org": OrgId::new(), "iat": 1, "exp": 4_000_000_000i64}));
@@ -174,35 +267,68 @@ mod tests {
 
     #[test]
     fn alg_none_is_rejected() {
-        let header = b64(serde_json::json!({"alg": "none", "typ": "JWT"}));
+        let claims = b64(
+            serde_json::json!({"sub": AdminId::new(), "org": OrgId::new(), "iat": now_secs(), "exp": 4_000_000_000i64}),
+        );
+        for header in [
+            b64(serde_json::json!({"alg": "none", "typ": "JWT"})),
+            b64(serde_json::json!({"alg": "none", "typ": "JWT", "kid": FIXED_KID})),
+        ] {
+            assert_eq!(keys().verify(&format!("{header}.{claims}.")), Err(Rejected::Invalid));
+            assert_eq!(keys().verify(&format!("{header}.{claims}")), Err(Rejected::Invalid));
+        }
+    }
+
+    /// The classic forgery against a verifier that takes `alg` from the
+    /// token: HS256 with the (public) verify key as the HMAC secret, in every
+    /// form a library might hand it over.
+    #[test]
+    fn an_hs256_token_signed_with_the_public_key_is_rejected() {
+        let public = ring().verify_keys().key(FIXED_KID).unwrap().public_key().to_vec();
         let claims =
-            b64(serde_json::json!({"sub": AdminId::new(), "org": OrgId::new(), "iat": 1, "exp": 4_000_000_000i64}));
-        assert!(keys().verify(&format!("{header}.{claims}.")).is_err());
-        assert!(keys().verify(&format!("{header}.{claims}")).is_err());
+            serde_json::json!({"sub": AdminId::new(), "org": OrgId::new(), "iat": now_secs(), "exp": now_secs() + 600});
+        for secret in [
+            public.clone(),
+            B64.encode(&public).into_bytes(),
+            SECRET.as_bytes().to_vec(),
+        ] {
+            for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+                let token = encode(
+                    &header(alg, Some(FIXED_KID)),
+                    &claims,
+                    &EncodingKey::from_secret(&secret),
+                )
+                .unwrap();
+                assert_eq!(keys().verify(&token), Err(Rejected::Invalid), "{alg:?}");
+                assert_eq!(verifier(&ring()).verify(&token), Err(Rejected::Invalid), "{alg:?}");
+            }
+        }
     }
 
     #[test]
-    fn other_algorithms_are_rejected_even_when_signed_with_our_key() {
-        let claims = Claims {
-            sub: AdminId::new(),
-            org: OrgId::new(),
-            iat: 1,
-            exp: 4_000_000_000,
-        };
-        let token = encode(
-            &Header::new(Algorithm::HS512),
-            &claims,
-            &EncodingKey::from_secret(SECRET.as_bytes()),
-        )
-        .unwrap();
-        assert!(keys().verify(&token).is_err());
+    fn a_token_without_kid_is_rejected() {
+        let claims =
+            serde_json::json!({"sub": AdminId::new(), "org": OrgId::new(), "iat": now_secs(), "exp": now_secs() + 600});
+        let key = EncodingKey::from_ec_der(ring().current.pkcs8_der());
+        let token = encode(&Header::new(Algorithm::ES256), &claims, &key).unwrap();
+        assert_eq!(keys().verify(&token), Err(Rejected::Invalid));
     }
 
     #[test]
     fn expired_token_is_rejected() {
         let long_ago = Timestamp::from_millis(Timestamp::now().millis() - 11 * 3600 * 1000);
-        let (token, _) = keys().issue(AdminId::new(), OrgId::new(), long_ago);
+        let (token, _) = keys().issue(AdminId::new(), OrgId::new(), long_ago).unwrap();
         assert!(keys().verify(&token).is_err());
+    }
+
+    #[test]
+    fn a_token_verified_once_still_expires() {
+        let keys = keys();
+        let (token, exp) = keys.issue(AdminId::new(), OrgId::new(), Timestamp::now()).unwrap();
+        let exp = exp.millis() / 1000;
+        assert!(keys.verify(&token).is_ok());
+        assert!(keys.verify_at(&token, exp + LEEWAY_SECS).is_ok(), "remembered, in time");
+        assert_eq!(keys.verify_at(&token, exp + LEEWAY_SECS + 1), Err(Rejected::Invalid));
     }
 
     #[test]
@@ -215,26 +341,7 @@ mod tests {
     #[test]
     fn token_without_org_claim_is_rejected() {
         let payload = serde_json::json!({"sub": AdminId::new(), "iat": 1, "exp": 4_000_000_000i64});
-        let token = encode(
-            &Header::new(Algorithm::HS256),
-            &payload,
-            &EncodingKey::from_secret(SECRET.as_bytes()),
-        )
-        .unwrap();
-        assert!(keys().verify(&token).is_err());
-    }
-
-    fn signed(payload: serde_json::Value) -> String {
-        encode(
-            &Header::new(Algorithm::HS256),
-            &payload,
-            &EncodingKey::from_secret(SECRET.as_bytes()),
-        )
-        .unwrap()
-    }
-
-    fn now_secs() -> i64 {
-        Timestamp::now().millis() / 1000
+        assert!(keys().verify(&signed(payload)).is_err());
     }
 
     #[test]
@@ -280,19 +387,19 @@ mod tests {
         let first = KeyRing::single(SigningKey::new("1", SECRET).unwrap());
         let (second, (org, admin)) = (first.rotated(), (OrgId::new(), AdminId::new()));
         let third = second.rotated();
-        let (old, _) = ring_keys(&first).issue(admin, org, Timestamp::now());
-        let (mid, _) = ring_keys(&second).issue(admin, org, Timestamp::now());
+        let (old, _) = ring_keys(&first).issue(admin, org, Timestamp::now()).unwrap();
+        let (mid, _) = ring_keys(&second).issue(admin, org, Timestamp::now()).unwrap();
         assert_eq!(decode_header(&old).unwrap().kid.as_deref(), Some("1"));
         assert_eq!(
             decode_header(&mid).unwrap().kid.as_deref(),
             Some(second.current.kid.as_str())
         );
-        assert_eq!(ring_keys(&second).verify(&old).unwrap().sub, admin, "previous key");
-        assert!(ring_keys(&second).verify(&mid).is_ok());
-        assert_eq!(ring_keys(&third).verify(&old), Err(Rejected::UnknownKid), "retired");
-        assert!(ring_keys(&third).verify(&mid).is_ok());
+        assert_eq!(verifier(&second).verify(&old).unwrap().sub, admin, "previous key");
+        assert!(verifier(&second).verify(&mid).is_ok());
+        assert_eq!(verifier(&third).verify(&old), Err(Rejected::UnknownKid), "retired");
+        assert!(verifier(&third).verify(&mid).is_ok());
         assert_eq!(
-            ring_keys(&first).verify(&mid),
+            verifier(&first).verify(&mid),
             Err(Rejected::UnknownKid),
             "not loaded yet"
         );
@@ -301,11 +408,13 @@ mod tests {
     #[test]
     fn a_kid_naming_one_key_with_the_signature_of_another_is_invalid() {
         let ring = KeyRing::single(SigningKey::new("1", SECRET).unwrap()).rotated();
-        let (token, _) = ring_keys(&ring).issue(AdminId::new(), OrgId::new(), Timestamp::now());
-        let header = b64(serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "1"}));
+        let (token, _) = ring_keys(&ring)
+            .issue(AdminId::new(), OrgId::new(), Timestamp::now())
+            .unwrap();
+        let header = b64(serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": "1"}));
         let rest = token.split_once('.').unwrap().1;
         assert_eq!(
-            ring_keys(&ring).verify(&format!("{header}.{rest}")),
+            verifier(&ring).verify(&format!("{header}.{rest}")),
             Err(Rejected::Invalid)
         );
     }

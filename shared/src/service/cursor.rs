@@ -1,7 +1,7 @@
 //! Opaque list cursors, signed so a client can neither forge one nor replay it
 //! for another org or another filter.
 
-use crate::auth::KeyRing;
+use crate::auth::VerifyKeys;
 use crate::domain::{OrgId, PagePosition, TicketFilter, TicketId, Timestamp};
 use crate::error::Error;
 use base64::Engine;
@@ -21,20 +21,25 @@ struct Payload {
     i: TicketId,
 }
 
-/// Signs with the ring's current key and accepts either key's signature, so
-/// a rotation breaks no paging in flight. Trying both costs one more HMAC
+/// Signs with the current key's cursor key and accepts either key's, so a
+/// rotation breaks no paging in flight (the cursor keys travel with the JWT
+/// verify keys: every function that lists holds them). Trying both costs one more HMAC
 /// of ~100 bytes (well under a microsecond) and keeps cursors as they were.
 #[derive(Clone)]
 pub struct CursorCodec {
-    /// Derived from the current key, then the previous one.
-    keys: Vec<Vec<u8>>,
+    /// The current key's, then the previous one's; never empty.
+    keys: Vec<[u8; 32]>,
 }
 
 impl CursorCodec {
-    pub fn new(ring: &KeyRing) -> Self {
-        Self {
-            keys: ring.keys().map(|k| derive(k.secret())).collect(),
+    /// With no keys (none published yet, so no token verifies and no list
+    /// is served), a random key of this process keeps signing total.
+    pub fn new(keys: &VerifyKeys) -> Self {
+        let mut keys: Vec<[u8; 32]> = keys.keys().map(|k| *k.cursor_key()).collect();
+        if keys.is_empty() {
+            keys.push(rand::random());
         }
+        Self { keys }
     }
 
     fn sign(&self, data: &[u8]) -> Vec<u8> {
@@ -70,7 +75,7 @@ impl CursorCodec {
         if sig.len() != 16 {
             return Err(bad());
         }
-        let signed_by = |key: &Vec<u8>| {
+        let signed_by = |key: &[u8; 32]| {
             let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
             mac.update(&json);
             mac.verify_truncated_left(&sig).is_ok()
@@ -112,13 +117,6 @@ fn scoped(scope: &str) -> String {
     crate::auth::secret::hex(&Sha256::digest(format!("scope:{scope}").as_bytes())[..8])
 }
 
-/// A key of its own, so a cursor signature is never a valid JWT signature.
-fn derive(master_secret: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(master_secret).expect("HMAC takes any key length");
-    mac.update(b"ticketing list cursor v1");
-    mac.finalize().into_bytes().to_vec()
-}
-
 fn fingerprint(f: &TicketFilter) -> String {
     let text = format!(
         "{}|{}|{}",
@@ -132,11 +130,15 @@ fn fingerprint(f: &TicketFilter) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::SigningKey;
+    use crate::auth::{KeyRing, SigningKey};
     use crate::domain::Status;
 
     fn ring(secret: &str) -> KeyRing {
         KeyRing::single(SigningKey::new("1", secret.repeat(32)).unwrap())
+    }
+
+    fn keys(secret: &str) -> VerifyKeys {
+        ring(secret).verify_keys()
     }
 
     fn pos() -> PagePosition {
@@ -148,7 +150,7 @@ mod tests {
 
     #[test]
     fn round_trips_for_the_same_org_and_filter() {
-        let codec = CursorCodec::new(&ring("k"));
+        let codec = CursorCodec::new(&keys("k"));
         let (org, p) = (OrgId::new(), pos());
         let c = codec.encode(org, &TicketFilter::default(), p);
         assert_eq!(codec.decode(org, &TicketFilter::default(), &c).unwrap(), p);
@@ -156,14 +158,14 @@ mod tests {
 
     #[test]
     fn another_orgs_cursor_is_rejected() {
-        let codec = CursorCodec::new(&ring("k"));
+        let codec = CursorCodec::new(&keys("k"));
         let c = codec.encode(OrgId::new(), &TicketFilter::default(), pos());
         assert!(codec.decode(OrgId::new(), &TicketFilter::default(), &c).is_err());
     }
 
     #[test]
     fn cursor_for_another_filter_is_rejected() {
-        let codec = CursorCodec::new(&ring("k"));
+        let codec = CursorCodec::new(&keys("k"));
         let org = OrgId::new();
         let c = codec.encode(org, &TicketFilter::default(), pos());
         let open = TicketFilter {
@@ -175,7 +177,7 @@ mod tests {
 
     #[test]
     fn forged_or_garbled_cursors_are_rejected() {
-        let codec = CursorCodec::new(&ring("k"));
+        let codec = CursorCodec::new(&keys("k"));
         let org = OrgId::new();
         let c = codec.encode(org, &TicketFilter::default(), pos());
         let (data, _) = c.split_once('.').unwrap();
@@ -186,7 +188,7 @@ mod tests {
             format!("{data}."),
             format!("{data}.AAAA"),
             format!("{forged_payload}.{}", c.split_once('.').unwrap().1),
-            CursorCodec::new(&ring("other")).encode(org, &TicketFilter::default(), pos()),
+            CursorCodec::new(&keys("other")).encode(org, &TicketFilter::default(), pos()),
         ] {
             assert!(codec.decode(org, &TicketFilter::default(), &bad).is_err(), "{bad:?}");
         }
@@ -194,7 +196,7 @@ mod tests {
 
     #[test]
     fn id_cursors_are_bound_to_their_org_and_list() {
-        let codec = CursorCodec::new(&ring("k"));
+        let codec = CursorCodec::new(&keys("k"));
         let (org, id) = (OrgId::new(), uuid::Uuid::now_v7());
         let c = codec.encode_id(org, "events:1", id);
         assert_eq!(codec.decode_id(org, "events:1", &c).unwrap(), id);
@@ -215,12 +217,13 @@ mod tests {
     fn a_cursor_survives_one_rotation_and_not_two() {
         let (org, p, all) = (OrgId::new(), pos(), TicketFilter::default());
         let first = ring("k");
-        let c = CursorCodec::new(&first).encode(org, &all, p);
+        let codec = |ring: &KeyRing| CursorCodec::new(&ring.verify_keys());
+        let c = codec(&first).encode(org, &all, p);
         let second = first.rotated();
-        assert_eq!(CursorCodec::new(&second).decode(org, &all, &c).unwrap(), p);
-        assert!(CursorCodec::new(&second.rotated()).decode(org, &all, &c).is_err());
-        let fresh = CursorCodec::new(&second).encode(org, &all, p);
+        assert_eq!(codec(&second).decode(org, &all, &c).unwrap(), p);
+        assert!(codec(&second.rotated()).decode(org, &all, &c).is_err());
+        let fresh = codec(&second).encode(org, &all, p);
         assert_ne!(fresh, c, "signed with the new current key");
-        assert!(CursorCodec::new(&first).decode(org, &all, &fresh).is_err());
+        assert!(codec(&first).decode(org, &all, &fresh).is_err());
     }
 }

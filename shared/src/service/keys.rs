@@ -3,7 +3,8 @@
 //! not loaded yet (at most once per [`MIN_RELOAD_INTERVAL`]).
 
 use super::CursorCodec;
-use crate::auth::{self, Claims, JwtKeys, KeyRing, Rejected, SigningKey, keyring::LEGACY_KID};
+use crate::auth::{self, Claims, JwtKeys, KeyRing, KeySet, Rejected, SigningKey, keyring::FIXED_KID};
+use crate::domain::{AdminId, OrgId, Timestamp};
 use crate::error::{Error, Result};
 use crate::ports::KeySource;
 use std::sync::{Arc, RwLock};
@@ -21,7 +22,8 @@ pub enum KeyConfig {
     /// A function that serves no JWT route: one that gets there answers 500.
     #[default]
     None,
-    /// One fixed secret (kid [`LEGACY_KID`]); must pass [`auth::check_jwt_secret`].
+    /// One fixed seed of an ES256 signing key (kid [`FIXED_KID`]); must pass
+    /// [`auth::check_jwt_secret`].
     Fixed(String),
     /// Read from a key file or a secret store, and cached.
     Source(Arc<dyn KeySource>),
@@ -37,18 +39,28 @@ impl std::fmt::Debug for KeyConfig {
     }
 }
 
-/// Token and cursor signers of one version of the key ring.
+/// Token and cursor signers of one version of the keys.
 pub struct Loaded {
     pub jwt: JwtKeys,
     pub cursors: CursorCodec,
+    keys: KeySet,
 }
 
 impl Loaded {
-    fn new(ring: &KeyRing) -> Arc<Self> {
+    fn new(keys: KeySet) -> Arc<Self> {
         Arc::new(Self {
-            jwt: JwtKeys::new(ring, auth::DEFAULT_TOKEN_LIFETIME),
-            cursors: CursorCodec::new(ring),
+            jwt: JwtKeys::new(&keys, auth::DEFAULT_TOKEN_LIFETIME),
+            cursors: CursorCodec::new(&keys.verify_keys()),
+            keys,
         })
+    }
+
+    /// A token for `admin` of `org`; an internal error where no signing key
+    /// is held (only admin-signin and ticketd hold one).
+    pub fn issue(&self, admin: AdminId, org: OrgId, now: Timestamp) -> Result<(String, Timestamp)> {
+        self.jwt
+            .issue(admin, org, now)
+            .map_err(|e| Error::internal(anyhow::Error::from(e)))
     }
 }
 
@@ -94,8 +106,8 @@ impl Keys {
             KeyConfig::None => Self(None),
             KeyConfig::Fixed(secret) => {
                 auth::check_jwt_secret(secret)?;
-                let key = SigningKey::new(LEGACY_KID, secret.clone()).map_err(|_| auth::WeakSecret)?;
-                inner(None, Some(Loaded::new(&KeyRing::single(key))))
+                let key = SigningKey::new(FIXED_KID, secret.clone()).map_err(|_| auth::WeakSecret)?;
+                inner(None, Some(Loaded::new(KeySet::Signing(KeyRing::single(key)))))
             }
             KeyConfig::Source(source) => inner(Some(source.clone()), None),
         })
@@ -209,16 +221,28 @@ impl Inner {
             s.last_unknown_kid_read = s.last_read;
         }
         match result {
-            Ok(ring) => {
-                let (kid, previous) = (&ring.current.kid, ring.previous.as_ref().map(|k| k.kid.as_str()));
+            Ok(keys) => {
+                let kids: Vec<_> = keys.verify_keys().keys().map(|k| k.kid.clone()).collect();
+                let signs = matches!(keys, KeySet::Signing(_));
                 let took_us = started.elapsed().as_micros();
-                // Once per new current key at info: ticketd re-reads its file every second in use.
-                if s.loaded.as_ref().is_none_or(|l| l.jwt.kid() != kid) {
-                    tracing::info!(%kid, ?previous, took_us, unknown_kid = unknown_kid.is_some(), "JWT keys read");
-                } else {
-                    tracing::debug!(%kid, ?previous, took_us, "JWT keys read again");
-                }
-                let loaded = Loaded::new(&ring);
+                // Unchanged keys keep their loaded form (and the tokens it verified).
+                let loaded = match s.loaded.clone() {
+                    Some(old) if old.keys == keys => {
+                        tracing::debug!(?kids, took_us, "JWT keys read again");
+                        old
+                    }
+                    _ => {
+                        // Once per change at info: ticketd re-reads its file every second in use.
+                        tracing::info!(
+                            ?kids,
+                            signs,
+                            took_us,
+                            unknown_kid = unknown_kid.is_some(),
+                            "JWT keys read"
+                        );
+                        Loaded::new(keys)
+                    }
+                };
                 s.loaded = Some(loaded.clone());
                 s.fresh_until = Some(Instant::now() + source.max_age());
                 Ok(loaded)
@@ -238,13 +262,14 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AdminId, OrgId, Timestamp};
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A key store in memory, counting reads; `fail` makes reads fail.
+    /// A key store in memory, counting reads; `fail` makes reads fail. A
+    /// verifying view of it (`verify_only`) yields the ring's verify keys.
     struct Stored {
-        ring: Mutex<KeyRing>,
+        ring: Arc<Mutex<KeyRing>>,
+        verify_only: bool,
         reads: AtomicUsize,
         fail: std::sync::atomic::AtomicBool,
         max_age: Duration,
@@ -252,12 +277,16 @@ mod tests {
 
     #[async_trait::async_trait]
     impl KeySource for Stored {
-        async fn load(&self) -> anyhow::Result<KeyRing> {
+        async fn load(&self) -> anyhow::Result<KeySet> {
             self.reads.fetch_add(1, Ordering::SeqCst);
             // A read takes a while, as over the network.
             tokio::time::sleep(Duration::from_millis(10)).await;
             anyhow::ensure!(!self.fail.load(Ordering::SeqCst), "store unreachable");
-            Ok(self.ring.lock().unwrap().clone())
+            let ring = self.ring.lock().unwrap().clone();
+            Ok(match self.verify_only {
+                true => KeySet::Verifying(ring.verify_keys()),
+                false => KeySet::Signing(ring),
+            })
         }
         fn max_age(&self) -> Duration {
             self.max_age
@@ -266,10 +295,22 @@ mod tests {
 
     fn stored(max_age: Duration) -> Arc<Stored> {
         Arc::new(Stored {
-            ring: Mutex::new(KeyRing::single(SigningKey::generate("1").unwrap())),
+            ring: Arc::new(Mutex::new(KeyRing::single(SigningKey::generate("1").unwrap()))),
+            verify_only: false,
             reads: AtomicUsize::new(0),
             fail: Default::default(),
             max_age,
+        })
+    }
+
+    /// The verify keys of `s`'s ring, as a function that only verifies reads them.
+    fn verifying(s: &Stored) -> Arc<Stored> {
+        Arc::new(Stored {
+            ring: s.ring.clone(),
+            verify_only: true,
+            reads: AtomicUsize::new(0),
+            fail: Default::default(),
+            max_age: s.max_age,
         })
     }
 
@@ -282,8 +323,8 @@ mod tests {
         keys.get()
             .await
             .unwrap()
-            .jwt
             .issue(AdminId::new(), OrgId::new(), Timestamp::now())
+            .unwrap()
             .0
     }
 
@@ -302,9 +343,22 @@ mod tests {
     async fn a_fixed_key_must_be_strong_and_is_never_read_again() {
         assert!(Keys::new(&KeyConfig::Fixed("short".into())).is_err());
         let keys = Keys::new(&KeyConfig::Fixed("f".repeat(40))).unwrap();
-        assert_eq!(keys.get().await.unwrap().jwt.kid(), LEGACY_KID);
+        assert_eq!(keys.get().await.unwrap().jwt.kid(), Some(FIXED_KID));
         let t = token(&keys).await;
         assert!(keys.verify(&t).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_verifying_source_verifies_and_cannot_sign() {
+        let s = stored(Duration::from_secs(3600));
+        let (signer, verifier) = (
+            Keys::new(&KeyConfig::Source(s.clone())).unwrap(),
+            Keys::new(&KeyConfig::Source(verifying(&s))).unwrap(),
+        );
+        let t = token(&signer).await;
+        assert!(verifier.verify(&t).await.is_ok());
+        let loaded = verifier.get().await.unwrap();
+        assert!(internal(loaded.issue(AdminId::new(), OrgId::new(), Timestamp::now())));
     }
 
     #[tokio::test]
@@ -326,42 +380,43 @@ mod tests {
     #[tokio::test]
     async fn a_rotated_in_kid_is_learnt_from_its_first_token_at_most_once_per_interval() {
         let s = stored(Duration::from_secs(3600));
+        let v = verifying(&s);
         let (signer, verifier) = (
             Keys::new(&KeyConfig::Source(s.clone())).unwrap(),
-            Keys::new(&KeyConfig::Source(s.clone())).unwrap(),
+            Keys::new(&KeyConfig::Source(v.clone())).unwrap(),
         );
-        let old = token(&verifier).await;
-        token(&signer).await;
+        let old = token(&signer).await;
+        assert!(verifier.verify(&old).await.is_ok());
         rotate(&s);
         // A new signer (a cold function) signs with the new key; the warm verifier reads once.
         let fresh = Keys::new(&KeyConfig::Source(s.clone())).unwrap();
         let new = token(&fresh).await;
-        let reads = s.reads.load(Ordering::SeqCst);
+        let reads = v.reads.load(Ordering::SeqCst);
         assert!(verifier.verify(&new).await.is_ok());
         assert!(verifier.verify(&old).await.is_ok(), "the previous key still verifies");
-        assert_eq!(s.reads.load(Ordering::SeqCst), reads + 1);
+        assert_eq!(v.reads.load(Ordering::SeqCst), reads + 1);
         // Two more rotations: the next unknown kid within the interval reads nothing.
         rotate(&s);
         rotate(&s);
         let newest = token(&Keys::new(&KeyConfig::Source(s.clone())).unwrap()).await;
-        let reads = s.reads.load(Ordering::SeqCst);
+        let reads = v.reads.load(Ordering::SeqCst);
         assert!(matches!(verifier.verify(&newest).await, Err(Error::Unauthorized(_))));
-        assert_eq!(s.reads.load(Ordering::SeqCst), reads, "rate-limited");
+        assert_eq!(v.reads.load(Ordering::SeqCst), reads, "rate-limited");
     }
 
     #[tokio::test]
     async fn stale_keys_are_read_again_and_a_failed_read_keeps_the_old_ones() {
         let s = stored(Duration::from_millis(50));
         let keys = Keys::new(&KeyConfig::Source(s.clone())).unwrap();
-        let first_kid = keys.get().await.unwrap().jwt.kid().to_owned();
+        let first_kid = keys.get().await.unwrap().jwt.kid().unwrap().to_owned();
         rotate(&s);
         tokio::time::sleep(Duration::from_millis(60)).await;
-        let second_kid = keys.get().await.unwrap().jwt.kid().to_owned();
+        let second_kid = keys.get().await.unwrap().jwt.kid().unwrap().to_owned();
         assert_ne!(second_kid, first_kid, "a stale ring is read again");
         s.fail.store(true, Ordering::SeqCst);
         rotate(&s);
         tokio::time::sleep(Duration::from_millis(60)).await;
-        assert_eq!(keys.get().await.unwrap().jwt.kid(), second_kid, "kept");
+        assert_eq!(keys.get().await.unwrap().jwt.kid(), Some(second_kid.as_str()), "kept");
         let reads = s.reads.load(Ordering::SeqCst);
         keys.get().await.unwrap();
         assert_eq!(s.reads.load(Ordering::SeqCst), reads, "retried only after the interval");

@@ -91,7 +91,7 @@ impl Service {
                 if pair_window && let Some(pair) = &keys.pair {
                     self.ports.store.clear_signin_failures(pair).await?;
                 }
-                let (token, expires_at) = signer?.jwt.issue(admin.id, admin.org_id, self.now());
+                let (token, expires_at) = signer?.issue(admin.id, admin.org_id, self.now())?;
                 tracing::info!(admin = %admin.id, "admin signed in");
                 Ok((token, expires_at))
             }

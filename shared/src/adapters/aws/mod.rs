@@ -40,7 +40,7 @@ pub use calls::DynamoCalls;
 pub use dynamo::DynamoStore;
 pub use dynamo_lists::QueryStats;
 pub use dynamo_webhooks::DynamoWebhooks;
-pub use jwt_keys::{KEYS_MAX_AGE, SecretsManagerKeys};
+pub use jwt_keys::{KEYS_MAX_AGE, NO_VERIFY_KEYS, SecretsManagerKeys, SecretsManagerVerifyKeys};
 pub use mail_events::{MailNotice, handle_mail_message, parse_mail_event, poll_mail_events};
 pub use reconciler::{MISSED_AFTER, Reconciler, Sweeper, Tick};
 pub use reply_key::SecretsManagerReplyKey;
@@ -158,13 +158,22 @@ impl AwsAdapters {
         Some(WebhookQueue::new(self.sqs.clone(), url))
     }
 
-    /// The JWT keys from the settings' secret, read on first use (not at
-    /// init: see docs/ARCHITECTURE.md), with a client built then; none
+    /// The JWT keys from the settings' secrets, read on first use (not at
+    /// init: see docs/ARCHITECTURE.md), with a client built then: the signing
+    /// ring where one is named (admin-signin), else the verify keys; none
     /// without a secret.
     pub fn jwt_keys(&self, settings: &AwsSettings) -> KeyConfig {
-        match &settings.jwt_secret_arn {
-            Some(arn) => KeyConfig::Source(Arc::new(SecretsManagerKeys::new(self.secrets.clone(), arn.clone()))),
-            None => KeyConfig::None,
+        match (&settings.jwt_signing_secret_arn, &settings.jwt_secret_arn) {
+            (Some(signing), verify) => KeyConfig::Source(Arc::new(SecretsManagerKeys::new(
+                self.secrets.clone(),
+                signing.clone(),
+                verify.clone(),
+            ))),
+            (None, Some(verify)) => KeyConfig::Source(Arc::new(SecretsManagerVerifyKeys::new(
+                self.secrets.clone(),
+                verify.clone(),
+            ))),
+            (None, None) => KeyConfig::None,
         }
     }
 

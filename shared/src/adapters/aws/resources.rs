@@ -49,10 +49,18 @@ pub async fn create_missing_resources(aws: &AwsAdapters, settings: &AwsSettings)
             .await
             .map_err(|e| anyhow::anyhow!("CreateQueue {name}: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
     }
-    if let Some(secret) = &settings.jwt_secret_arn {
-        super::SecretsManagerKeys::new(aws.secrets().clone(), secret.clone())
-            .create_if_missing()
-            .await?;
+    match (&settings.jwt_signing_secret_arn, &settings.jwt_secret_arn) {
+        (Some(signing), verify) => {
+            super::SecretsManagerKeys::new(aws.secrets().clone(), signing.clone(), verify.clone())
+                .create_if_missing()
+                .await?
+        }
+        (None, Some(verify)) => {
+            super::SecretsManagerVerifyKeys::new(aws.secrets().clone(), verify.clone())
+                .create(&Default::default())
+                .await?
+        }
+        (None, None) => {}
     }
     if let (Some(secret), Some(_)) = (&settings.reply_key_secret_arn, &settings.inbound_domain) {
         super::SecretsManagerReplyKey::new(aws.secrets().clone(), secret.clone())

@@ -22,9 +22,14 @@ pub struct AwsSettings {
     /// invocations (async on-failure destination) and stream batches
     /// (reconcile's on-failure destination). The sweeper drains it.
     pub failure_queue_arn: String,
-    /// The Secrets Manager secret (ARN or name) holding the JWT key ring;
-    /// set only for the functions that sign or verify JWTs.
+    /// The Secrets Manager secret (ARN or name) holding the JWT verify keys
+    /// (`auth::VerifyKeys`: public keys, no signing key); set only for the
+    /// functions that verify or sign JWTs.
     pub jwt_secret_arn: Option<String>,
+    /// The secret holding the JWT signing ring (`auth::KeyRing`); set only
+    /// where tokens are signed (admin-signin, ticketd), which also publishes
+    /// the ring's verify keys to [`Self::jwt_secret_arn`].
+    pub jwt_signing_secret_arn: Option<String>,
     /// The SES configuration set every mail is sent with: its event
     /// destination reports deliveries, bounces and complaints.
     pub configuration_set: String,
@@ -57,9 +62,11 @@ pub const ENV_CLOSE_FUNCTION_ARN: &str = "TICKETING_CLOSE_FUNCTION_ARN";
 pub const ENV_SCHEDULER_ROLE_ARN: &str = "TICKETING_SCHEDULER_ROLE_ARN";
 pub const ENV_DEAD_LETTER_ARN: &str = "TICKETING_SCHEDULE_DLQ_ARN";
 pub const ENV_FAILURE_QUEUE_ARN: &str = "TICKETING_FAILURE_QUEUE_ARN";
-/// Optional: the secret holding the JWT key ring (see `jwt_keys`). Functions
-/// without it serve no JWT route, and cannot read the keys.
+/// Optional: the secret holding the JWT verify keys (see `jwt_keys`).
+/// Functions without it serve no JWT route, and cannot read the keys.
 pub const ENV_JWT_SECRET_ARN: &str = "TICKETING_JWT_SECRET_ARN";
+/// Optional: the secret holding the JWT signing ring: admin-signin only.
+pub const ENV_JWT_SIGNING_SECRET_ARN: &str = "TICKETING_JWT_SIGNING_SECRET_ARN";
 pub const ENV_SES_CONFIGURATION_SET: &str = "TICKETING_SES_CONFIGURATION_SET";
 /// Optional (ticketd only): see [`AwsSettings::mail_events_queue_url`].
 pub const ENV_MAIL_EVENTS_QUEUE_URL: &str = "TICKETING_MAIL_EVENTS_QUEUE_URL";
@@ -106,6 +113,8 @@ const LOCAL_SQS_ARN_PREFIX: &str = "arn:aws:sqs:us-east-1:000000000000:";
 /// The JWT key secret's name for local runs (created with a generated key
 /// by `create_missing_resources`).
 pub const LOCAL_JWT_SECRET: &str = "ticketing-jwt-keys";
+/// The JWT signing secret's name for local runs (created likewise).
+pub const LOCAL_JWT_SIGNING_SECRET: &str = "ticketing-jwt-signing-keys";
 /// The reply key secret's name for local runs (created by `create_missing_resources`).
 pub const LOCAL_REPLY_KEY_SECRET: &str = "ticketing-reply-key";
 
@@ -133,6 +142,7 @@ impl AwsSettings {
             scheduler_role_arn: LOCAL_SCHEDULER_ROLE_ARN.into(),
             dead_letter_arn: LOCAL_DEAD_LETTER_ARN.into(),
             jwt_secret_arn: Some(LOCAL_JWT_SECRET.into()),
+            jwt_signing_secret_arn: Some(LOCAL_JWT_SIGNING_SECRET.into()),
             configuration_set: LOCAL_CONFIGURATION_SET.into(),
             mail_events_queue_url: None,
             inbound_domain: None,
@@ -157,6 +167,7 @@ impl AwsSettings {
             dead_letter_arn: need(ENV_DEAD_LETTER_ARN)?,
             failure_queue_arn: need(ENV_FAILURE_QUEUE_ARN)?,
             jwt_secret_arn: non_empty(&get, ENV_JWT_SECRET_ARN),
+            jwt_signing_secret_arn: non_empty(&get, ENV_JWT_SIGNING_SECRET_ARN),
             configuration_set: need(ENV_SES_CONFIGURATION_SET)?,
             mail_events_queue_url: non_empty(&get, ENV_MAIL_EVENTS_QUEUE_URL),
             inbound_domain: non_empty(&get, ENV_INBOUND_DOMAIN),
@@ -177,6 +188,7 @@ impl AwsSettings {
             dead_letter_arn: or(ENV_DEAD_LETTER_ARN, self.dead_letter_arn),
             failure_queue_arn: or(ENV_FAILURE_QUEUE_ARN, self.failure_queue_arn),
             jwt_secret_arn: non_empty(&get, ENV_JWT_SECRET_ARN).or(self.jwt_secret_arn),
+            jwt_signing_secret_arn: non_empty(&get, ENV_JWT_SIGNING_SECRET_ARN).or(self.jwt_signing_secret_arn),
             configuration_set: or(ENV_SES_CONFIGURATION_SET, self.configuration_set),
             mail_events_queue_url: non_empty(&get, ENV_MAIL_EVENTS_QUEUE_URL).or(self.mail_events_queue_url),
             inbound_domain: non_empty(&get, ENV_INBOUND_DOMAIN).or(self.inbound_domain),
@@ -303,5 +315,6 @@ mod tests {
         assert_eq!(s.schedule_group, LOCAL_SCHEDULE_GROUP, "a blank variable is unset");
         assert_eq!(s.close_function_arn, LOCAL_CLOSE_FUNCTION_ARN);
         assert_eq!(s.jwt_secret_arn.as_deref(), Some(LOCAL_JWT_SECRET));
+        assert_eq!(s.jwt_signing_secret_arn.as_deref(), Some(LOCAL_JWT_SIGNING_SECRET));
     }
 }
