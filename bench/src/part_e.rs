@@ -45,9 +45,10 @@ pub struct KeyReads {
 
 /// Times `samples` + 1 reads of the key secret, the first on a new client.
 async fn time_key_reads(secret: &str, samples: usize) -> anyhow::Result<KeyReads> {
-    use ticketing::adapters::aws::{SecretsClient, SecretsManagerKeys, sdk_config};
+    use ticketing::adapters::aws::{SecretsClient, SecretsManagerVerifyKeys, sdk_config};
     use ticketing::ports::KeySource;
-    let keys = SecretsManagerKeys::new(SecretsClient::new(&sdk_config().await), secret);
+    // The verify keys: what every JWT function but admin-signin reads.
+    let keys = SecretsManagerVerifyKeys::new(SecretsClient::new(&sdk_config().await), secret);
     let t = Instant::now();
     keys.load().await?;
     let first = t.elapsed();

@@ -272,6 +272,37 @@ fn part_c(c: &Signin, stamp: &str) -> String {
         c.unknown.p50_ms / c.wrong.p50_ms,
         c.unknown.p50_ms / c.known.p50_ms
     );
+    let j = &c.jwt;
+    let _ = writeln!(
+        s,
+        "Admin token cost, in this process, median of {} each: HS256 (as tokens were signed before, a shared secret) beside ES256 (`auth::JwtKeys`, as now).\n",
+        j.samples
+    );
+    let _ = writeln!(
+        s,
+        "| operation | HS256 µs | ES256 µs | ES256 / HS256 |\n|---|---:|---:|---:|"
+    );
+    for (op, hs, es) in [
+        ("sign (sign-in)", j.hs256_sign_us, j.es256_sign_us),
+        (
+            "verify a token first seen (JWT route)",
+            j.hs256_verify_us,
+            j.es256_verify_us,
+        ),
+    ] {
+        let _ = writeln!(s, "| {op} | {hs:.1} | {es:.1} | {:.1} |", es / hs);
+    }
+    let _ = writeln!(
+        s,
+        "| verify a token verified before (remembered) | | {:.2} | {:.2} |",
+        j.es256_remembered_us,
+        j.es256_remembered_us / j.hs256_verify_us
+    );
+    let _ = writeln!(
+        s,
+        "| derive a key pair from its seed (per key, per read of the keys) | | {:.1} | |\n",
+        j.es256_key_us
+    );
     s
 }
 
