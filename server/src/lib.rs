@@ -430,9 +430,7 @@ fn fixed_or_file_keys(config: &Config) -> anyhow::Result<service::KeyConfig> {
             make_private_dir(&config.data_dir)?;
             let ring = keys::load_or_create(&config.data_dir)?;
             tracing::info!(kid = %ring.current.kid, "JWT keys from the data dir");
-            service::KeyConfig::Source(Arc::new(keys::KeyFile {
-                path: config.data_dir.join(JWT_KEYS_FILE),
-            }))
+            service::KeyConfig::Source(Arc::new(keys::KeyFile::new(config.data_dir.join(JWT_KEYS_FILE))))
         }
     })
 }
