@@ -309,6 +309,7 @@ fn only_the_jwt_functions_can_read_the_jwt_keys() {
                 "ticket-events",
                 "list-admins",
                 "set-availability",
+                "set-admin-role",
                 "create-webhook",
                 "list-webhooks",
                 "delete-webhook",
