@@ -23,6 +23,7 @@ macro_rules! contract_suite {
             case!(update_requires_a_field_and_valid_values);
             case!(respond_to_closed_ticket_is_conflict);
             case!(org_secret_accepted_in_header_or_body_and_rejected_otherwise);
+            case!(a_filed_ticket_is_answered_in_the_customer_view);
             case!(duplicate_domain_and_same_org_email_are_conflicts);
             case!(signin_rejects_wrong_password_and_unknown_email_alike);
             case!(bad_tokens_are_unauthorized_on_every_jwt_endpoint);
@@ -30,6 +31,8 @@ macro_rules! contract_suite {
             case!(signin_throttling_stops_the_guessing_client_not_the_owner);
             case!(an_email_taken_in_another_org_blocks_and_reveals_nothing);
             case!(an_email_in_many_orgs_signs_in_with_its_org_domain);
+            case!(squatted_emails_give_no_oracle_and_the_owner_signs_in);
+            case!(concurrent_guesses_get_no_more_checks_than_the_limit);
             case!(malformed_requests_get_json_errors_naming_the_field);
             case!(routing_errors_and_oversized_bodies_are_json);
             case!(another_orgs_admin_sees_404_everywhere);
@@ -59,9 +62,13 @@ macro_rules! contract_suite {
             case!(api_keys_work_within_their_scopes_and_stop_when_revoked);
             case!(api_key_requests_are_validated);
             case!(a_rotated_org_secret_replaces_the_old_one_at_once);
+            case!(admins_made_with_an_api_key_are_limited_until_granted);
             case!(a_retried_post_is_applied_once_and_answered_again);
             case!(concurrent_twins_with_one_key_apply_once);
             case!(answers_with_credentials_are_not_kept_for_replays);
+            case!(requests_without_a_credential_share_no_idempotency_record);
+            case!(signin_ignores_idempotency_keys);
+            case!(an_escaped_body_secret_keys_under_its_own_org);
             // Issue 9: history and people (H).
             case!(history_replays_to_the_tickets_current_status_and_assignee);
             case!(history_is_tenant_scoped_and_its_cursors_bound_to_the_ticket);

@@ -345,6 +345,7 @@ fn only_the_jwt_functions_can_read_the_jwt_keys_and_only_admin_signin_the_signin
                 "ticket-events",
                 "list-admins",
                 "set-availability",
+                "set-admin-role",
                 "create-webhook",
                 "list-webhooks",
                 "delete-webhook",

@@ -54,6 +54,12 @@ struct Cli {
     /// The sign-in throttle window (e.g. 15m).
     #[arg(long, env = "TICKETING_SIGNIN_WINDOW", default_value = "15m", value_parser = parse_duration)]
     signin_window: Duration,
+    /// Password hashes and verifies run at once (sign-in, admin signup); more wait their turn. Default: one per CPU, at least 2.
+    #[arg(long, env = "TICKETING_PASSWORD_HASH_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..=256))]
+    password_hash_concurrency: Option<u16>,
+    /// How long a request waits for a password-hashing turn before it is answered 503 (busy) with Retry-After.
+    #[arg(long, env = "TICKETING_PASSWORD_HASH_WAIT", default_value = "2s", value_parser = parse_duration)]
+    password_hash_wait: Duration,
     /// Proxies (comma-separated IPs or CIDRs) whose X-Forwarded-For names the client; by default none, and the TCP peer is the client.
     #[arg(long, env = "TICKETD_TRUSTED_PROXIES", default_value = "", value_parser = TrustedProxies::parse)]
     trusted_proxies: TrustedProxies,
@@ -205,6 +211,13 @@ async fn main() -> ExitCode {
             max_failures: cli.signin_max_failures,
             max_client_failures: cli.signin_max_client_failures,
             window: cli.signin_window,
+            hashes: ticketing::auth::password::HashLimit {
+                max_concurrent: cli.password_hash_concurrency.map_or_else(
+                    || ticketing::auth::password::HashLimit::default().max_concurrent,
+                    usize::from,
+                ),
+                wait: cli.password_hash_wait,
+            },
         },
         trusted_proxies: cli.trusted_proxies,
         reconcile_interval: cli.reconcile_interval,

@@ -31,6 +31,10 @@ pub enum Error {
     PayloadTooLarge(usize),
     #[error("{0}")]
     TooManyRequests(String, Duration),
+    /// Every password-hashing turn of the process is taken (and stayed
+    /// taken while the request waited): retry after the duration.
+    #[error("too many password checks at once; retry shortly")]
+    Busy(Duration),
     /// A dependency (database, AWS) is unreachable; the client may retry.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),

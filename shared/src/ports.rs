@@ -3,13 +3,14 @@
 //! `GetItem`/`Query`, an SQLite index search), never a scan.
 
 use crate::auth::{KeySet, SecretHash};
-use crate::domain::SigninWindow;
+use crate::domain::SigninSlot;
 use crate::domain::inbound::{InboundReceipt, StoredInbound};
 use crate::domain::webhooks::{ClaimedDelivery, Health, StoredWebhook, Webhook, WebhookDelivery, WebhookUrl};
 use crate::domain::{
-    Admin, AdminId, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, CloseJob, Credential, Delivery, Domain, Email,
-    EventId, IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest,
-    ResponseId, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId, TicketPage, Timestamp, WebhookId,
+    Admin, AdminId, AdminRole, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, CloseJob, Credential, Delivery,
+    Domain, Email, EventId, IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId,
+    PageRequest, ResponseId, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId, TicketPage, Timestamp,
+    WebhookId,
 };
 
 use crate::error::StoreError;
@@ -56,8 +57,8 @@ pub trait Store: Send + Sync + 'static {
     /// orgs, and an address taken in another org blocks (and reveals) nothing.
     async fn create_admin(&self, admin: &Admin, password_hash: &str) -> StoreResult<()>;
     /// For sign-in only: the accounts with this email and their password
-    /// hashes, at most `limit` of them in no promised order;
-    /// only `org`'s account when `org` is given.
+    /// hashes, at most `limit` of them, oldest org first (org ids are
+    /// time-ordered); only `org`'s account when `org` is given.
     async fn admin_credentials(
         &self,
         email: &Email,
@@ -105,6 +106,8 @@ pub trait Store: Send + Sync + 'static {
     async fn set_assignment_backlog(&self, org: OrgId, pending: bool) -> StoreResult<()>;
     /// Sets the admin's availability; `None` if `id` is not an admin of `org`.
     async fn set_admin_available(&self, org: OrgId, id: AdminId, available: bool) -> StoreResult<Option<Admin>>;
+    /// Sets the admin's role; `None` if `id` is not an admin of `org`.
+    async fn set_admin_role(&self, org: OrgId, id: AdminId, role: AdminRole) -> StoreResult<Option<Admin>>;
     /// One page of the org's admins with their open-ticket counts, in id
     /// (creation) order, after `after`; up to `limit + 1` so callers see if more follow.
     async fn list_admins(&self, org: OrgId, after: Option<AdminId>, limit: usize) -> StoreResult<Vec<AdminSummary>>;
@@ -152,17 +155,21 @@ pub trait Store: Send + Sync + 'static {
     async fn due_mail(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(TicketId, ResponseId)>>;
     /// A ticket and its messages of every kind (oldest first), read together.
     async fn ticket_with_messages(&self, id: TicketId) -> StoreResult<Option<(Ticket, Vec<Message>)>>;
-    /// Failed sign-ins counted against `key` in its current window (`None`
-    /// if none, or the window ended).
-    async fn signin_failures(
+    /// Takes a slot for one sign-in attempt against `key` before its password
+    /// is checked, in one atomic count-then-check (an SQLite transaction, a
+    /// conditional DynamoDB update): counts it into the window open at `now`
+    /// (opening one if there is none or the last one ended) unless that window
+    /// already holds `max` attempts. Concurrent attempts never pass `max`.
+    async fn reserve_signin_attempt(
         &self,
         key: &ThrottleKey,
         now: Timestamp,
         window: Duration,
-    ) -> StoreResult<Option<SigninWindow>>;
-    /// Counts one more failed sign-in against `key`, opening a new window if
-    /// the last one ended.
-    async fn record_signin_failure(&self, key: &ThrottleKey, now: Timestamp, window: Duration) -> StoreResult<()>;
+        max: u32,
+    ) -> StoreResult<SigninSlot>;
+    /// Gives back a slot taken in the window that started at `started_at`
+    /// (its attempt did not fail); nothing if that window is gone.
+    async fn release_signin_attempt(&self, key: &ThrottleKey, started_at: Timestamp) -> StoreResult<()>;
     /// Forgets the failures counted against `key` (after a successful sign-in).
     async fn clear_signin_failures(&self, key: &ThrottleKey) -> StoreResult<()>;
     /// One page of the org's tickets matching `filter`, newest first.

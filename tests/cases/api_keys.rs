@@ -181,3 +181,93 @@ pub async fn a_rotated_org_secret_replaces_the_old_one_at_once(set: &dyn Adapter
         .expect_error(401, "unauthorized", None);
     app.stop().await;
 }
+
+/// An `admins:create` key is not a full admin: the admin it signs up is
+/// `limited` (tickets and people, but 403 on API keys, the org secret,
+/// webhooks and roles) until a full admin grants `full`; admins signed up
+/// with the org secret are full. The role is in the signup answer and the
+/// admin list, and a grant applies at once.
+pub async fn admins_made_with_an_api_key_are_limited_until_granted(set: &dyn AdapterSet) {
+    let app = TestApp::start(set, TestConfig::default()).await;
+    let org = app.new_org().await;
+    let owner = app.new_admin(&org).await;
+    let key = app
+        .create_api_key(&owner.jwt, "hr tool", &["admins:create"])
+        .await
+        .expect(201);
+    let email = format!("{}@{}", ticketing_tests::unique("via-key"), org.domain);
+    let signup = app
+        .post(
+            "/auth/admin/signup",
+            None,
+            json!({"firstName": "Mal", "lastName": "Lory", "email": email, "password": "chosen by the key",
+                   "secret": key["key"]}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(signup["role"], "limited", "{signup}");
+    let limited_id = signup["id"].as_str().unwrap().to_owned();
+    let jwt = app.signin(&email, "chosen by the key").await.expect(200)["jwt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The escalation the key would have had: every step refused.
+    let role_path = format!("/admins/{limited_id}/role");
+    let key_id = format!("/api-keys/{}", key["id"].as_str().unwrap());
+    let refused = [
+        app.create_api_key(&jwt, "all of it", &["tickets:create", "tickets:read", "admins:create"])
+            .await,
+        app.get("/api-keys", Some(&jwt)).await,
+        app.delete(&key_id, Some(&jwt)).await,
+        app.post("/auth/org/secret/rotate", Some(&jwt), json!({})).await,
+        app.create_webhook(&jwt, "https://hooks.example.com/x", &["ticket.created"])
+            .await,
+        app.get("/webhooks", Some(&jwt)).await,
+        app.post(&role_path, Some(&jwt), json!({"role": "full"})).await,
+    ];
+    for r in refused {
+        r.expect_error(403, "forbidden", None);
+    }
+    // Tickets and people are open to it.
+    app.get("/tickets", Some(&jwt)).await.expect(200);
+    let admins = app.get("/admins", Some(&jwt)).await.expect(200);
+    let roles: Vec<(&str, &str)> = admins["admins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["id"].as_str().unwrap(), a["role"].as_str().unwrap()))
+        .collect();
+    assert!(roles.contains(&(owner.id.as_str(), "full")), "{admins}");
+    assert!(roles.contains(&(limited_id.as_str(), "limited")), "{admins}");
+    // The org secret still works, and the old org secret was not rotated.
+    app.new_ticket_id(&org, &customer()).await;
+
+    // Role requests are validated and tenant-scoped.
+    app.post(&role_path, Some(&owner.jwt), json!({"role": "owner"}))
+        .await
+        .expect_error(400, "invalid_request", Some("role"));
+    let other = app.new_org().await;
+    let stranger = app.new_admin(&other).await;
+    app.post(&role_path, Some(&stranger.jwt), json!({"role": "full"}))
+        .await
+        .expect_error(404, "not_found", None);
+
+    // A full admin grants the role: it applies at once.
+    let granted = app
+        .post(&role_path, Some(&owner.jwt), json!({"role": "full"}))
+        .await
+        .expect(200);
+    assert_eq!(granted["role"], "full");
+    app.create_api_key(&jwt, "now allowed", &["tickets:read"])
+        .await
+        .expect(201);
+    // And withdraws it.
+    app.post(&role_path, Some(&owner.jwt), json!({"role": "limited"}))
+        .await
+        .expect(200);
+    app.get("/api-keys", Some(&jwt))
+        .await
+        .expect_error(403, "forbidden", None);
+    app.stop().await;
+}

@@ -166,7 +166,7 @@ pub async fn bad_tokens_are_unauthorized_on_every_jwt_endpoint(set: &dyn Adapter
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
     let other = app.new_org().await;
-    let ticket = app.new_ticket(&org, &customer()).await;
+    let ticket = app.new_ticket_seen_by(&admin.jwt, &org, &customer()).await;
     let id = ticket["id"].as_str().unwrap();
     let now = chrono::Utc::now().timestamp();
     let claims = json!({"sub": admin.id, "org": org.id, "iat": now, "exp": now + 3600});
@@ -310,5 +310,34 @@ pub async fn repeated_signin_failures_are_throttled_until_the_window_ends(set: &
             .expect_error(401, "unauthorized", None);
     }
     app.signin(&target.email, PASSWORD).await.expect(200);
+    app.stop().await;
+}
+
+/// Filing a ticket with an org credential (the org secret, or an API key)
+/// answers the customer's view, as `GET /tickets/{id}` does for that
+/// credential: no `adminId`, `orgId` or `version`, which are the admins'.
+pub async fn a_filed_ticket_is_answered_in_the_customer_view(set: &dyn AdapterSet) {
+    let app = TestApp::start(set, TestConfig::default()).await;
+    let org = app.new_org().await;
+    let admin = app.new_admin(&org).await;
+    let key = app
+        .create_api_key(&admin.jwt, "widget", &["tickets:create", "tickets:read"])
+        .await
+        .expect(201);
+    let with_key = ticketing_tests::client::OrgHandle {
+        secret: key["key"].as_str().unwrap().to_owned(),
+        ..org.clone()
+    };
+    for credential in [&org, &with_key] {
+        let filed = app.new_ticket(credential, &customer()).await;
+        for hidden in ["adminId", "orgId", "version"] {
+            assert!(filed.get(hidden).is_none(), "{hidden} in {filed}");
+        }
+        let id = filed["id"].as_str().unwrap();
+        let read = app.get_as_org(credential, &format!("/tickets/{id}")).await.expect(200);
+        assert_eq!(filed, read, "the same view");
+        // The admins still see who has it.
+        assert_eq!(app.ticket(&admin.jwt, id).await["adminId"], admin.id.as_str());
+    }
     app.stop().await;
 }

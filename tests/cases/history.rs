@@ -63,7 +63,7 @@ pub async fn history_replays_to_the_tickets_current_status_and_assignee(set: &dy
     let ana = app.new_admin(&org).await;
     let ben = app.new_admin(&org).await;
     let who = customer();
-    let ticket = app.new_ticket(&org, &who).await;
+    let ticket = app.new_ticket_seen_by(&ana.jwt, &org, &who).await;
     let id = ticket["id"].as_str().unwrap().to_owned();
     let first = ticket["adminId"].as_str().unwrap().to_owned();
     let other = if first == ana.id { &ben.id } else { &ana.id };
@@ -308,7 +308,7 @@ pub async fn admin_list_pages_the_orgs_admins_with_their_load(set: &dyn AdapterS
         admins.push(app.new_admin(&org).await);
     }
     let other = app.new_admin(&app.new_org().await).await;
-    let ticket = app.new_ticket(&org, &customer()).await;
+    let ticket = app.new_ticket_seen_by(&admins[0].jwt, &org, &customer()).await;
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {

@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use ticketing_tests::client::{OrgHandle, Reply, customer};
+use ticketing_tests::client::{OrgHandle, PASSWORD, Reply, customer};
 use ticketing_tests::{AdapterSet, TestApp, TestConfig};
 
 async fn post_with_key(app: &TestApp, path: &str, auth: Option<&str>, key: &str, body: &Value) -> Reply {
@@ -204,5 +204,145 @@ pub async fn answers_with_credentials_are_not_kept_for_replays(set: &dyn Adapter
         .expect_error(409, "idempotent_reply_not_kept", None);
     let keys = app.get("/api-keys", Some(&admin.jwt)).await.expect(200);
     assert_eq!(keys["apiKeys"].as_array().map(Vec::len), Some(1), "one key: {keys}");
+    app.stop().await;
+}
+
+fn replayed(r: &Reply) -> bool {
+    r.headers.get("idempotent-replayed").is_some()
+}
+
+/// Callers without a credential share no idempotency record: a POST
+/// without credentials is answered by its handler each time (401), never
+/// with another client's kept answer; org signup, the one POST needing no
+/// credential, keeps its keys per client address.
+pub async fn requests_without_a_credential_share_no_idempotency_record(set: &dyn AdapterSet) {
+    let app = TestApp::start(set, TestConfig::default()).await;
+    let (first, second) = (
+        std::net::IpAddr::from([127, 0, 0, 41]),
+        std::net::IpAddr::from([127, 0, 0, 42]),
+    );
+    let no_secret = json!({"title": "t", "description": "d", "addedBy": customer()}).to_string();
+    let headers = [("content-type", "application/json"), ("idempotency-key", "anon-1")];
+    for from in [first, second, first] {
+        let r = app
+            .raw_from(
+                from,
+                Method::POST,
+                "/tickets",
+                &headers,
+                Some(no_secret.clone().into_bytes()),
+            )
+            .await;
+        assert!(!replayed(&r), "{:?}", r.headers);
+        r.expect_error(401, "unauthorized", None);
+    }
+
+    let domain = format!("{}.example.com", ticketing_tests::unique("idem"));
+    let signup = json!({"name": "Idem", "domain": domain}).to_string().into_bytes();
+    let org_headers = [("content-type", "application/json"), ("idempotency-key", "org-1")];
+    app.raw_from(
+        first,
+        Method::POST,
+        "/auth/org/signup",
+        &org_headers,
+        Some(signup.clone()),
+    )
+    .await
+    .expect(201);
+    // The same client's retry is recognised (its answer held the secret: not kept)...
+    app.raw_from(
+        first,
+        Method::POST,
+        "/auth/org/signup",
+        &org_headers,
+        Some(signup.clone()),
+    )
+    .await
+    .expect_error(409, "idempotent_reply_not_kept", None);
+    // ...another client's request with that key is its own, and runs.
+    let other = app
+        .raw_from(second, Method::POST, "/auth/org/signup", &org_headers, Some(signup))
+        .await;
+    assert!(!replayed(&other));
+    other.expect_error(409, "conflict", None);
+    app.stop().await;
+}
+
+/// Sign-in ignores `Idempotency-Key`: re-sending someone's key with a
+/// guessed body is never compared with their request (no 409/422 oracle),
+/// and a throttled client stays throttled whatever key it sends.
+pub async fn signin_ignores_idempotency_keys(set: &dyn AdapterSet) {
+    let app = TestApp::start(set, TestConfig::default()).await;
+    let org = app.new_org().await;
+    let admin = app.new_admin(&org).await;
+    let signin = |password: &str| {
+        json!({"email": admin.email, "password": password})
+            .to_string()
+            .into_bytes()
+    };
+    let headers = [("content-type", "application/json"), ("idempotency-key", "signin-1")];
+    let owner = app
+        .raw(Method::POST, "/auth/admin/signin", &headers, Some(signin(PASSWORD)))
+        .await;
+    assert!(!replayed(&owner));
+    owner.expect(200);
+    // The owner's retry signs in again.
+    app.raw(Method::POST, "/auth/admin/signin", &headers, Some(signin(PASSWORD)))
+        .await
+        .expect(200);
+
+    let attacker = std::net::IpAddr::from([127, 0, 0, 43]);
+    let wrong = app
+        .raw_from(
+            attacker,
+            Method::POST,
+            "/auth/admin/signin",
+            &headers,
+            Some(signin("a guess!")),
+        )
+        .await;
+    assert!(!replayed(&wrong));
+    wrong.expect_error(401, "unauthorized", None);
+    for _ in 0..4 {
+        app.signin_from(attacker, &admin.email, "another guess")
+            .await
+            .expect_error(401, "unauthorized", None);
+    }
+    for body in [signin("a guess!"), signin(PASSWORD)] {
+        app.raw_from(attacker, Method::POST, "/auth/admin/signin", &headers, Some(body))
+            .await
+            .expect_error(429, "too_many_requests", None);
+    }
+    app.stop().await;
+}
+
+/// A body `secret` written with JSON escapes is the same secret to the
+/// idempotency layer as to the handler: its keys belong to that org (two
+/// orgs using one key name are apart), and a retry is replayed.
+pub async fn an_escaped_body_secret_keys_under_its_own_org(set: &dyn AdapterSet) {
+    let app = TestApp::start(set, TestConfig::default()).await;
+    let escaped = |org: &OrgHandle, title: &str| {
+        let secret: String = org.secret.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+        format!(
+            r#"{{"title": "{title}", "description": "d", "addedBy": "{}", "secret": "{secret}"}}"#,
+            customer()
+        )
+        .into_bytes()
+    };
+    let headers = [("content-type", "application/json"), ("idempotency-key", "escaped-1")];
+    let (one, two) = (app.new_org().await, app.new_org().await);
+    let body = escaped(&one, "First");
+    let first = app.raw(Method::POST, "/tickets", &headers, Some(body.clone())).await;
+    assert!(!replayed(&first));
+    let first = first.expect(201);
+    let again = app.raw(Method::POST, "/tickets", &headers, Some(body)).await;
+    assert!(replayed(&again));
+    assert_eq!(again.expect(201)["id"], first["id"]);
+    // Another org's request with the same key name is its own.
+    let theirs = app
+        .raw(Method::POST, "/tickets", &headers, Some(escaped(&two, "Second")))
+        .await;
+    assert!(!replayed(&theirs));
+    assert_ne!(theirs.expect(201)["id"], first["id"]);
     app.stop().await;
 }

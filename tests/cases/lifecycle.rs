@@ -16,7 +16,7 @@ pub async fn update_changes_fields_and_status_timestamps(set: &dyn AdapterSet) {
     let app = TestApp::start(set, TestConfig::default()).await;
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
-    let t = app.new_ticket(&org, &customer()).await;
+    let t = app.new_ticket_seen_by(&admin.jwt, &org, &customer()).await;
     let id = t["id"].as_str().unwrap();
     let path = format!("/tickets/{id}");
 
@@ -68,7 +68,7 @@ pub async fn update_requires_a_field_and_valid_values(set: &dyn AdapterSet) {
     let app = TestApp::start(set, TestConfig::default()).await;
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
-    let t = app.new_ticket(&org, &customer()).await;
+    let t = app.new_ticket_seen_by(&admin.jwt, &org, &customer()).await;
     let id = t["id"].as_str().unwrap();
     let path = format!("/tickets/{id}");
     app.post(&path, Some(&admin.jwt), json!({}))

@@ -53,7 +53,7 @@ pub async fn list_filters_combine(set: &dyn AdapterSet) {
     let (c1, c2) = (customer(), customer());
     let mut all = Vec::new();
     for cust in [&c1, &c2, &c1, &c2, &c1, &c2] {
-        all.push(app.new_ticket(&org, cust).await);
+        all.push(app.new_ticket_seen_by(&a.jwt, &org, cust).await);
     }
     // Respond to two of them.
     for t in &all[..2] {

@@ -137,7 +137,7 @@ pub async fn unknown_query_parameters_are_rejected_on_every_route(set: &dyn Adap
     let app = TestApp::start(set, TestConfig::default()).await;
     let org = app.new_org().await;
     let admin = app.new_admin(&org).await;
-    let ticket = app.new_ticket(&org, &customer()).await;
+    let ticket = app.new_ticket_seen_by(&admin.jwt, &org, &customer()).await;
     let id = ticket["id"].as_str().unwrap();
     let domain = format!("{}.example.com", unique("q"));
     let email = format!("{}@{}", unique("a"), org.domain);

@@ -97,8 +97,10 @@ pub async fn an_email_taken_in_another_org_blocks_and_reveals_nothing(set: &dyn 
     app.stop().await;
 }
 
-/// An email with accounts in more orgs than one sign-in checks (5) asks for
-/// `orgDomain` instead of verifying every password hash.
+/// An email with accounts in more orgs than one sign-in checks (5): the
+/// password is checked against the oldest orgs' accounts, and a wrong one is
+/// the same 401 as ever (no "too many accounts" answer before any check);
+/// an account past the cap is reached with `orgDomain`, as the 401 says.
 pub async fn an_email_in_many_orgs_signs_in_with_its_org_domain(set: &dyn AdapterSet) {
     let app = TestApp::start(set, TestConfig::default()).await;
     let email = format!("{}@shared.example.com", unique("many"));
@@ -110,14 +112,147 @@ pub async fn an_email_in_many_orgs_signs_in_with_its_org_domain(set: &dyn Adapte
             .expect(201);
         orgs.push(org);
     }
-    app.signin(&email, &format!("{PASSWORD} 3"))
-        .await
-        .expect_error(409, "conflict", None);
+    let third = app.signin(&email, &format!("{PASSWORD} 3")).await.expect(200);
+    assert_eq!(token_org(&third), orgs[3].id);
+    let past_the_cap = app.signin(&email, &format!("{PASSWORD} 5")).await;
+    assert!(
+        past_the_cap.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("orgDomain"),
+        "{}",
+        past_the_cap.body
+    );
+    past_the_cap.expect_error(401, "unauthorized", None);
     let ok = app
         .signin_to(&email, &format!("{PASSWORD} 5"), &orgs[5].domain)
         .await
         .expect(200);
     assert_eq!(token_org(&ok), orgs[5].id);
+    app.stop().await;
+}
+
+/// Squatters (strangers who sign up `boss@<your domain>` as admin of orgs of
+/// their own, before and after you) learn nothing and lock nobody out: a
+/// wrong password is the same 401 whether or not the victim has an account,
+/// counted by the throttle like any failure (the old "more than 5 accounts"
+/// 409 came before any check, unthrottled); the owner signs in with email
+/// and password alone (their org holds the email's domain, so its account is
+/// checked first); only a password that fits several accounts gets 409.
+pub async fn squatted_emails_give_no_oracle_and_the_owner_signs_in(set: &dyn AdapterSet) {
+    let app = TestApp::start(set, TestConfig::default()).await;
+    let owner_domain = format!("{}.example.com", unique("corp"));
+    let boss = format!("boss@{owner_domain}");
+    let ghost = format!("ghost@{owner_domain}");
+    // Squatting before the owner's org exists, with more accounts than one
+    // sign-in checks; the ghost (no owner account ever) gets as many.
+    let mut squats = Vec::new();
+    for i in 0..6 {
+        let org = app.new_org().await;
+        signup(&app, &org, &boss, &format!("squatter {i}")).await.expect(201);
+        signup(&app, &org, &ghost, &format!("squatter {i}")).await.expect(201);
+        squats.push(org);
+    }
+    let owner = app
+        .post(
+            "/auth/org/signup",
+            None,
+            json!({"name": "Corp", "domain": owner_domain}),
+        )
+        .await
+        .expect(201);
+    let owner_org = OrgHandle {
+        id: owner["id"].as_str().unwrap().into(),
+        domain: owner_domain.clone(),
+        secret: owner["secret"].as_str().unwrap().into(),
+    };
+    signup(&app, &owner_org, &boss, PASSWORD).await.expect(201);
+    // More squatters after the owner.
+    for i in 6..8 {
+        let org = app.new_org().await;
+        signup(&app, &org, &boss, &format!("squatter {i}")).await.expect(201);
+        squats.push(org);
+    }
+
+    // The owner: email and password alone.
+    let signed_in = app.signin(&boss, PASSWORD).await.expect(200);
+    assert_eq!(token_org(&signed_in), owner_org.id);
+
+    // The attacker, from its own client: the victim's email and the ghost's
+    // answer alike, and each guess counts.
+    let attacker = loopback(21);
+    let victim = app.signin_from(attacker, &boss, "a wrong guess").await;
+    let nobody = app.signin_from(attacker, &ghost, "a wrong guess").await;
+    assert_eq!((victim.status, &victim.body), (nobody.status, &nobody.body));
+    victim.expect_error(401, "unauthorized", None);
+    for _ in 0..4 {
+        app.signin_from(attacker, &boss, "another guess")
+            .await
+            .expect_error(401, "unauthorized", None);
+    }
+    app.signin_from(attacker, &boss, "a sixth guess")
+        .await
+        .expect_error(429, "too_many_requests", None);
+    // A squatter's own password opens its own (oldest) org's account.
+    let theirs = app.signin(&boss, "squatter 0").await.expect(200);
+    assert_eq!(token_org(&theirs), squats[0].id);
+    // A password that fits two accounts asks for orgDomain (and says nothing
+    // about any other account).
+    signup(&app, &squats[0], &format!("twin@{owner_domain}"), "twin password")
+        .await
+        .expect(201);
+    signup(&app, &squats[1], &format!("twin@{owner_domain}"), "twin password")
+        .await
+        .expect(201);
+    app.signin(&format!("twin@{owner_domain}"), "twin password")
+        .await
+        .expect_error(409, "conflict", None);
+    app.stop().await;
+}
+
+/// Sign-in attempts take their throttle slot before the password is
+/// checked: 64 concurrent wrong passwords for one email from one client get
+/// at most the limit (5) of password checks and 401s, the rest 429; 64
+/// concurrent unknown emails from one client at most the client's limit (20).
+/// The owner, from elsewhere, still signs in.
+pub async fn concurrent_guesses_get_no_more_checks_than_the_limit(set: &dyn AdapterSet) {
+    let app = TestApp::start(set, TestConfig::default()).await;
+    let org = app.new_org().await;
+    let target = app.new_admin(&org).await;
+    let (guesser, sprayer) = (loopback(31), loopback(32));
+
+    let burst = |email: Option<&str>, from: IpAddr| {
+        let app = &app;
+        let email = email.map(str::to_owned);
+        async move {
+            let tries = (0..64).map(|i| {
+                let email = email
+                    .clone()
+                    .unwrap_or_else(|| format!("{}@x.io", unique(&format!("ghost{i}"))));
+                async move { app.signin_from(from, &email, "Winter2026!").await }
+            });
+            futures_util::future::join_all(tries).await
+        }
+    };
+    let count = |replies: &[ticketing_tests::Reply], status: u16| replies.iter().filter(|r| r.status == status).count();
+
+    let before = ticketing::auth::password::verifies_started();
+    let guesses = burst(Some(&target.email), guesser).await;
+    let checked = ticketing::auth::password::verifies_started() - before;
+    assert_eq!(count(&guesses, 401) + count(&guesses, 429), 64, "{guesses:?}");
+    assert_eq!(count(&guesses, 401), 5, "one check per slot");
+    assert!(checked <= 5, "{checked} password checks for 5 slots");
+    let refused = guesses.iter().find(|r| r.status == 429).expect("a 429");
+    assert!(refused.headers.contains_key("retry-after"));
+
+    let before = ticketing::auth::password::verifies_started();
+    let sprayed = burst(None, sprayer).await;
+    let checked = ticketing::auth::password::verifies_started() - before;
+    assert_eq!(count(&sprayed, 401) + count(&sprayed, 429), 64, "{sprayed:?}");
+    assert_eq!(count(&sprayed, 401), 20, "the client's limit");
+    assert!(checked <= 20, "{checked} password checks for 20 slots");
+
+    app.signin(&target.email, PASSWORD).await.expect(200);
     app.stop().await;
 }
 
@@ -134,6 +269,7 @@ pub async fn signin_throttling_stops_the_guessing_client_not_the_owner(set: &dyn
         max_failures: 3,
         max_client_failures: 6,
         window: Duration::from_secs(60),
+        ..Default::default()
     };
     let app = TestApp::start(
         set,

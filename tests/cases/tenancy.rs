@@ -12,7 +12,7 @@ pub async fn another_orgs_admin_sees_404_everywhere(set: &dyn AdapterSet) {
     let theirs = app.new_org().await;
     let their_admin = app.new_admin(&theirs).await;
     let cust = customer();
-    let ticket = app.new_ticket(&ours, &cust).await;
+    let ticket = app.new_ticket_seen_by(&our_admin.jwt, &ours, &cust).await;
     let id = ticket["id"].as_str().unwrap();
     let auth = format!("Bearer {}", their_admin.jwt);
 

@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use ticketing_tests::client::customer;
+use ticketing_tests::client::{PASSWORD, customer};
 use ticketing_tests::{AdapterSet, TestApp, TestConfig};
 
 /// The seed's flow: org → admins → sign-in → tickets spread over admins →
@@ -19,7 +19,7 @@ pub async fn seed_walkthrough_end_to_end(set: &dyn AdapterSet) {
 
     let mut tickets = Vec::new();
     for _ in 0..6 {
-        let t = app.new_ticket(&org, &alice).await;
+        let t = app.new_ticket_seen_by(&admins[0].jwt, &org, &alice).await;
         assert_eq!(t["status"], "OPEN");
         assert_eq!(t["orgId"], org.id.as_str());
         assert_eq!(t["addedBy"], alice.as_str());
@@ -127,14 +127,29 @@ pub fn ids(list: &Value) -> Vec<String> {
 pub async fn tickets_spread_evenly_over_admins_and_unassigned_without_admins(set: &dyn AdapterSet) {
     let app = TestApp::start(set, TestConfig::default()).await;
     let lonely = app.new_org().await;
-    let t = app.new_ticket(&lonely, &customer()).await;
+    let id = app.new_ticket_id(&lonely, &customer()).await;
+    // An admin who is away (so takes nothing) reads it: unassigned.
+    let away = format!("away@{}", lonely.domain);
+    app.post(
+        "/auth/admin/signup",
+        None,
+        json!({"firstName": "A", "lastName": "Way", "email": away, "password": PASSWORD,
+               "secret": lonely.secret, "available": false}),
+    )
+    .await
+    .expect(201);
+    let jwt = app.signin(&away, PASSWORD).await.expect(200)["jwt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t = app.ticket(&jwt, &id).await;
     assert!(t["adminId"].is_null(), "{t}");
 
     let org = app.new_org().await;
     let a = app.new_admin(&org).await;
     let b = app.new_admin(&org).await;
-    let t1 = app.new_ticket(&org, &customer()).await;
-    let t2 = app.new_ticket(&org, &customer()).await;
+    let t1 = app.new_ticket_seen_by(&a.jwt, &org, &customer()).await;
+    let t2 = app.new_ticket_seen_by(&a.jwt, &org, &customer()).await;
     assert_ne!(
         t1["adminId"], t2["adminId"],
         "second ticket goes to the admin with none"
@@ -152,10 +167,10 @@ pub async fn tickets_spread_evenly_over_admins_and_unassigned_without_admins(set
     )
     .await
     .expect(200);
-    let t3 = app.new_ticket(&org, &customer()).await;
+    let t3 = app.new_ticket_seen_by(&a.jwt, &org, &customer()).await;
     assert_eq!(t3["adminId"], a.id.as_str());
     // Tie (one each): goes to the one assigned least recently, which is `b`.
-    let t4 = app.new_ticket(&org, &customer()).await;
+    let t4 = app.new_ticket_seen_by(&a.jwt, &org, &customer()).await;
     assert_eq!(t4["adminId"], b.id.as_str());
     app.stop().await;
 }

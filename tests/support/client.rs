@@ -94,7 +94,27 @@ impl TestApp {
 
     /// Sends a raw request: any method, headers and body bytes.
     pub async fn raw(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
-        let mut req = self.http.request(method, self.url(path));
+        Self::send(self.http.request(method, self.url(path)), headers, body).await
+    }
+
+    /// [`Self::raw`] from another client: a connection from `client`, a
+    /// loopback address other than the 127.0.0.1 every other call comes from.
+    pub async fn raw_from(
+        &self,
+        client: std::net::IpAddr,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let http = reqwest::Client::builder()
+            .local_address(client)
+            .build()
+            .expect("a client bound to a loopback address");
+        Self::send(http.request(method, self.url(path)), headers, body).await
+    }
+
+    async fn send(mut req: reqwest::RequestBuilder, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -219,6 +239,13 @@ impl TestApp {
         )
         .await
         .expect(201)
+    }
+
+    /// Files a ticket and reads it back as the admin of `jwt` sees it
+    /// (`adminId`, `orgId`, `version`): filing answers the customer's view.
+    pub async fn new_ticket_seen_by(&self, jwt: &str, org: &OrgHandle, customer: &str) -> Value {
+        let id = self.new_ticket_id(org, customer).await;
+        self.ticket(jwt, &id).await
     }
 
     /// Files a ticket for `customer` and returns its id.

@@ -7,7 +7,8 @@ use super::time::Timestamp;
 /// admin, an org secret, an API key), so two clients never share one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey {
-    /// `admin:<id>`, `org:<id>`, `key:<id>`, or `anon` (no credential).
+    /// `admin:<id>`, `org:<id>`, `key:<id>`, or `client:<address>` (org
+    /// signup, the one POST that needs no credential).
     pub scope: String,
     /// The client's key, 1 to 255 printable ASCII characters.
     pub key: String,

@@ -70,6 +70,46 @@ pub struct Admin {
     /// Only available admins are given new tickets.
     pub available: bool,
     pub created_at: Timestamp,
+    pub role: AdminRole,
+}
+
+/// What an admin may do. A `full` admin does everything; a `limited` one
+/// works tickets and people but cannot touch the org's credentials (API
+/// keys, the org secret), webhooks or roles. An admin signed up with an
+/// `admins:create` API key starts limited, so such a key cannot make
+/// itself a full admin; one signed up with the org secret starts full. A
+/// full admin grants `full`. Admins stored before roles existed are full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AdminRole {
+    Full,
+    Limited,
+}
+
+impl AdminRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminRole::Full => "full",
+            AdminRole::Limited => "limited",
+        }
+    }
+
+    pub fn parse(field: &str, raw: &str) -> Result<Self, crate::error::Error> {
+        match raw {
+            "full" => Ok(AdminRole::Full),
+            "limited" => Ok(AdminRole::Limited),
+            _ => Err(crate::error::Error::invalid(field, "must be full or limited")),
+        }
+    }
+
+    /// As stored: absent (an admin from before roles) is full; anything
+    /// unreadable grants the least.
+    pub fn from_stored(stored: Option<&str>) -> Self {
+        match stored {
+            None | Some("full") => AdminRole::Full,
+            Some(_) => AdminRole::Limited,
+        }
+    }
 }
 
 /// An admin as `GET /admins` lists it: never a hash.
@@ -281,4 +321,13 @@ impl TicketPage {
 pub struct SigninWindow {
     pub failures: u32,
     pub started_at: Timestamp,
+}
+
+/// What a sign-in attempt got when it asked its throttle window for a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigninSlot {
+    /// Counted: the window as it is now, this attempt included.
+    Taken(SigninWindow),
+    /// The window already held its limit; nothing was counted.
+    Refused(SigninWindow),
 }

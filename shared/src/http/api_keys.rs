@@ -1,7 +1,7 @@
-//! The credentials area's handlers (admin JWT): issuing, listing and revoking
-//! API keys, and rotating the org secret.
+//! The credentials area's handlers (a full admin's JWT): issuing, listing and
+//! revoking API keys, and rotating the org secret.
 
-use super::extract::{AdminAuth, ApiJson};
+use super::extract::{ApiJson, FullAdminAuth};
 use crate::domain::{ApiKey, ApiKeyId, Scope};
 use crate::error::{Error, Result};
 use crate::service::{Service, key_name};
@@ -46,7 +46,7 @@ pub struct IssuedKeyReply {
 
 pub async fn create_api_key(
     State(service): State<Service>,
-    AdminAuth(claims): AdminAuth,
+    FullAdminAuth(claims): FullAdminAuth,
     ApiJson(body): ApiJson<CreateKeyBody>,
 ) -> Result<(StatusCode, Json<IssuedKeyReply>)> {
     let (name, scopes) = body.command()?;
@@ -66,7 +66,10 @@ pub struct KeyList {
     api_keys: Vec<ApiKey>,
 }
 
-pub async fn list_api_keys(State(service): State<Service>, AdminAuth(claims): AdminAuth) -> Result<Json<KeyList>> {
+pub async fn list_api_keys(
+    State(service): State<Service>,
+    FullAdminAuth(claims): FullAdminAuth,
+) -> Result<Json<KeyList>> {
     Ok(Json(KeyList {
         api_keys: service.api_keys(&claims).await?,
     }))
@@ -89,7 +92,7 @@ impl<S: Send + Sync> FromRequestParts<S> for KeyIdPath {
 
 pub async fn revoke_api_key(
     State(service): State<Service>,
-    AdminAuth(claims): AdminAuth,
+    FullAdminAuth(claims): FullAdminAuth,
     KeyIdPath(id): KeyIdPath,
 ) -> Result<StatusCode> {
     service.revoke_api_key(&claims, id).await?;
@@ -103,7 +106,7 @@ pub struct RotatedSecret {
 
 pub async fn rotate_org_secret(
     State(service): State<Service>,
-    AdminAuth(claims): AdminAuth,
+    FullAdminAuth(claims): FullAdminAuth,
 ) -> Result<Json<RotatedSecret>> {
     Ok(Json(RotatedSecret {
         secret: service.rotate_org_secret(&claims).await?,

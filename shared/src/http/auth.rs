@@ -89,11 +89,11 @@ pub async fn admin_signup(
     ApiJson(mut body): ApiJson<AdminSignupBody>,
 ) -> Result<(StatusCode, Json<Admin>)> {
     let secret = body.secret.take();
-    let org = service
-        .authenticate_org(org_secret(&headers, secret.as_deref()), Scope::AdminsCreate)
+    let credential = service
+        .authenticate_credential(org_secret(&headers, secret.as_deref()), Scope::AdminsCreate)
         .await?;
-    super::request_log::note_org(org.id);
-    let admin = service.signup_admin(&org, body.command()?).await?;
+    super::request_log::note_org(credential.org.id);
+    let admin = service.signup_admin(&credential, body.command()?).await?;
     Ok((StatusCode::CREATED, Json(admin)))
 }
 

@@ -33,6 +33,7 @@ pub enum Endpoint {
     TicketEvents,
     ListAdmins,
     SetAvailability,
+    SetRole,
     // Webhooks (issue 10).
     CreateWebhook,
     ListWebhooks,
@@ -43,7 +44,7 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 24] = [
+    pub const ALL: [Endpoint; 25] = [
         Endpoint::OrgSignup,
         Endpoint::AdminSignup,
         Endpoint::AdminSignin,
@@ -62,6 +63,7 @@ impl Endpoint {
         Endpoint::TicketEvents,
         Endpoint::ListAdmins,
         Endpoint::SetAvailability,
+        Endpoint::SetRole,
         Endpoint::CreateWebhook,
         Endpoint::ListWebhooks,
         Endpoint::DeleteWebhook,
@@ -102,6 +104,7 @@ impl Endpoint {
             Endpoint::TicketEvents => "/tickets/{id}/events",
             Endpoint::ListAdmins => "/admins",
             Endpoint::SetAvailability => "/admins/{id}/availability",
+            Endpoint::SetRole => "/admins/{id}/role",
             Endpoint::CreateWebhook | Endpoint::ListWebhooks => "/webhooks",
             Endpoint::DeleteWebhook => "/webhooks/{id}",
             Endpoint::RotateWebhookSecret => "/webhooks/{id}/rotate_secret",
@@ -131,6 +134,7 @@ impl Endpoint {
             Endpoint::TicketEvents => "ticket-events",
             Endpoint::ListAdmins => "list-admins",
             Endpoint::SetAvailability => "set-availability",
+            Endpoint::SetRole => "set-admin-role",
             Endpoint::CreateWebhook => "create-webhook",
             Endpoint::ListWebhooks => "list-webhooks",
             Endpoint::DeleteWebhook => "delete-webhook",
@@ -159,6 +163,7 @@ impl Endpoint {
             | Endpoint::TicketEvents
             | Endpoint::ListAdmins
             | Endpoint::SetAvailability
+            | Endpoint::SetRole
             | Endpoint::CreateWebhook
             | Endpoint::ListWebhooks
             | Endpoint::DeleteWebhook
@@ -225,6 +230,7 @@ impl Endpoint {
             Endpoint::TicketEvents => get(history::ticket_events),
             Endpoint::ListAdmins => get(people::list_admins),
             Endpoint::SetAvailability => post(people::set_availability),
+            Endpoint::SetRole => post(people::set_role),
             Endpoint::CreateWebhook => post(webhooks::create_webhook),
             Endpoint::ListWebhooks => get(webhooks::list_webhooks),
             Endpoint::DeleteWebhook => delete(webhooks::delete_webhook),

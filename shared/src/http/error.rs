@@ -17,7 +17,7 @@ impl Error {
             Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) | Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -36,6 +36,7 @@ impl Error {
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::TooManyRequests(..) => "too_many_requests",
             Error::Unavailable(_) => "unavailable",
+            Error::Busy(_) => "busy",
             Error::Internal(_) => "internal",
         }
     }
@@ -67,7 +68,7 @@ impl IntoResponse for Error {
         let mut response = (status, Json(json!({ "error": body }))).into_response();
         let headers = response.headers_mut();
         match &self {
-            Error::TooManyRequests(_, wait) => {
+            Error::TooManyRequests(_, wait) | Error::Busy(wait) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
             }
             Error::Unavailable(_) => {

@@ -172,20 +172,38 @@ impl FromRequestParts<Service> for AdminAuth {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, service: &Service) -> Result<Self, Error> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(Error::Unauthorized("missing Authorization: Bearer <jwt>"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or(Error::Unauthorized("Authorization must be: Bearer <jwt>"))?;
-        let claims = service.authenticate_admin(token).await?;
+        let claims = service.authenticate_admin(bearer(parts)?).await?;
         super::request_log::note_org(claims.org);
         Ok(AdminAuth(claims))
+    }
+}
+
+/// The bearer token of the request, or 401.
+fn bearer(parts: &Parts) -> Result<&str, Error> {
+    let header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or(Error::Unauthorized("missing Authorization: Bearer <jwt>"))?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or(Error::Unauthorized("Authorization must be: Bearer <jwt>"))
+}
+
+/// A full admin's token ([`crate::domain::AdminRole`]): what the org's
+/// credentials, webhooks and roles need. A limited admin gets 403.
+pub struct FullAdminAuth(pub Claims);
+
+impl FromRequestParts<Service> for FullAdminAuth {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, service: &Service) -> Result<Self, Error> {
+        let claims = service.authenticate_full_admin(bearer(parts)?).await?;
+        super::request_log::note_org(claims.org);
+        Ok(FullAdminAuth(claims))
     }
 }
 

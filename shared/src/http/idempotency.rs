@@ -3,10 +3,18 @@
 //! retry); a replay of the same request gets that answer again with
 //! `Idempotent-Replayed: true` and repeats no side effect; the same key for
 //! another request is a 422, and while the first still runs a 409.
+//!
+//! Keys belong to the credential a request presents. A request without a
+//! valid one runs without idempotency (its handler answers 401; nothing is
+//! kept, so nothing is shared between callers), except org signup, which
+//! needs none: its keys belong to the client's address. Sign-in ignores the
+//! header: replaying its answer would tell whoever re-sent a key whether the
+//! first attempt's password was right, past the sign-in throttle.
 
 use super::Endpoint;
+use super::client_ip::Client;
 use super::extract::BODY_LIMIT;
-use crate::domain::{IdempotencyBegin, IdempotencyKey, KeptReply};
+use crate::domain::{ClientId, IdempotencyBegin, IdempotencyKey, KeptReply};
 use crate::error::{Error, Result};
 use crate::service::{Presented, Service, idempotency_key};
 use axum::body::{Body, to_bytes};
@@ -15,42 +23,52 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 const HEADER: &str = "idempotency-key";
 
 /// The middleware (a route layer of every router, `http::finish`).
-pub async fn guard(State(service): State<Service>, req: Request, next: Next) -> Response {
+pub async fn guard(State(service): State<Service>, Client(client): Client, req: Request, next: Next) -> Response {
     if req.method() != Method::POST || !req.headers().contains_key(HEADER) {
         return next.run(req).await;
     }
-    match idempotent(service, req, next).await {
+    let endpoint = req.extensions().get::<MatchedPath>().and_then(|p| {
+        Endpoint::ALL
+            .into_iter()
+            .find(|e| e.method() == Method::POST && e.path() == p.as_str())
+    });
+    if endpoint == Some(Endpoint::AdminSignin) {
+        return next.run(req).await;
+    }
+    match idempotent(service, client, endpoint, req, next).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
 }
 
-async fn idempotent(service: Service, req: Request, next: Next) -> Result<Response> {
+async fn idempotent(
+    service: Service,
+    client: ClientId,
+    endpoint: Option<Endpoint>,
+    req: Request,
+    next: Next,
+) -> Result<Response> {
     let mut values = req.headers().get_all(HEADER).iter();
     let (Some(raw), None) = (values.next(), values.next()) else {
         return Err(Error::invalid("Idempotency-Key", "must be sent once"));
     };
     let client_key = idempotency_key(raw.as_bytes())?;
-    let keeps_body = req
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|p| {
-            Endpoint::ALL
-                .into_iter()
-                .find(|e| e.method() == Method::POST && e.path() == p.as_str())
-        })
-        .is_none_or(|e| !e.issues_credentials());
+    let keeps_body = endpoint.is_none_or(|e| !e.issues_credentials());
     let (parts, body) = req.into_parts();
     let bytes = to_bytes(body, BODY_LIMIT)
         .await
         .map_err(|_| Error::PayloadTooLarge(BODY_LIMIT))?;
-    let scope = service.idempotency_scope(presented(&parts.headers, &bytes)).await?;
-    let Some(scope) = scope else {
-        // Not a valid credential: the handler answers 401, nothing is kept.
+    let presented = match presented(&parts.headers, &bytes) {
+        Presented::None if endpoint == Some(Endpoint::OrgSignup) => Presented::Client(client),
+        other => other,
+    };
+    let Some(scope) = service.idempotency_scope(presented).await? else {
+        // No valid credential: the handler answers 401, nothing is kept.
         return Ok(next.run(Request::from_parts(parts, Body::from(bytes))).await);
     };
     let key = IdempotencyKey { scope, key: client_key };
@@ -110,12 +128,13 @@ fn presented<'a>(headers: &'a axum::http::HeaderMap, body: &'a [u8]) -> Presente
         return Presented::Jwt(token);
     }
     if let Some(secret) = super::extract::org_secret(headers, None) {
-        return Presented::Secret(secret);
+        return Presented::Secret(Cow::Borrowed(secret));
     }
+    // Read as the handler reads it: a JSON string, escapes and all.
     #[derive(serde::Deserialize)]
     struct WithSecret<'a> {
         #[serde(borrow, default)]
-        secret: Option<&'a str>,
+        secret: Option<Cow<'a, str>>,
     }
     match serde_json::from_slice::<WithSecret>(body) {
         Ok(WithSecret { secret: Some(s) }) if !s.is_empty() => Presented::Secret(s),

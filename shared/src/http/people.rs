@@ -1,9 +1,9 @@
-//! The admins area's handlers: the org's admin list and setting an admin's
-//! availability.
+//! The admins area's handlers: the org's admin list, setting an admin's
+//! availability, and (a full admin) an admin's role.
 
-use super::extract::{AdminAuth, ApiJson, ApiQuery};
+use super::extract::{AdminAuth, ApiJson, ApiQuery, FullAdminAuth};
 use super::history::PageParams;
-use crate::domain::{Admin, AdminId, AdminSummary};
+use crate::domain::{Admin, AdminId, AdminRole, AdminSummary};
 use crate::error::{Error, Result};
 use crate::service::Service;
 use axum::Json;
@@ -59,4 +59,20 @@ pub async fn set_availability(
     ApiJson(body): ApiJson<AvailabilityBody>,
 ) -> Result<Json<Admin>> {
     Ok(Json(service.set_availability(&claims, id, body.available).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    role: String,
+}
+
+pub async fn set_role(
+    State(service): State<Service>,
+    FullAdminAuth(claims): FullAdminAuth,
+    AdminIdPath(id): AdminIdPath,
+    ApiJson(body): ApiJson<RoleBody>,
+) -> Result<Json<Admin>> {
+    let role = AdminRole::parse("role", &body.role)?;
+    Ok(Json(service.set_admin_role(&claims, id, role).await?))
 }

@@ -36,18 +36,20 @@ impl CreateTicketBody {
     }
 }
 
+/// Answered in the customer's view, as `GET /tickets/{id}` answers the same
+/// credential: who it is assigned to is the admins' business.
 pub async fn create_ticket(
     State(service): State<Service>,
     headers: HeaderMap,
     ApiJson(mut body): ApiJson<CreateTicketBody>,
-) -> Result<(StatusCode, Json<Ticket>)> {
+) -> Result<(StatusCode, Json<CustomerTicketView>)> {
     let secret = body.secret.take();
     let org = service
         .authenticate_org(org_secret(&headers, secret.as_deref()), Scope::TicketsCreate)
         .await?;
     super::request_log::note_org(org.id);
     let ticket = service.create_ticket(&org, body.command()?).await?;
-    Ok((StatusCode::CREATED, Json(ticket)))
+    Ok((StatusCode::CREATED, Json(CustomerTicketView::new(ticket, vec![]))))
 }
 
 #[derive(Deserialize)]

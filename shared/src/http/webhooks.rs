@@ -1,7 +1,7 @@
 //! The webhooks area's handlers (admin JWT): registering, listing, deleting
 //! endpoints, rotating their signing secrets, and their deliveries.
 
-use super::extract::{AdminAuth, ApiJson};
+use super::extract::{ApiJson, FullAdminAuth};
 use crate::domain::WebhookId;
 use crate::domain::webhooks::{Webhook, WebhookDelivery, WebhookEventType, is_message_id};
 use crate::error::{Error, Result};
@@ -45,7 +45,7 @@ pub struct IssuedWebhookReply {
 
 pub async fn create_webhook(
     State(service): State<Service>,
-    AdminAuth(claims): AdminAuth,
+    FullAdminAuth(claims): FullAdminAuth,
     ApiJson(body): ApiJson<CreateWebhookBody>,
 ) -> Result<(StatusCode, Json<IssuedWebhookReply>)> {
     let events = body.events()?;
@@ -64,7 +64,10 @@ pub struct WebhookList {
     webhooks: Vec<Webhook>,
 }
 
-pub async fn list_webhooks(State(service): State<Service>, AdminAuth(claims): AdminAuth) -> Result<Json<WebhookList>> {
+pub async fn list_webhooks(
+    State(service): State<Service>,
+    FullAdminAuth(claims): FullAdminAuth,
+) -> Result<Json<WebhookList>> {
     Ok(Json(WebhookList {
         webhooks: service.webhooks(&claims).await?,
     }))
@@ -90,7 +93,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebhookIdPath {
 
 pub async fn delete_webhook(
     State(service): State<Service>,
-    AdminAuth(claims): AdminAuth,
+    FullAdminAuth(claims): FullAdminAuth,
     WebhookIdPath(id): WebhookIdPath,
 ) -> Result<StatusCode> {
     service.delete_webhook(&claims, id).await?;
@@ -104,7 +107,7 @@ pub struct RotatedWebhookSecret {
 
 pub async fn rotate_webhook_secret(
     State(service): State<Service>,
-    AdminAuth(claims): AdminAuth,
+    FullAdminAuth(claims): FullAdminAuth,
     WebhookIdPath(id): WebhookIdPath,
 ) -> Result<Json<RotatedWebhookSecret>> {
     Ok(Json(RotatedWebhookSecret {
@@ -119,7 +122,7 @@ pub struct DeliveryList {
 
 pub async fn list_deliveries(
     State(service): State<Service>,
-    AdminAuth(claims): AdminAuth,
+    FullAdminAuth(claims): FullAdminAuth,
     WebhookIdPath(id): WebhookIdPath,
 ) -> Result<Json<DeliveryList>> {
     Ok(Json(DeliveryList {
@@ -147,7 +150,7 @@ impl<S: Send + Sync> FromRequestParts<S> for DeliveryPath {
 
 pub async fn redeliver(
     State(service): State<Service>,
-    AdminAuth(claims): AdminAuth,
+    FullAdminAuth(claims): FullAdminAuth,
     DeliveryPath(id, delivery): DeliveryPath,
 ) -> Result<(StatusCode, Json<WebhookDelivery>)> {
     Ok((

@@ -3,14 +3,17 @@
 
 use super::commands::NewAdmin;
 use super::{Service, conflict_as};
-use crate::auth::{Claims, password};
-use crate::domain::{Admin, AdminId, Org, OrgId};
+use crate::auth::Claims;
+use crate::domain::{Admin, AdminId, AdminRole, Credential, OrgId};
 use crate::error::{Error, Result};
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
 impl Service {
-    pub async fn signup_admin(&self, org: &Org, input: NewAdmin) -> Result<Admin> {
+    /// A new admin of the credential's org: full when signed up with the org
+    /// secret, limited with an API key (see [`AdminRole`]).
+    pub async fn signup_admin(&self, by: &Credential, input: NewAdmin) -> Result<Admin> {
+        let org = &by.org;
         let admin = Admin {
             id: AdminId::new(),
             org_id: org.id,
@@ -19,14 +22,55 @@ impl Service {
             email: input.email,
             available: input.available,
             created_at: self.now(),
+            role: if by.key.is_some() {
+                AdminRole::Limited
+            } else {
+                AdminRole::Full
+            },
         };
-        let hash = password::hash_password(input.password).await?;
+        let hash = self.config.passwords.hash_password(input.password).await?;
         self.ports
             .store
             .create_admin(&admin, &hash)
             .await
             .map_err(|e| conflict_as(e, "an admin of this org already has this email"))?;
-        tracing::info!(org = %org.id, admin = %admin.id, "admin signed up");
+        tracing::info!(org = %org.id, admin = %admin.id, role = admin.role.as_str(), "admin signed up");
+        Ok(admin)
+    }
+
+    /// [`Self::authenticate_admin`] for what only a full admin may do (the
+    /// org's credentials, webhooks, roles): 403 for a limited admin. The role
+    /// is read from storage each time, so a grant applies at once.
+    pub async fn authenticate_full_admin(&self, token: &str) -> Result<Claims> {
+        let claims = self.config.keys.verify(token).await?;
+        // One read: it both proves the admin exists and gives the role.
+        match self.ports.store.admin(claims.org, claims.sub).await? {
+            Some(admin) if admin.role == AdminRole::Full => {
+                self.known_admins.insert(claims.org, claims.sub);
+                Ok(claims)
+            }
+            Some(_) => Err(Error::Forbidden(
+                "a limited admin cannot manage API keys, the org secret, webhooks or roles; \
+                 a full admin can grant the full role (POST /admins/{id}/role)"
+                    .into(),
+            )),
+            None => {
+                tracing::warn!("token refused: its subject is not an admin of its org");
+                Err(Error::Unauthorized("invalid or expired token"))
+            }
+        }
+    }
+
+    /// Sets the role of an admin of the caller's org (the caller a full
+    /// admin); another org's admin is 404.
+    pub async fn set_admin_role(&self, claims: &Claims, id: AdminId, role: AdminRole) -> Result<Admin> {
+        let admin = self
+            .ports
+            .store
+            .set_admin_role(claims.org, id, role)
+            .await?
+            .ok_or(Error::NotFound("admin"))?;
+        tracing::info!(org = %claims.org, admin = %id, role = role.as_str(), by = %claims.sub, "admin role set");
         Ok(admin)
     }
 

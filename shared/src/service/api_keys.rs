@@ -55,25 +55,30 @@ impl Service {
     /// if that credential allows `scope`: 401 for an unknown secret, 403
     /// (`insufficient_scope`) for a key without the scope.
     pub async fn authenticate_org(&self, secret: Option<&str>, scope: Scope) -> Result<Org> {
+        Ok(self.authenticate_credential(secret, scope).await?.org)
+    }
+
+    /// [`Self::authenticate_org`], saying which credential it was.
+    pub async fn authenticate_credential(&self, secret: Option<&str>, scope: Scope) -> Result<Credential> {
         let secret = secret.filter(|s| !s.is_empty()).ok_or(Error::Unauthorized(
             "an org secret or API key is required (header X-Api-Key, or body field `secret`)",
         ))?;
         if secret.len() > MAX_SECRET_LEN {
             return Err(Error::Unauthorized("invalid org secret or API key"));
         }
-        let Credential { org, key } = self
+        let credential = self
             .ports
             .store
             .credential(&SecretHash::of(secret))
             .await?
             .ok_or(Error::Unauthorized("invalid org secret or API key"))?;
-        if let Some(key) = key {
+        if let Some(key) = &credential.key {
             if !key.scopes.contains(&scope) {
                 return Err(Error::InsufficientScope(scope));
             }
             if self.key_use.due(key.id) {
                 let store = self.ports.store.clone();
-                let (org_id, now) = (org.id, self.now());
+                let (org_id, now, key) = (credential.org.id, self.now(), key.clone());
                 // Off the request path; a lost write only leaves lastUsedAt older.
                 tokio::spawn(async move {
                     if let Err(e) = store.touch_api_key(org_id, key.id, now).await {
@@ -82,7 +87,7 @@ impl Service {
                 });
             }
         }
-        Ok(org)
+        Ok(credential)
     }
 
     pub async fn create_api_key(&self, claims: &Claims, name: String, scopes: Vec<Scope>) -> Result<IssuedKey> {

@@ -4,7 +4,7 @@
 
 use super::Service;
 use crate::auth::SecretHash;
-use crate::domain::{IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply};
+use crate::domain::{ClientId, IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply};
 use crate::error::{Error, Result};
 use std::time::Duration;
 
@@ -34,34 +34,37 @@ pub fn idempotency_key(raw: &[u8]) -> Result<String> {
 /// The credential a request came with, as sent.
 pub enum Presented<'a> {
     Jwt(&'a str),
-    Secret(&'a str),
+    Secret(std::borrow::Cow<'a, str>),
+    /// None, on a route that needs none (org signup): the client's address.
+    Client(ClientId),
+    /// None.
     None,
 }
 
 impl Service {
     /// Whose key it is: the admin a valid JWT names, the org secret or API
-    /// key presented (by id), or `anon` for requests without credentials.
-    /// `None` when the credential is not valid: the request then runs
-    /// without idempotency, and its handler answers 401 (so no record is
-    /// ever written for an unauthenticated caller).
+    /// key presented (by id), or the client's address on a route that needs
+    /// no credential. `None` without a valid credential: the request then
+    /// runs without idempotency, and its handler answers 401 (so no record
+    /// is ever written for, or shared between, unauthenticated callers).
     pub async fn idempotency_scope(&self, presented: Presented<'_>) -> Result<Option<String>> {
         Ok(match presented {
-            Presented::None => Some("anon".to_owned()),
+            Presented::None => None,
+            Presented::Client(client) => Some(format!("client:{client}")),
             Presented::Jwt(token) => match self.authenticate_admin(token).await {
                 Ok(claims) => Some(format!("admin:{}", claims.sub)),
                 Err(Error::Unauthorized(_)) => None,
                 Err(e) => return Err(e),
             },
-            Presented::Secret(secret) => {
-                self.ports
-                    .store
-                    .credential(&SecretHash::of(secret))
-                    .await?
-                    .map(|c| match c.key {
-                        Some(k) => format!("key:{}", k.id),
-                        None => format!("org:{}", c.org.id),
-                    })
-            }
+            Presented::Secret(secret) => self
+                .ports
+                .store
+                .credential(&SecretHash::of(&secret))
+                .await?
+                .map(|c| match c.key {
+                    Some(k) => format!("key:{}", k.id),
+                    None => format!("org:{}", c.org.id),
+                }),
         })
     }
 

@@ -57,6 +57,8 @@ pub struct Config {
     /// Sign admin tokens and list cursors.
     pub keys: Keys,
     pub signin: SigninLimit,
+    /// Hashes and verifies admin passwords, a bounded number at a time.
+    pub passwords: auth::password::Hasher,
     /// When failed response emails are tried again.
     pub mail_retry: MailRetry,
     /// Reply addresses and inbound mail.
@@ -67,6 +69,8 @@ pub struct Config {
 /// across all emails, before it is refused (429) for the rest of that window.
 /// Counting per client means a guesser locks only itself out, never the
 /// admin it guesses at; the per-client budget stops password spraying.
+/// An attempt takes its slot before its password is checked, so concurrent
+/// guesses cannot pass the limit; a sign-in that succeeds gives it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SigninLimit {
     /// Per (email, client).
@@ -75,6 +79,9 @@ pub struct SigninLimit {
     /// passwords stay far below it; one guess at each of many accounts does not.
     pub max_client_failures: u32,
     pub window: Duration,
+    /// Password hashes and verifies at once in the process (sign-in and
+    /// admin signup alike), and how long a request waits for its turn.
+    pub hashes: auth::password::HashLimit,
 }
 
 impl Default for SigninLimit {
@@ -83,6 +90,7 @@ impl Default for SigninLimit {
             max_failures: 5,
             max_client_failures: 20,
             window: Duration::from_secs(15 * 60),
+            hashes: Default::default(),
         }
     }
 }
@@ -114,6 +122,7 @@ impl Config {
             mail_from: settings.mail_from.clone(),
             keys: Keys::new(&settings.jwt_keys)?,
             signin: settings.signin,
+            passwords: auth::password::Hasher::new(settings.signin.hashes),
             mail_retry: MailRetry::default(),
             reply_keys: ReplyKeys::new(&settings.inbound),
         })

@@ -114,6 +114,8 @@ impl FunctionBudget {
 
 /// The first request with a token checks its admin once per instance.
 const ADMIN_AUTH: Step = Step::Calls("authenticate: GetItem admin (once per instance and admin)", 1);
+/// What only a full admin may do: the admin's role is read every time.
+const FULL_ADMIN_AUTH: Step = Step::Calls("authenticate a full admin: GetItem admin, with its role", 1);
 const ORG_AUTH: Step = Step::Calls("authenticate: GetItem org by secret hash", 1);
 /// One Argon2id run (19 MiB, t=2): ~50 ms on a full core (bench part c);
 /// 1024 MB is ~0.6 vCPU, so ~85 ms; doubled for a noisy neighbour.
@@ -141,17 +143,18 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "admin-signin",
         steps: &[
-            Step::Calls("throttle: GetItem client and pair windows (parallel)", 1),
-            Step::Calls("GetItem domain marker (orgDomain given)", 1),
-            Step::Calls("GetItem or Query credentials", 1),
+            // Beside the account lookup (GetItem domain marker, then GetItem
+            // or Query credentials: 2 calls), which is shorter.
+            Step::Calls(
+                "throttle: take a slot per key (parallel): UpdateItem, PutItem, UpdateItem, GetItem",
+                4,
+            ),
+            // A function serves one request at a time: it never waits for a hashing turn.
             Step::Cpu(
                 "Argon2 verify, one per account (MAX_ACCOUNTS_PER_SIGNIN = 5)",
                 ARGON2.saturating_mul(5),
             ),
-            Step::Calls(
-                "throttle: UpdateItem, then PutItem for a new window (parallel per key)",
-                2,
-            ),
+            Step::Calls("throttle: give back or clear the slots (parallel per key)", 1),
         ],
     },
     FunctionBudget {
@@ -235,7 +238,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "create-api-key",
         steps: &[
-            ADMIN_AUTH,
+            FULL_ADMIN_AUTH,
             Step::Calls("Query the org's keys (at most 50: one page)", 1),
             Step::Calls("GetItem org", 1),
             Step::Calls("TransactWriteItems listing and secret item", 1),
@@ -244,14 +247,14 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "list-api-keys",
         steps: &[
-            ADMIN_AUTH,
+            FULL_ADMIN_AUTH,
             Step::Calls("Query the org's keys (at most 50: one page)", 1),
         ],
     },
     FunctionBudget {
         binary: "revoke-api-key",
         steps: &[
-            ADMIN_AUTH,
+            FULL_ADMIN_AUTH,
             Step::Calls("GetItem listing", 1),
             Step::Calls("TransactWriteItems delete both", 1),
         ],
@@ -259,7 +262,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "rotate-org-secret",
         steps: &[
-            ADMIN_AUTH,
+            FULL_ADMIN_AUTH,
             Step::Calls("GetItem org", 1),
             Step::Calls("TransactWriteItems swap the secret item", 1),
         ],
@@ -269,7 +272,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "create-webhook",
         steps: &[
-            ADMIN_AUTH,
+            FULL_ADMIN_AUTH,
             Step::Cpu(
                 "resolve the URL's host (RESOLVE_TIMEOUT)",
                 crate::service::RESOLVE_TIMEOUT,
@@ -280,20 +283,20 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     },
     FunctionBudget {
         binary: "list-webhooks",
-        steps: &[ADMIN_AUTH, Step::Calls("Query the org's webhooks (one page)", 1)],
+        steps: &[FULL_ADMIN_AUTH, Step::Calls("Query the org's webhooks (one page)", 1)],
     },
     FunctionBudget {
         binary: "delete-webhook",
-        steps: &[ADMIN_AUTH, Step::Calls("conditional DeleteItem", 1)],
+        steps: &[FULL_ADMIN_AUTH, Step::Calls("conditional DeleteItem", 1)],
     },
     FunctionBudget {
         binary: "rotate-webhook-secret",
-        steps: &[ADMIN_AUTH, Step::Calls("conditional UpdateItem secret", 1)],
+        steps: &[FULL_ADMIN_AUTH, Step::Calls("conditional UpdateItem secret", 1)],
     },
     FunctionBudget {
         binary: "webhook-deliveries",
         steps: &[
-            ADMIN_AUTH,
+            FULL_ADMIN_AUTH,
             Step::Calls("GetItem webhook (tenancy)", 1),
             // 100 deliveries with their bodies (a ticket each, up to ~12 KB).
             Step::Repeat("Query the webhook's deliveries, by 1 MB page", 2, 1),
@@ -302,7 +305,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "redeliver-webhook",
         steps: &[
-            ADMIN_AUTH,
+            FULL_ADMIN_AUTH,
             Step::Calls("GetItem webhook, GetItem delivery", 2),
             Step::Calls("conditional UpdateItem delivery", 1),
         ],
@@ -410,6 +413,13 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
             // Per ticket: GetItem ticket, Query admins, TransactWriteItems.
             Step::TimeBoxed("assign waiting tickets", crate::service::ASSIGN_WINDOW, 3),
             Step::Calls("DeleteItem backlog mark", 1),
+        ],
+    },
+    FunctionBudget {
+        binary: "set-admin-role",
+        steps: &[
+            FULL_ADMIN_AUTH,
+            Step::Calls("GetItem admin, TransactWriteItems admin and credentials", 2),
         ],
     },
 ];

@@ -9,9 +9,10 @@ use crate::auth::SecretHash;
 use crate::domain::inbound::{InboundReceipt, StoredInbound};
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, AdminLoad, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, Credential, Delivery, Domain, Email,
-    EventId, IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest,
-    ResponseId, SigninWindow, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminLoad, AdminRole, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, Credential, Delivery,
+    Domain, Email, EventId, IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId,
+    PageRequest, ResponseId, SigninSlot, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId, TicketPage,
+    Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -352,6 +353,10 @@ impl Store for DynamoStore {
         self.set_available_items(org, id, available).await
     }
 
+    async fn set_admin_role(&self, org: OrgId, id: AdminId, role: AdminRole) -> StoreResult<Option<Admin>> {
+        self.set_role_items(org, id, role).await
+    }
+
     async fn list_admins(&self, org: OrgId, after: Option<AdminId>, limit: usize) -> StoreResult<Vec<AdminSummary>> {
         self.admin_summaries(org, after, limit).await
     }
@@ -435,48 +440,18 @@ impl Store for DynamoStore {
         Ok(ticket.map(|t| (t, messages)))
     }
 
-    async fn signin_failures(
+    async fn reserve_signin_attempt(
         &self,
         key: &ThrottleKey,
         now: Timestamp,
         window: Duration,
-    ) -> StoreResult<Option<SigninWindow>> {
-        let Some(item) = self.get(items::throttle_key(key)).await? else {
-            return Ok(None);
-        };
-        let w = items::throttle_from(&item).map_err(malformed)?;
-        Ok((w.started_at.plus(window) > now).then_some(w))
+        max: u32,
+    ) -> StoreResult<SigninSlot> {
+        self.reserve_signin_item(key, now, window, max).await
     }
 
-    async fn record_signin_failure(&self, key: &ThrottleKey, now: Timestamp, window: Duration) -> StoreResult<()> {
-        // Count into the open window...
-        let change = items::count_failure(now, window);
-        let counted = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(items::throttle_key(key)))
-            .update_expression(change.update)
-            .condition_expression(change.condition)
-            .set_expression_attribute_values(Some(change.values))
-            .send()
-            .await
-            .classify();
-        match counted {
-            Ok(_) => Ok(()),
-            // ...or open a new one (none yet, or the last one ended). TTL removes it later.
-            Err(StoreError::Conflict(_)) => {
-                self.client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(items::throttle_item(key, now, window)))
-                    .send()
-                    .await
-                    .classify()?;
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+    async fn release_signin_attempt(&self, key: &ThrottleKey, started_at: Timestamp) -> StoreResult<()> {
+        self.release_signin_item(key, started_at).await
     }
 
     async fn clear_signin_failures(&self, key: &ThrottleKey) -> StoreResult<()> {

@@ -7,7 +7,7 @@ use super::dynamo::{DynamoStore, malformed};
 use super::errors::Classify;
 use super::items::{self, Item, s};
 use crate::domain::webhooks::{self, WebhookMessage};
-use crate::domain::{Admin, AdminId, AdminSummary, EventId, OrgId, Ticket, TicketEvent, TicketId};
+use crate::domain::{Admin, AdminId, AdminRole, AdminSummary, EventId, OrgId, Ticket, TicketEvent, TicketId};
 use crate::ports::StoreResult;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use std::collections::HashMap;
@@ -172,6 +172,32 @@ impl DynamoStore {
         ])
         .await?;
         admin.available = available;
+        Ok(Some(admin))
+    }
+
+    /// The role on both of the admin's items (org partition, credentials) at once.
+    pub(super) async fn set_role_items(&self, org: OrgId, id: AdminId, role: AdminRole) -> StoreResult<Option<Admin>> {
+        let Some(mut admin) = self.admin_item(org, id).await? else {
+            return Ok(None);
+        };
+        let update = |key: Item| {
+            let u = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .update_expression("SET #role = :r")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#role", "role")
+                .expression_attribute_values(":r", AttributeValue::S(role.as_str().to_owned()))
+                .build()
+                .expect("complete update");
+            TransactWriteItem::builder().update(u).build()
+        };
+        self.transact(vec![
+            update(items::admin_key(org, id)),
+            update(items::credentials_key(&admin.email, org)),
+        ])
+        .await?;
+        admin.role = role;
         Ok(Some(admin))
     }
 

@@ -16,6 +16,7 @@ mod dynamo_inbound;
 mod dynamo_keys;
 mod dynamo_lists;
 mod dynamo_mail;
+mod dynamo_signin;
 mod dynamo_webhooks;
 mod errors;
 pub mod failures;

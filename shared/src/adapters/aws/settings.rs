@@ -83,6 +83,7 @@ pub const ENV_REOPEN_WINDOW: &str = "TICKETING_REOPEN_WINDOW";
 pub const ENV_SIGNIN_MAX_FAILURES: &str = "TICKETING_SIGNIN_MAX_FAILURES";
 pub const ENV_SIGNIN_MAX_CLIENT_FAILURES: &str = "TICKETING_SIGNIN_MAX_CLIENT_FAILURES";
 pub const ENV_SIGNIN_WINDOW: &str = "TICKETING_SIGNIN_WINDOW";
+pub const ENV_PASSWORD_HASH_CONCURRENCY: &str = "TICKETING_PASSWORD_HASH_CONCURRENCY";
 /// Optional: one endpoint for every AWS client, e.g. a local moto under
 /// `sam local`. Declared empty in template.yaml (AWS's own endpoints) so that
 /// `sam local --env-vars` can set it.
@@ -228,6 +229,14 @@ impl AwsConfig {
         }
         if let Some(v) = get(ENV_SIGNIN_WINDOW) {
             signin.window = parse_duration(&v).map_err(|e| ConfigError::Invalid(ENV_SIGNIN_WINDOW, e))?;
+        }
+        if let Some(v) = get(ENV_PASSWORD_HASH_CONCURRENCY) {
+            signin.hashes.max_concurrent = v.parse().ok().filter(|n| (1..=256).contains(n)).ok_or_else(|| {
+                ConfigError::Invalid(
+                    ENV_PASSWORD_HASH_CONCURRENCY,
+                    "must be a whole number from 1 to 256".into(),
+                )
+            })?;
         }
         Ok(Self {
             service: service::Settings {

@@ -23,9 +23,9 @@
 use crate::auth::SecretHash;
 use crate::domain::inbound::{InboundReceipt, StoredInbound};
 use crate::domain::{
-    Admin, AdminId, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, Credential, Delivery, Domain, Email, EventId,
-    IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest, ResponseId,
-    SigninWindow, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminRole, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, Credential, Delivery, Domain, Email,
+    EventId, IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest,
+    ResponseId, SigninSlot, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId, TicketPage, Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -346,6 +346,10 @@ impl<S: Store> Store for CachedStore<S> {
         self.inner.set_admin_available(org, id, available).await
     }
 
+    async fn set_admin_role(&self, org: OrgId, id: AdminId, role: AdminRole) -> StoreResult<Option<Admin>> {
+        self.inner.set_admin_role(org, id, role).await
+    }
+
     async fn list_admins(&self, org: OrgId, after: Option<AdminId>, limit: usize) -> StoreResult<Vec<AdminSummary>> {
         self.inner.list_admins(org, after, limit).await
     }
@@ -428,17 +432,18 @@ impl<S: Store> Store for CachedStore<S> {
         Ok(read)
     }
 
-    async fn signin_failures(
+    async fn reserve_signin_attempt(
         &self,
         key: &ThrottleKey,
         now: Timestamp,
         window: Duration,
-    ) -> StoreResult<Option<SigninWindow>> {
-        self.inner.signin_failures(key, now, window).await
+        max: u32,
+    ) -> StoreResult<SigninSlot> {
+        self.inner.reserve_signin_attempt(key, now, window, max).await
     }
 
-    async fn record_signin_failure(&self, key: &ThrottleKey, now: Timestamp, window: Duration) -> StoreResult<()> {
-        self.inner.record_signin_failure(key, now, window).await
+    async fn release_signin_attempt(&self, key: &ThrottleKey, started_at: Timestamp) -> StoreResult<()> {
+        self.inner.release_signin_attempt(key, started_at).await
     }
 
     async fn clear_signin_failures(&self, key: &ThrottleKey) -> StoreResult<()> {
@@ -513,6 +518,7 @@ mod tests {
             email: Email::from_trusted("ana@acme.example".into()),
             available: true,
             created_at: Timestamp::now(),
+            role: crate::domain::AdminRole::Full,
         };
         store.create_admin(&admin, "hash").await.unwrap();
         Desk {

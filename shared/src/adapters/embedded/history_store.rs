@@ -6,7 +6,7 @@ use super::rows::{ADMIN_COLS, admin_from_row, parse, ts};
 use super::store::{SqliteStore, write_ticket};
 use super::webhook_store::insert_messages;
 use crate::domain::{
-    Admin, AdminId, AdminLoad, AdminSummary, Cause, EventId, OrgId, Ticket, TicketEvent, TicketId, rules,
+    Admin, AdminId, AdminLoad, AdminRole, AdminSummary, Cause, EventId, OrgId, Ticket, TicketEvent, TicketId, rules,
 };
 use crate::error::StoreError;
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -138,6 +138,25 @@ impl SqliteStore {
             .await
     }
 
+    pub(super) async fn set_role_row(
+        &self,
+        org: OrgId,
+        id: AdminId,
+        role: AdminRole,
+    ) -> Result<Option<Admin>, StoreError> {
+        self.db
+            .write(move |tx| {
+                Ok(tx
+                    .query_row(
+                        &format!("UPDATE admins SET role = ?1 WHERE id = ?2 AND org_id = ?3 RETURNING {ADMIN_COLS}"),
+                        params![role.as_str(), id.to_string(), org.to_string()],
+                        admin_from_row,
+                    )
+                    .optional()?)
+            })
+            .await
+    }
+
     pub(super) async fn admin_rows(
         &self,
         org: OrgId,
@@ -151,7 +170,7 @@ impl SqliteStore {
                 let rows = stmt.query_map(params![org.to_string(), after, limit(n)], |r| {
                     Ok(AdminSummary {
                         admin: admin_from_row(r)?,
-                        open_tickets: r.get(7)?,
+                        open_tickets: r.get(8)?,
                     })
                 })?;
                 Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

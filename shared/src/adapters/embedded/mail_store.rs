@@ -236,6 +236,7 @@ mod tests {
             email: Email::from_trusted("ana@acme.example".into()),
             available: true,
             created_at: now,
+            role: crate::domain::AdminRole::Full,
         };
         store.create_admin(&admin, "hash").await.unwrap();
         let before = store

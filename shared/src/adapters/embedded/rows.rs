@@ -1,6 +1,6 @@
 //! How domain values map onto SQLite rows: the one place that knows.
 
-use crate::domain::{Admin, Author, Delivery, Domain, Email, Message, MessageKind, Org, Ticket, Timestamp};
+use crate::domain::{Admin, AdminRole, Author, Delivery, Domain, Email, Message, MessageKind, Org, Ticket, Timestamp};
 use rusqlite::Row;
 use rusqlite::types::Value;
 use std::str::FromStr;
@@ -30,7 +30,7 @@ pub(super) fn org_from_row(r: &Row) -> rusqlite::Result<Org> {
     })
 }
 
-pub(super) const ADMIN_COLS: &str = "id, org_id, first_name, last_name, email, available, created_at";
+pub(super) const ADMIN_COLS: &str = "id, org_id, first_name, last_name, email, available, created_at, role";
 
 pub(super) fn admin_from_row(r: &Row) -> rusqlite::Result<Admin> {
     Ok(Admin {
@@ -41,6 +41,7 @@ pub(super) fn admin_from_row(r: &Row) -> rusqlite::Result<Admin> {
         email: Email::from_trusted(r.get(4)?),
         available: r.get(5)?,
         created_at: ts(r.get(6)?),
+        role: AdminRole::from_stored(Some(&r.get::<_, String>(7)?)),
     })
 }
 

@@ -13,9 +13,10 @@ use crate::auth::SecretHash;
 use crate::domain::inbound::{InboundReceipt, StoredInbound};
 use crate::domain::rules;
 use crate::domain::{
-    Admin, AdminId, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, Credential, Delivery, Domain, Email, EventId,
-    IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest, ResponseId,
-    SigninWindow, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId, TicketPage, Timestamp,
+    Admin, AdminId, AdminRole, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, Credential, Delivery, Domain, Email,
+    EventId, IdempotencyBegin, IdempotencyKey, IdempotencyRecord, KeptReply, Mail, Message, Org, OrgId, PageRequest,
+    ResponseId, SigninSlot, SigninWindow, ThrottleKey, Ticket, TicketEvent, TicketFilter, TicketId, TicketPage,
+    Timestamp,
 };
 use crate::error::StoreError;
 use crate::ports::{Store, StoreResult};
@@ -145,8 +146,8 @@ impl Store for SqliteStore {
         self.db
             .write(move |tx| {
                 tx.execute(
-                    "INSERT INTO admins (id, org_id, first_name, last_name, email, password_hash, available, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT INTO admins (id, org_id, first_name, last_name, email, password_hash, available, created_at, role)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     params![
                         a.id.to_string(),
                         a.org_id.to_string(),
@@ -155,7 +156,8 @@ impl Store for SqliteStore {
                         a.email.as_str(),
                         hash,
                         a.available,
-                        a.created_at.millis()
+                        a.created_at.millis(),
+                        a.role.as_str()
                     ],
                 )?;
                 Ok(())
@@ -176,10 +178,10 @@ impl Store for SqliteStore {
             .read(move |c| {
                 let mut stmt = c.prepare_cached(&format!(
                     "SELECT {ADMIN_COLS}, password_hash FROM admins
-                     WHERE email = ?1 AND (?2 IS NULL OR org_id = ?2) LIMIT ?3"
+                     WHERE email = ?1 AND (?2 IS NULL OR org_id = ?2) ORDER BY org_id LIMIT ?3"
                 ))?;
                 let rows = stmt
-                    .query_map(params![email, org, limit], |r| Ok((admin_from_row(r)?, r.get(7)?)))?
+                    .query_map(params![email, org, limit], |r| Ok((admin_from_row(r)?, r.get(8)?)))?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows)
             })
@@ -305,6 +307,10 @@ impl Store for SqliteStore {
         self.set_available_row(org, id, available).await
     }
 
+    async fn set_admin_role(&self, org: OrgId, id: AdminId, role: AdminRole) -> StoreResult<Option<Admin>> {
+        self.set_role_row(org, id, role).await
+    }
+
     async fn list_admins(&self, org: OrgId, after: Option<AdminId>, limit: usize) -> StoreResult<Vec<AdminSummary>> {
         self.admin_rows(org, after, limit).await
     }
@@ -376,45 +382,71 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn signin_failures(
+    async fn reserve_signin_attempt(
         &self,
         key: &ThrottleKey,
         now: Timestamp,
         window: Duration,
-    ) -> StoreResult<Option<SigninWindow>> {
-        let (key, cutoff) = (key.storage_key(), now.millis() - window_ms(window));
+        max: u32,
+    ) -> StoreResult<SigninSlot> {
+        let (key, now, cutoff) = (key.storage_key(), now.millis(), now.millis() - window_ms(window));
+        // One immediate transaction on the one writer: the count and the
+        // check cannot interleave with another attempt's.
         self.db
-            .read(move |c| {
-                Ok(c.query_row(
-                    "SELECT failures, window_start FROM signin_throttle WHERE key = ?1 AND window_start > ?2",
-                    params![key, cutoff],
-                    |r| {
-                        Ok(SigninWindow {
-                            failures: r.get(0)?,
-                            started_at: ts(r.get(1)?),
+            .write(move |tx| {
+                let open = tx
+                    .query_row(
+                        "SELECT failures, window_start FROM signin_throttle WHERE key = ?1 AND window_start > ?2",
+                        params![key, cutoff],
+                        |r| {
+                            Ok(SigninWindow {
+                                failures: r.get(0)?,
+                                started_at: ts(r.get(1)?),
+                            })
+                        },
+                    )
+                    .optional()?;
+                Ok(match open {
+                    Some(w) if w.failures >= max => SigninSlot::Refused(w),
+                    Some(w) => {
+                        tx.execute(
+                            "UPDATE signin_throttle SET failures = failures + 1 WHERE key = ?1",
+                            [&key],
+                        )?;
+                        SigninSlot::Taken(SigninWindow {
+                            failures: w.failures + 1,
+                            ..w
                         })
-                    },
-                )
-                .optional()?)
+                    }
+                    None => {
+                        tx.execute(
+                            "INSERT INTO signin_throttle (key, window_start, failures) VALUES (?1, ?2, 1)
+                             ON CONFLICT (key) DO UPDATE SET failures = 1, window_start = ?2",
+                            params![key, now],
+                        )?;
+                        // Forget windows long over, so the table stays small.
+                        tx.execute(
+                            "DELETE FROM signin_throttle WHERE window_start <= ?1 AND key != ?2",
+                            params![cutoff, key],
+                        )?;
+                        SigninSlot::Taken(SigninWindow {
+                            failures: 1,
+                            started_at: ts(now),
+                        })
+                    }
+                })
             })
             .await
     }
 
-    async fn record_signin_failure(&self, key: &ThrottleKey, now: Timestamp, window: Duration) -> StoreResult<()> {
-        let (key, now, cutoff) = (key.storage_key(), now.millis(), now.millis() - window_ms(window));
+    async fn release_signin_attempt(&self, key: &ThrottleKey, started_at: Timestamp) -> StoreResult<()> {
+        let (key, started_at) = (key.storage_key(), started_at.millis());
         self.db
             .write(move |tx| {
                 tx.execute(
-                    "INSERT INTO signin_throttle (key, window_start, failures) VALUES (?1, ?2, 1)
-                     ON CONFLICT (key) DO UPDATE SET
-                       failures = CASE WHEN window_start > ?3 THEN failures + 1 ELSE 1 END,
-                       window_start = CASE WHEN window_start > ?3 THEN window_start ELSE ?2 END",
-                    params![key, now, cutoff],
-                )?;
-                // Forget windows long over, so the table stays small.
-                tx.execute(
-                    "DELETE FROM signin_throttle WHERE window_start <= ?1 AND key != ?2",
-                    params![cutoff, key],
+                    "UPDATE signin_throttle SET failures = failures - 1
+                     WHERE key = ?1 AND window_start = ?2 AND failures > 0",
+                    params![key, started_at],
                 )?;
                 Ok(())
             })

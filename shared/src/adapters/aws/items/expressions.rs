@@ -67,18 +67,6 @@ pub fn ticket_guard(before: &Ticket) -> Expr {
     }
 }
 
-/// Counts one more failure into a throttle window that is still open at `now`
-/// (fails its condition when there is none: then [`throttle_item`] opens one).
-pub fn count_failure(now: Timestamp, window: Duration) -> Expr {
-    let cutoff = now.millis() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 2);
-    Expr {
-        update: "SET failures = failures + :one",
-        condition: "windowStart > :cutoff".into(),
-        names: HashMap::new(),
-        values: HashMap::from([(":one".to_owned(), n(1)), (":cutoff".to_owned(), n(cutoff))]),
-    }
-}
-
 /// A new throttle window holding one failure; TTL deletes it a minute after it ends.
 pub fn throttle_item(k: &ThrottleKey, now: Timestamp, window: Duration) -> Item {
     let mut item = throttle_key(k);

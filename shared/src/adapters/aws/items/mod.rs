@@ -24,8 +24,8 @@
 //! so the sweeper finds every overdue ticket with one Query, never a scan.
 
 use crate::domain::{
-    Admin, AdminId, AdminLoad, Author, Domain, Email, Mail, Message, MessageKind, Org, OrgId, ResponseId, Status,
-    ThrottleKey, Ticket, TicketFilter, TicketId, Timestamp,
+    Admin, AdminId, AdminLoad, AdminRole, Author, Domain, Email, Mail, Message, MessageKind, Org, OrgId, ResponseId,
+    Status, ThrottleKey, Ticket, TicketFilter, TicketId, Timestamp,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
@@ -296,6 +296,7 @@ fn admin_fields(a: &Admin) -> Item {
         ("email".to_owned(), s(a.email.as_str())),
         ("available".to_owned(), AttributeValue::Bool(a.available)),
         ("createdAt".to_owned(), n(a.created_at.millis())),
+        ("role".to_owned(), s(a.role.as_str())),
     ])
 }
 
@@ -308,6 +309,7 @@ pub fn admin_from(item: &Item) -> Result<Admin, Malformed> {
         email: Email::from_trusted(get_s(item, "email")?.to_owned()),
         available: matches!(item.get("available"), Some(AttributeValue::Bool(true))),
         created_at: ts(item, "createdAt")?,
+        role: AdminRole::from_stored(opt_s(item, "role")),
     })
 }
 
