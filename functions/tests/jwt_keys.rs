@@ -32,6 +32,7 @@ async fn deployment(with_keys: bool) -> (AwsAdapters, AwsSettings) {
 /// A cold function: a service that has read no keys yet.
 fn cold_function(adapters: &AwsAdapters, settings: &AwsSettings) -> Service {
     let service_settings = service::Settings {
+        limits: Default::default(),
         jwt_keys: adapters.jwt_keys(settings),
         auto_close_after: Duration::from_secs(30 * 86_400),
         reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,

@@ -31,6 +31,13 @@ pub enum Error {
     PayloadTooLarge(usize),
     #[error("{0}")]
     TooManyRequests(String, Duration),
+    /// One of the service's rate limits ([`Limit`](crate::domain::limits::Limit)) is reached for now.
+    #[error("{message}")]
+    RateLimited {
+        limit: crate::domain::limits::Limit,
+        message: String,
+        retry_after: Duration,
+    },
     /// A dependency (database, AWS) is unreachable; the client may retry.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
