@@ -28,10 +28,12 @@ impl Service {
         }
         // The platform's sender mails what an org writes: bounded per org
         // and per recipient (whatever org writes to it). Refused before
-        // anything is stored: the admin gets 429 and may send it later.
-        self.take_slot(Limit::MailPerOrg, &claims.org.to_string()).await?;
+        // anything is stored: the admin gets 429 and may send it later. The
+        // recipient first: mail refused for one address uses none of the
+        // org's budget.
         self.take_slot(Limit::MailPerRecipient, before.added_by.as_str())
             .await?;
+        self.take_slot(Limit::MailPerOrg, &claims.org.to_string()).await?;
         let now = self.now();
         let mut after = before.clone();
         let effect = rules::record_response(&mut after, now, self.config.auto_close_after);
