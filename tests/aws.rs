@@ -364,3 +364,55 @@ async fn aws_outage_is_a_bounded_503_and_service_resumes_after() {
     .await;
     assert_eq!(s, 201, "{r}");
 }
+
+/// The rate-limit port on DynamoDB: concurrent takes of one key's window
+/// never pass the limit (one conditional UpdateItem each), a new window
+/// starts over, and each counter item expires by TTL after its window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_slots_are_taken_atomically_on_dynamodb() {
+    use std::time::Duration;
+    use ticketing::domain::limits::Slot;
+    use ticketing::ports::RateLimiter;
+    let (app, h) = start().await;
+    let key = format!("test:{}", ticketing_tests::unique("k"));
+    let minute = Duration::from_secs(60);
+    let now = Timestamp::from_millis(1_800_000_030_000);
+    let takes = (0..12).map(|_| {
+        let limits = h.adapters.limits.clone();
+        let key = key.clone();
+        tokio::spawn(async move { limits.take(&key, now, minute, 4).await.expect("a take") })
+    });
+    let got: Vec<Slot> = futures_util::future::join_all(takes)
+        .await
+        .into_iter()
+        .map(|r| r.expect("joined"))
+        .collect();
+    assert_eq!(got.iter().filter(|s| **s == Slot::Taken).count(), 4, "{got:?}");
+    assert!(got.contains(&Slot::RetryAfter(Duration::from_secs(30))), "{got:?}");
+    let next = Timestamp::from_millis(1_800_000_060_000);
+    assert_eq!(
+        h.adapters.limits.take(&key, next, minute, 4).await.unwrap(),
+        Slot::Taken
+    );
+    let item = h
+        .adapters
+        .dynamo
+        .get_item()
+        .table_name(&h.settings.table)
+        .set_key(Some(ticketing::adapters::aws::items::key(
+            format!("LIMIT#{key}#1800000000000"),
+            "LIMIT",
+        )))
+        .send()
+        .await
+        .expect("read back")
+        .item
+        .expect("the counter item");
+    assert_eq!(item["count"].as_n().unwrap(), "4");
+    assert_eq!(
+        item["expiresAt"].as_n().unwrap(),
+        "1800000120",
+        "a minute after the window ends"
+    );
+    app.stop().await;
+}

@@ -83,6 +83,15 @@ macro_rules! contract_suite {
             case!(webhook_requests_are_validated_and_private_targets_refused);
             case!(webhooks_are_tenant_scoped);
             case!(webhooks_keep_flowing_after_a_refused_write);
+            // Abuse resistance: limits, held replies, inbound sender checks.
+            case!(replies_while_open_never_use_up_the_reopen_limit);
+            case!(follow_ups_are_one_per_closed_ticket_and_limited_per_org);
+            case!(response_mail_is_limited_per_org_and_per_recipient);
+            case!(assignee_notices_of_replies_are_coalesced);
+            case!(redeliveries_and_availability_changes_are_limited);
+            case!(a_strangers_message_id_cannot_preempt_the_customers_reply);
+            case!(unauthenticated_senders_are_refused_and_recorded_once);
+            case!(emailed_replies_past_a_limit_are_held_on_the_ticket);
         }
     };
 }

@@ -195,6 +195,7 @@ async fn rejected_mail_keeps_the_response_pending_with_the_reason_until_it_is_se
     let sweeper = Service::new(
         later(h.adapters.ports(), Duration::from_secs(60)),
         &ticketing::service::Settings {
+            limits: Default::default(),
             jwt_keys: ticketing::service::KeyConfig::Fixed(ticketing_tests::JWT_SECRET.into()),
             auto_close_after: Duration::from_secs(86_400),
             reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,

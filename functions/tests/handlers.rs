@@ -50,6 +50,7 @@ fn service_on(
     auto_close_after: Duration,
 ) -> Service {
     let service_settings = service::Settings {
+        limits: Default::default(),
         jwt_keys: adapters.jwt_keys(settings),
         auto_close_after,
         reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,

@@ -46,6 +46,7 @@ async fn wiring(domain: &str) -> (Service, AwsAdapters, InboundBucket, String) {
         .await
         .expect("a bucket on moto");
     let service_settings = service::Settings {
+        limits: Default::default(),
         jwt_keys: adapters.jwt_keys(&settings),
         auto_close_after: std::time::Duration::from_secs(30 * 86_400),
         reopen_window: service::DEFAULT_REOPEN_WINDOW,
@@ -54,6 +55,7 @@ async fn wiring(domain: &str) -> (Service, AwsAdapters, InboundBucket, String) {
         inbound: service::InboundSettings {
             domain: Some(domain.to_owned()),
             reply_key: adapters.reply_keys(&settings),
+            ..Default::default()
         },
     };
     let service = Service::new(adapters.ports(), &service_settings).expect("valid settings");
@@ -118,6 +120,7 @@ async fn deliver(
     raw: Vec<u8>,
     recipient: &str,
     spam: &str,
+    [spf, dkim, dmarc]: [&str; 3],
 ) -> String {
     let ses_id = id();
     adapters
@@ -134,7 +137,19 @@ async fn deliver(
         .unwrap()
         .replace("<SES_MESSAGE_ID>", &ses_id)
         .replace("<RECIPIENT>", recipient)
-        .replace("<SPAM_VERDICT>", spam);
+        .replace("<SPAM_VERDICT>", spam)
+        .replace(
+            r#""spfVerdict": { "status": "PASS" }"#,
+            &format!(r#""spfVerdict": {{ "status": "{spf}" }}"#),
+        )
+        .replace(
+            r#""dkimVerdict": { "status": "PASS" }"#,
+            &format!(r#""dkimVerdict": {{ "status": "{dkim}" }}"#),
+        )
+        .replace(
+            r#""dmarcVerdict": { "status": "PASS" }"#,
+            &format!(r#""dmarcVerdict": {{ "status": "{dmarc}" }}"#),
+        );
     let event: SesReceiptEvent = serde_json::from_str(&event).expect("the sample event parses");
     let out = ticketing_functions::inbound_email(service, adapters.s3(), bucket, event)
         .await
@@ -213,7 +228,7 @@ async fn ses_stored_replies_reach_their_ticket_once_and_loops_are_dropped() {
     ];
     // SES's envelope recipient is the address the message really went to.
     let forged = format!("reply+{id}.0123456789abcdef0123@{domain}");
-    let send = |name: &'static str, spam: &'static str| {
+    let send_as = |name: &'static str, spam: &'static str, auth: [&'static str; 3]| {
         let raw = fixture(name, &vars);
         let to = if name == "forged-token.eml" {
             forged.clone()
@@ -221,8 +236,11 @@ async fn ses_stored_replies_reach_their_ticket_once_and_loops_are_dropped() {
             address.clone()
         };
         let (service, adapters, bucket) = (&service, &adapters, &bucket);
-        async move { deliver(service, adapters, bucket, raw, &to, spam).await }
+        async move { deliver(service, adapters, bucket, raw, &to, spam, auth).await }
     };
+    let send = |name: &'static str, spam: &'static str| send_as(name, spam, ["PASS", "PASS", "PASS"]);
+    // A stranger sending the customer's Message-ID first pre-empts nothing.
+    assert_eq!(send("stranger-first.eml", "PASS").await, "rejected:wrong_sender");
     assert_eq!(send("gmail-reply.eml", "PASS").await, "applied");
     assert_eq!(
         send("gmail-reply.eml", "PASS").await,
@@ -240,6 +258,21 @@ async fn ses_stored_replies_reach_their_ticket_once_and_loops_are_dropped() {
     assert_eq!(send("forged-token.eml", "PASS").await, "rejected:forged_address");
     assert_eq!(send("wrong-sender.eml", "PASS").await, "rejected:wrong_sender");
     assert_eq!(send("iso-8859-1.eml", "PASS").await, "applied");
+    // The sender check reads SES's SPF, DKIM and DMARC verdicts.
+    assert_eq!(
+        send_as("apple-mail-reply.eml", "PASS", ["FAIL", "FAIL", "GRAY"]).await,
+        "rejected:unauthenticated"
+    );
+    assert_eq!(
+        send_as("in-reply-to-only.eml", "PASS", ["PASS", "PASS", "FAIL"]).await,
+        "rejected:unauthenticated",
+        "DMARC failed for the From domain"
+    );
+    assert_eq!(
+        send_as("html-only.eml", "PASS", ["PASS", "FAIL", "GRAY"]).await,
+        "applied",
+        "SPF passed and the domain publishes no DMARC policy"
+    );
 
     let t = call(&service, "GET", &format!("/tickets/{id}"), Some(&jwt), Value::Null).await;
     assert_eq!(t["status"], "OPEN", "{t}");
@@ -250,7 +283,7 @@ async fn ses_stored_replies_reach_their_ticket_once_and_loops_are_dropped() {
         .filter(|m| m["kind"] == "reply")
         .map(|m| m["message"].as_str().unwrap())
         .collect();
-    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert_eq!(replies.len(), 3, "{replies:?}");
     assert_eq!(
         replies[0],
         "No, it is still broken \u{2014} the tray jams after two pages.\n\nCarla"

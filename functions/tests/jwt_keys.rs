@@ -49,6 +49,7 @@ fn cold_function(adapters: &AwsAdapters, settings: &AwsSettings) -> Service {
 
 fn function_with(adapters: &AwsAdapters, settings: &AwsSettings) -> Service {
     let service_settings = service::Settings {
+        limits: Default::default(),
         jwt_keys: adapters.jwt_keys(settings),
         auto_close_after: Duration::from_secs(30 * 86_400),
         reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,

@@ -49,6 +49,7 @@ async fn service() -> Service {
         .await
         .expect("resources on moto");
     let service_settings = service::Settings {
+        limits: Default::default(),
         jwt_keys: adapters.jwt_keys(&settings),
         auto_close_after: Duration::from_secs(30 * 86_400),
         reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,

@@ -100,6 +100,7 @@ async fn a_retried_transaction_carries_its_first_attempts_idempotency_token() {
     let mut ports = adapters.ports();
     ports.store = Arc::new(DynamoStore::new(client, &settings.table));
     let service_settings = service::Settings {
+        limits: Default::default(),
         jwt_keys: adapters.jwt_keys(&settings),
         auto_close_after: Duration::from_secs(86_400),
         reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,

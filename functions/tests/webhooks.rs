@@ -124,6 +124,7 @@ async fn a_ticket_change_reaches_the_endpoint_through_reconcile_the_queue_and_th
     let service = Service::new(
         adapters.ports(),
         &service::Settings {
+            limits: Default::default(),
             jwt_keys: adapters.jwt_keys(&settings),
             auto_close_after: Duration::from_secs(30 * 86_400),
             reopen_window: service::DEFAULT_REOPEN_WINDOW,

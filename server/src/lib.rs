@@ -131,6 +131,12 @@ pub struct Config {
     /// The token `POST /inbound/email` requires; without it (or without an
     /// inbound domain) the route is not served.
     pub inbound_token: Option<String>,
+    /// Apply inbound mail whose sender is not authenticated (local use only).
+    pub inbound_allow_unauthenticated: bool,
+    /// The authserv-id of the MTA's `Authentication-Results` header to trust.
+    pub inbound_authserv_id: Option<String>,
+    /// Rate limits, notice coalescing and raw mail retention.
+    pub limits: ticketing::domain::limits::Limits,
     /// How often due auto-closes are swept (and, on AWS, the table stream
     /// read and failures retried).
     pub reconcile_interval: Duration,
@@ -158,6 +164,9 @@ impl Config {
             reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
             inbound_domain: None,
             inbound_token: None,
+            inbound_allow_unauthenticated: false,
+            inbound_authserv_id: None,
+            limits: Default::default(),
             allow_private_webhooks: false,
         }
     }
@@ -240,7 +249,10 @@ fn service_settings(
         inbound: service::InboundSettings {
             domain: config.inbound_domain.clone(),
             reply_key,
+            allow_unauthenticated: config.inbound_allow_unauthenticated,
+            trusted_authserv_id: config.inbound_authserv_id.clone(),
         },
+        limits: config.limits.clone(),
     }
 }
 

@@ -76,6 +76,25 @@ struct Cli {
     /// --inbound-domain) the route is not served (404).
     #[arg(long, env = "TICKETING_INBOUND_TOKEN", hide_env_values = true)]
     inbound_token: Option<String>,
+    /// Apply inbound mail whose From domain is not authenticated (no SPF or DKIM pass in the trusted
+    /// Authentication-Results header, or a DMARC fail): for local use only.
+    #[arg(long, env = "TICKETING_INBOUND_ALLOW_UNAUTHENTICATED")]
+    inbound_allow_unauthenticated: bool,
+    /// The authserv-id of the Authentication-Results header your MTA adds to each message before piping it to
+    /// POST /inbound/email (e.g. mx.example.com); headers with other ids are ignored. Without it (and without
+    /// --inbound-allow-unauthenticated) every reply is refused as unauthenticated.
+    #[arg(long, env = "TICKETING_INBOUND_AUTHSERV_ID")]
+    inbound_authserv_id: Option<String>,
+    /// How long raw inbound mail is kept before the job runner deletes it (the reply it became stays).
+    #[arg(long, env = "TICKETING_INBOUND_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    inbound_retention: Duration,
+    /// An assignee is mailed about one ticket's customer replies at most once per this long.
+    #[arg(long, env = "TICKETING_REPLY_NOTICE_EVERY", default_value = "10m", value_parser = parse_duration)]
+    reply_notice_every: Duration,
+    /// A rate limit, as NAME=N/DURATION (repeat, or comma-separate in the variable); see the README for names
+    /// and defaults, e.g. mail_per_org=200/1h.
+    #[arg(long = "limit", env = "TICKETING_LIMITS", value_delimiter = ',')]
+    limits: Vec<String>,
     /// Let webhooks reach loopback, private and link-local addresses over plain http too: for local
     /// development and tests only (never where the API faces the internet: it opens SSRF).
     #[arg(long, env = "TICKETD_ALLOW_PRIVATE_WEBHOOKS")]
@@ -198,6 +217,16 @@ async fn main() -> ExitCode {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
+    let mut limits = ticketing::domain::limits::Limits {
+        reply_notice_every: cli.reply_notice_every,
+        inbound_retention: cli.inbound_retention,
+        ..Default::default()
+    };
+    for setting in &cli.limits {
+        if let Err(e) = limits.apply(setting) {
+            return fail(format!("--limit {e}"));
+        }
+    }
     let started = ticketd::start(ticketd::Config {
         backend,
         listen: cli.listen,
@@ -223,6 +252,9 @@ async fn main() -> ExitCode {
         reconcile_interval: cli.reconcile_interval,
         inbound_domain: cli.inbound_domain,
         inbound_token: cli.inbound_token,
+        inbound_allow_unauthenticated: cli.inbound_allow_unauthenticated,
+        inbound_authserv_id: cli.inbound_authserv_id,
+        limits,
         allow_private_webhooks: cli.allow_private_webhooks,
     })
     .await;

@@ -35,6 +35,13 @@ pub enum Error {
     /// taken while the request waited): retry after the duration.
     #[error("too many password checks at once; retry shortly")]
     Busy(Duration),
+    /// One of the service's rate limits ([`Limit`](crate::domain::limits::Limit)) is reached for now.
+    #[error("{message}")]
+    RateLimited {
+        limit: crate::domain::limits::Limit,
+        message: String,
+        retry_after: Duration,
+    },
     /// A dependency (database, AWS) is unreachable; the client may retry.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),

@@ -5,6 +5,7 @@
 use crate::auth::{KeySet, SecretHash};
 use crate::domain::SigninSlot;
 use crate::domain::inbound::{InboundReceipt, StoredInbound};
+use crate::domain::limits::Slot;
 use crate::domain::webhooks::{ClaimedDelivery, Health, StoredWebhook, Webhook, WebhookDelivery, WebhookUrl};
 use crate::domain::{
     Admin, AdminId, AdminRole, AdminSummary, ApiKey, ApiKeyId, Cause, ClaimedMail, CloseJob, Credential, Delivery,
@@ -244,6 +245,17 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn due_deliveries(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(WebhookId, String)>>;
 }
 
+/// Rate-limit counters: one atomic step per call (an SQLite transaction, a
+/// conditional DynamoDB `UpdateItem`), so concurrent callers never exceed a
+/// limit between them. Counters expire with their window.
+#[async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Takes one of `limit` slots of `key`'s fixed window of length `window`
+    /// that `now` falls in ([`window_of`](crate::domain::limits::window_of)),
+    /// or says how long until that window ends when all are taken.
+    async fn take(&self, key: &str, now: Timestamp, window: Duration, limit: u32) -> StoreResult<Slot>;
+}
+
 /// Posts a signed webhook; one attempt, no redirects followed.
 #[async_trait]
 pub trait WebhookClient: Send + Sync + 'static {
@@ -319,4 +331,5 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     pub webhooks: Arc<dyn WebhookStore>,
     pub webhook_client: Arc<dyn WebhookClient>,
+    pub limits: Arc<dyn RateLimiter>,
 }

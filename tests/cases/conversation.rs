@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use std::time::Duration;
-use ticketing::service::MAX_REOPENS_PER_HOUR;
+use ticketing::domain::limits::{Limits, Rate};
 use ticketing_tests::client::customer;
 use ticketing_tests::{AdapterSet, TestApp, TestConfig};
 
@@ -265,23 +265,96 @@ pub async fn reopening_replies_are_limited_per_hour(set: &dyn AdapterSet) {
     let admin = app.new_admin(&org).await;
     let who = customer();
     let id = app.new_ticket_id(&org, &who).await;
-    for n in 0..MAX_REOPENS_PER_HOUR {
+    for n in 0..Limits::default().reopens_per_ticket.limit {
         app.change_status(&admin.jwt, &id, "RESPONDED").await.expect(200);
         app.reply(&org, &id, &who, &format!("reply {n}")).await.expect(201);
     }
     // Replies to an OPEN ticket reopen nothing: not limited.
     app.reply(&org, &id, &who, "and another").await.expect(201);
     app.change_status(&admin.jwt, &id, "RESPONDED").await.expect(200);
-    let limited = app.reply(&org, &id, &who, "once more").await;
-    assert!(limited.headers.contains_key("retry-after"), "{:?}", limited.headers);
-    limited.expect_error(429, "too_many_requests", None);
+    app.reply(&org, &id, &who, "once more")
+        .await
+        .expect_limited("reopens_per_ticket");
     let t = app.ticket(&admin.jwt, &id).await;
     assert_eq!(t["status"], "RESPONDED", "the refused reply changed nothing");
     app.stop().await;
 }
 
+/// The reopen limit counts reopens, not replies: a customer who adds details
+/// while the ticket is OPEN (or a key holder who pre-fills replies) uses
+/// none of it, and still reopens the ticket by answering the response.
+pub async fn replies_while_open_never_use_up_the_reopen_limit(set: &dyn AdapterSet) {
+    let app = TestApp::start(set, TestConfig::default()).await;
+    let org = app.new_org().await;
+    let admin = app.new_admin(&org).await;
+    let who = customer();
+    let id = app.new_ticket_id(&org, &who).await;
+    for n in 0..=Limits::default().reopens_per_ticket.limit {
+        app.reply(&org, &id, &who, &format!("detail {n}")).await.expect(201);
+    }
+    app.respond(&admin.jwt, &id, "Here is the fix.").await.expect(201);
+    let r = app.reply(&org, &id, &who, "Thanks, that fixed it").await.expect(201);
+    assert_eq!(
+        (r["outcome"].as_str(), r["ticket"]["status"].as_str()),
+        (Some("added"), Some("OPEN")),
+        "{r}"
+    );
+    app.stop().await;
+}
+
+/// Replies to a ticket closed past the reopen window go to one follow-up
+/// ticket (the first opens it, the next join it), and the org's follow-ups
+/// are limited: past the limit, 429 with `Retry-After`.
+pub async fn follow_ups_are_one_per_closed_ticket_and_limited_per_org(set: &dyn AdapterSet) {
+    let window = Duration::from_secs(1);
+    let limits = Limits {
+        follow_ups_per_org: Rate::new(1, Duration::from_secs(3600)),
+        ..Limits::default()
+    };
+    let app = TestApp::start(
+        set,
+        TestConfig {
+            reopen_window: window,
+            limits,
+            ..TestConfig::default()
+        },
+    )
+    .await;
+    let org = app.new_org().await;
+    let admin = app.new_admin(&org).await;
+    let who = customer();
+    let first = app.new_ticket_id(&org, &who).await;
+    let second = app.new_ticket_id(&org, &who).await;
+    for id in [&first, &second] {
+        app.change_status(&admin.jwt, id, "CLOSED").await.expect(200);
+    }
+    tokio::time::sleep(window + Duration::from_millis(500)).await;
+    let mut follow_ups = Vec::new();
+    for n in 0..3 {
+        let f = app.reply(&org, &first, &who, &format!("late {n}")).await.expect(201);
+        assert_eq!(f["outcome"], "followUp", "{f}");
+        follow_ups.push(f["ticket"]["id"].as_str().expect("an id").to_owned());
+    }
+    assert!(
+        follow_ups.iter().all(|f| *f == follow_ups[0]),
+        "one follow-up: {follow_ups:?}"
+    );
+    let f = app.ticket(&admin.jwt, &follow_ups[0]).await;
+    assert_eq!(kinds(&f), ["reply", "reply", "reply"], "{f}");
+    app.reply(&org, &second, &who, "late too")
+        .await
+        .expect_limited("follow_ups_per_org");
+    let listed = app.get("/tickets?limit=100", Some(&admin.jwt)).await.expect(200);
+    assert_eq!(
+        listed["tickets"].as_array().map(Vec::len),
+        Some(3),
+        "two tickets, one follow-up: {listed}"
+    );
+    app.stop().await;
+}
+
 /// Waits until `to` has at least `n` mails, for at most 15 s.
-async fn wait_for_mail(app: &TestApp, to: &str, n: usize) -> Vec<ticketing_tests::SentMail> {
+pub async fn wait_for_mail(app: &TestApp, to: &str, n: usize) -> Vec<ticketing_tests::SentMail> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let mails = app.mails_to(to).await;

@@ -165,3 +165,143 @@ pub async fn without_inbound_email_mail_says_how_to_follow_up(set: &dyn AdapterS
     post_mail(&app, TOKEN, raw).await.expect_error(404, "not_found", None);
     app.stop().await;
 }
+
+/// A ticket with a response mailed, and what a reply to it is addressed with.
+struct Thread {
+    app: TestApp,
+    admin: ticketing_tests::client::AdminHandle,
+    id: String,
+    who: String,
+    address: String,
+    in_reply_to: String,
+}
+
+impl Thread {
+    async fn start(set: &dyn AdapterSet, limits: ticketing::domain::limits::Limits) -> Self {
+        let domain = format!("in.{}.example", unique("d"));
+        let config = TestConfig {
+            inbound: Some((domain.clone(), TOKEN.into())),
+            limits,
+            ..TestConfig::default()
+        };
+        let app = TestApp::start(set, config).await;
+        let org = app.new_org().await;
+        let admin = app.new_admin(&org).await;
+        let who = customer();
+        let id = app.new_ticket_id(&org, &who).await;
+        let response = app.respond(&admin.jwt, &id, "Turn it off and on.").await.expect(201);
+        let key = app.deployment.reply_key().await.expect("the reply key");
+        let ticket_id = id.parse().expect("a ticket id");
+        let response_id = response["id"].as_str().unwrap().parse().unwrap();
+        Self {
+            address: key.address(ticket_id, &domain),
+            in_reply_to: key.message_id(ticket_id, response_id, &domain),
+            app,
+            admin,
+            id,
+            who,
+        }
+    }
+
+    /// Posts the fixture as the MTA would; the outcome.
+    async fn send(&self, name: &str) -> Value {
+        self.send_raw(self.raw(name)).await
+    }
+
+    fn raw(&self, name: &str) -> Vec<u8> {
+        let vars = Vars {
+            to: &self.address,
+            from: &self.who,
+            ticket: &self.id,
+            in_reply_to: &self.in_reply_to,
+        };
+        fixture(name, &vars)
+    }
+
+    async fn send_raw(&self, raw: Vec<u8>) -> Value {
+        post_mail(&self.app, TOKEN, raw).await.expect(200)["outcome"].clone()
+    }
+
+    async fn events(&self, kind: &str) -> Vec<Value> {
+        let history = self
+            .app
+            .get(&format!("/tickets/{}/events?limit=100", self.id), Some(&self.admin.jwt))
+            .await
+            .expect(200);
+        history["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The dedupe of emailed replies is keyed by ticket, checked sender and
+/// Message-ID: a stranger who sends the customer's Message-ID first is
+/// refused as the wrong sender and takes nothing from the real reply.
+pub async fn a_strangers_message_id_cannot_preempt_the_customers_reply(set: &dyn AdapterSet) {
+    let t = Thread::start(set, Default::default()).await;
+    assert_eq!(t.send("stranger-first.eml").await, "rejected:wrong_sender");
+    assert_eq!(t.send("gmail-reply.eml").await, "applied", "the customer's own reply");
+    assert_eq!(t.send("duplicate-message-id.eml").await, "duplicate", "its redelivery");
+    let ticket = t.app.ticket(&t.admin.jwt, &t.id).await;
+    assert_eq!(replies(&ticket).len(), 1, "{ticket}");
+    t.app.stop().await;
+}
+
+/// Mail whose `From` domain is not authenticated by the trusted MTA's
+/// `Authentication-Results` (SPF or DKIM pass, DMARC not failing) is refused;
+/// refusals reach the history once per hour, however many; the applied
+/// reply records how its sender was authenticated.
+pub async fn unauthenticated_senders_are_refused_and_recorded_once(set: &dyn AdapterSet) {
+    let t = Thread::start(set, Default::default()).await;
+    for name in ["spf-fail.eml", "dmarc-fail.eml", "forged-auth-results.eml"] {
+        assert_eq!(t.send(name).await, "rejected:unauthenticated", "{name}");
+    }
+    for n in 0..3 {
+        // Each a new message (other bytes), from a stranger.
+        let mut raw = format!("X-Attempt: {n}\r\n").into_bytes();
+        raw.extend(t.raw("wrong-sender.eml"));
+        assert_eq!(t.send_raw(raw).await, "rejected:wrong_sender");
+    }
+    let refused = t.events("inboundRejected").await;
+    assert_eq!(refused.len(), 1, "six refusals, one history event: {refused:?}");
+    assert_eq!(refused[0]["reason"], "unauthenticated");
+    assert_eq!(t.send("gmail-reply.eml").await, "applied");
+    let replied = t.events("replied").await;
+    assert_eq!(replied.len(), 1, "{replied:?}");
+    assert_eq!(replied[0]["senderAuth"], "dmarc", "{replied:?}");
+    t.app.stop().await;
+}
+
+/// An emailed reply that a limit refuses is kept on the ticket (held: it
+/// does not reopen it) with a `replyHeld` event, never dropped.
+pub async fn emailed_replies_past_a_limit_are_held_on_the_ticket(set: &dyn AdapterSet) {
+    let limits = ticketing::domain::limits::Limits {
+        reopens_per_ticket: ticketing::domain::limits::Rate::new(1, std::time::Duration::from_secs(3600)),
+        ..Default::default()
+    };
+    let t = Thread::start(set, limits).await;
+    assert_eq!(t.send("gmail-reply.eml").await, "applied", "the first reopen");
+    t.app
+        .respond(&t.admin.jwt, &t.id, "Try this instead.")
+        .await
+        .expect(201);
+    assert_eq!(t.send("outlook-reply.eml").await, "held:reopens_per_ticket");
+    assert_eq!(
+        t.send("outlook-reply.eml").await,
+        "duplicate",
+        "a redelivery of the held one"
+    );
+    let ticket = t.app.ticket(&t.admin.jwt, &t.id).await;
+    assert_eq!(ticket["status"], "RESPONDED", "held: not reopened: {ticket}");
+    let kept = replies(&ticket);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept[1].starts_with("Hi,"), "{kept:?}");
+    let held = t.events("replyHeld").await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["reason"], "reopens_per_ticket");
+    t.app.stop().await;
+}

@@ -201,9 +201,11 @@ impl AwsSet {
         config.signin = test.signin;
         config.reconcile_interval = test.reconcile_interval;
         config.allow_private_webhooks = test.allow_private_webhooks;
+        config.limits = test.limits.clone();
         if let Some((domain, token)) = test.inbound {
             config.inbound_domain = Some(domain);
             config.inbound_token = Some(token);
+            config.inbound_authserv_id = Some(crate::inbound::AUTHSERV_ID.into());
         }
         create_key_secret(&settings).await?;
         let mut running = Running {

@@ -40,6 +40,24 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// Asserts a 429 `rate_limited` naming `limit`, with a `Retry-After`.
+    #[track_caller]
+    pub fn expect_limited(self, limit: &str) {
+        let retry_after = self
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        assert!(
+            retry_after.is_some_and(|s| s >= 1),
+            "Retry-After in seconds: {:?}",
+            self.headers
+        );
+        assert_eq!(self.body["error"]["limit"], limit, "{}", self.body);
+        self.expect_error(429, "rate_limited", None);
+    }
+}
+
 /// An org with its secret, as a client product holds it.
 #[derive(Debug, Clone)]
 pub struct OrgHandle {

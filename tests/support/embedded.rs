@@ -39,9 +39,11 @@ impl EmbeddedSet {
         config.signin = test.signin;
         config.reconcile_interval = test.reconcile_interval;
         config.allow_private_webhooks = test.allow_private_webhooks;
+        config.limits = test.limits.clone();
         if let Some((domain, token)) = test.inbound {
             config.inbound_domain = Some(domain);
             config.inbound_token = Some(token);
+            config.inbound_authserv_id = Some(crate::inbound::AUTHSERV_ID.into());
         }
         // The key file ticketd reads, holding the tests' known key (kid "0"),
         // which then serves every case, as in a real data dir.

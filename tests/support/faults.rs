@@ -48,6 +48,7 @@ pub async fn drop_table(adapters: &ticketing::adapters::aws::AwsAdapters, settin
 /// The service the fault tests serve, on `ports`.
 pub fn fault_service(ports: Ports, mail_from: &str) -> Service {
     let settings = Settings {
+        limits: Default::default(),
         jwt_keys: ticketing::service::KeyConfig::Fixed("fault-tests-jwt-secret-0123456789abcdef".into()),
         auto_close_after: Duration::from_secs(86_400),
         reopen_window: ticketing::service::DEFAULT_REOPEN_WINDOW,

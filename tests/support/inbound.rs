@@ -14,18 +14,37 @@ pub struct Vars<'a> {
     pub in_reply_to: &'a str,
 }
 
-/// The fixture `name` filled in, with CRLF line ends as on the wire.
+/// The authserv-id of the `Authentication-Results` header ticketd trusts in
+/// tests (`--inbound-authserv-id`): the test MTA's.
+pub const AUTHSERV_ID: &str = "mx.tests.example";
+
+/// The fixture `name` filled in, with CRLF line ends as on the wire. A
+/// fixture without an `Authentication-Results` header gets the test MTA's,
+/// saying its sender passed (as a real MTA's would for the customer); those
+/// with one keep theirs (`{{authserv}}` is the test MTA's id).
 pub fn fixture(name: &str, vars: &Vars<'_>) -> Vec<u8> {
     let path = format!("{}/fixtures/inbound/{name}", env!("CARGO_MANIFEST_DIR"));
     let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let domain = vars.to.rsplit('@').next().unwrap_or("");
-    let mut out = raw;
+    let mut out = if raw
+        .windows(23)
+        .any(|w| w.eq_ignore_ascii_case(b"Authentication-Results:"))
+    {
+        raw
+    } else {
+        let mut with =
+            b"Authentication-Results: {{authserv}}; spf=pass smtp.mailfrom={{from}};\n dkim=pass; dmarc=pass\n"
+                .to_vec();
+        with.extend_from_slice(&raw);
+        with
+    };
     for (k, v) in [
         ("{{to}}", vars.to),
         ("{{from}}", vars.from),
         ("{{ticket}}", vars.ticket),
         ("{{domain}}", domain),
         ("{{in_reply_to}}", vars.in_reply_to),
+        ("{{authserv}}", AUTHSERV_ID),
     ] {
         out = replace(&out, k.as_bytes(), v.as_bytes());
     }

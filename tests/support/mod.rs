@@ -70,6 +70,8 @@ pub struct TestConfig {
     /// `--allow-private-webhooks`: on, so the tests' receiver on loopback
     /// gets deliveries; the SSRF cases turn it off.
     pub allow_private_webhooks: bool,
+    /// ticketd's `--limit`s, `--reply-notice-every` and `--inbound-retention`.
+    pub limits: ticketing::domain::limits::Limits,
 }
 
 impl Default for TestConfig {
@@ -82,6 +84,7 @@ impl Default for TestConfig {
             aws_endpoint: None,
             inbound: None,
             allow_private_webhooks: true,
+            limits: Default::default(),
         }
     }
 }

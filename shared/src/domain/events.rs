@@ -62,6 +62,17 @@ pub enum Change {
     },
     Replied {
         message_id: ResponseId,
+        /// An emailed reply: how its sender was authenticated (`dmarc`,
+        /// `spf`, `dkim`, or `unauthenticated` where that is allowed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sender_auth: Option<String>,
+    },
+    /// A reply kept on the ticket without the effect a limit refused it
+    /// (`reason`: the limit, e.g. `reopens_per_ticket`): it did not reopen
+    /// the ticket (or open a follow-up); an admin decides.
+    ReplyHeld {
+        message_id: ResponseId,
+        reason: String,
     },
     NoteAdded {
         message_id: ResponseId,

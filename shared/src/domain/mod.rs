@@ -7,6 +7,7 @@ pub mod events;
 mod idempotency;
 mod ids;
 pub mod inbound;
+pub mod limits;
 mod mail;
 mod model;
 pub mod rules;

@@ -114,8 +114,11 @@ pub struct ReplyBody {
 enum Outcome {
     /// Stored on the ticket (reopening it if it was RESPONDED or recently CLOSED).
     Added,
-    /// The ticket was closed too long ago: `ticket` is a new one following up on it.
+    /// The ticket was closed too long ago: `ticket` is the one following up on it.
     FollowUp,
+    /// Kept on the ticket without reopening it or opening a follow-up (a
+    /// chain of follow-ups too long to follow).
+    Held,
 }
 
 #[derive(Serialize)]
@@ -145,6 +148,7 @@ pub async fn add_reply(
     let (outcome, ticket, reply) = match service.customer_reply(Some(org.id), reply).await? {
         ReplyOutcome::Added { ticket, reply } => (Outcome::Added, ticket, reply),
         ReplyOutcome::FollowUp { ticket, reply } => (Outcome::FollowUp, ticket, reply),
+        ReplyOutcome::Held { ticket, reply, .. } => (Outcome::Held, ticket, reply),
         ReplyOutcome::Duplicate { .. } => {
             return Err(crate::Error::internal(anyhow::anyhow!(
                 "an API reply has a fresh id; it cannot repeat"

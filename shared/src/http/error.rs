@@ -16,7 +16,7 @@ impl Error {
             Error::Conflict(_) | Error::IdempotencyKeyInUse | Error::IdempotentReplyNotKept => StatusCode::CONFLICT,
             Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
+            Error::TooManyRequests(..) | Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) | Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -35,6 +35,7 @@ impl Error {
             Error::IdempotentReplyNotKept => "idempotent_reply_not_kept",
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::TooManyRequests(..) => "too_many_requests",
+            Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable(_) => "unavailable",
             Error::Busy(_) => "busy",
             Error::Internal(_) => "internal",
@@ -62,13 +63,15 @@ impl IntoResponse for Error {
             _ => {}
         }
         let mut body = json!({"code": self.code(), "message": self.to_string()});
-        if let Error::Invalid { field, .. } = &self {
-            body["field"] = json!(field);
+        match &self {
+            Error::Invalid { field, .. } => body["field"] = json!(field),
+            Error::RateLimited { limit, .. } => body["limit"] = json!(limit.as_str()),
+            _ => {}
         }
         let mut response = (status, Json(json!({ "error": body }))).into_response();
         let headers = response.headers_mut();
         match &self {
-            Error::TooManyRequests(_, wait) | Error::Busy(wait) => {
+            Error::TooManyRequests(_, wait) | Error::Busy(wait) | Error::RateLimited { retry_after: wait, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
             }
             Error::Unavailable(_) => {

@@ -10,6 +10,7 @@ mod history;
 mod idempotency;
 mod inbound;
 pub mod keys;
+mod limits;
 mod mail;
 mod orgs;
 mod people;
@@ -32,12 +33,13 @@ pub use keys::{KeyConfig, Keys, MIN_RELOAD_INTERVAL};
 pub use mail::{INLINE_SEND_BUDGET, MAIL_LEASE};
 pub use people::{ASSIGN_BATCH, ASSIGN_WINDOW, AdminPage};
 pub use reconcile::SweepReport;
-pub use replies::{CustomerReply, MAX_REOPENS_PER_HOUR, ReplyOutcome, ReplyVia};
-pub use reply_keys::{InboundSettings, ReplyKeyConfig, ReplyKeys};
+pub use replies::{CustomerReply, ReplyOutcome, ReplyVia};
+pub use reply_keys::{InboundAuth, InboundSettings, ReplyKeyConfig, ReplyKeys};
 pub use signin::MAX_ACCOUNTS_PER_SIGNIN;
 pub use webhooks::{DELIVERIES_LISTED, DUE_PER_SWEEP, IssuedWebhook, NOTICE_ADMINS, RESOLVE_TIMEOUT, WEBHOOK_CHUNK};
 
 use crate::auth::{self, Claims};
+use crate::domain::limits::Limits;
 use crate::domain::{MailRetry, Ticket, TicketId, Timestamp};
 use crate::error::{Error, Result, StoreError};
 use crate::ports::Ports;
@@ -63,6 +65,9 @@ pub struct Config {
     pub mail_retry: MailRetry,
     /// Reply addresses and inbound mail.
     pub reply_keys: ReplyKeys,
+    pub limits: Limits,
+    /// How inbound mail's sender is authenticated.
+    pub inbound_auth: InboundAuth,
 }
 
 /// How many failed sign-ins a client may have per window, for one email and
@@ -109,6 +114,8 @@ pub struct Settings {
     pub signin: SigninLimit,
     /// Inbound email: off by default.
     pub inbound: InboundSettings,
+    /// Rate limits, notice coalescing and raw mail retention.
+    pub limits: Limits,
 }
 
 impl Config {
@@ -125,6 +132,8 @@ impl Config {
             passwords: auth::password::Hasher::new(settings.signin.hashes),
             mail_retry: MailRetry::default(),
             reply_keys: ReplyKeys::new(&settings.inbound),
+            limits: settings.limits.clone(),
+            inbound_auth: InboundAuth::new(&settings.inbound),
         })
     }
 }

@@ -4,6 +4,7 @@
 
 use super::Service;
 use crate::auth::Claims;
+use crate::domain::limits::Limit;
 use crate::domain::{Actor, Admin, AdminId, AdminSummary, Cause, OrgId, Status};
 use crate::error::{Error, Result, StoreError};
 use std::time::Duration;
@@ -47,10 +48,12 @@ impl Service {
     }
 
     /// Sets an admin of the caller's org (any admin may) available or not;
-    /// another org's admin is 404. Becoming available assigns up to
+    /// another org's admin is 404; past the admin's availability limit, 429. Becoming available assigns up to
     /// [`ASSIGN_BATCH`] waiting tickets now; the org is marked for the sweep
     /// first, so a failure part-way leaves the rest to it, never stranded.
     pub async fn set_availability(&self, claims: &Claims, id: AdminId, available: bool) -> Result<Admin> {
+        self.take_slot(Limit::AvailabilityPerAdmin, &format!("{}:{id}", claims.org))
+            .await?;
         let store = &self.ports.store;
         let admin = store
             .set_admin_available(claims.org, id, available)

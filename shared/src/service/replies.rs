@@ -3,29 +3,39 @@
 //! ticket, and its assignee is emailed through the same outbox as responses.
 
 use super::{CONCURRENT_CHANGE, Service, conflict_as};
+use crate::domain::limits::{Limit, Rate, Slot};
 use crate::domain::rules::{self, AutoClose, ReplyEffect};
 use crate::domain::{
     Actor, Author, Cause, Change, Delivery, Email, MAX_TITLE, Mail, Message, MessageKind, OrgId, ResponseId, Status,
     Ticket, TicketId, Timestamp, header_line,
 };
 use crate::error::{Error, Result};
-use std::time::Duration;
+use futures_util::future::BoxFuture;
 
-/// At most this many replies an hour may reopen one ticket (a RESPONDED or
-/// CLOSED one); more are refused (429). Two mail systems answering each other
-/// (an auto-reply to our response, our response to it) stop here.
-pub const MAX_REOPENS_PER_HOUR: usize = 5;
-const REOPEN_LIMIT_WINDOW: Duration = Duration::from_secs(3600);
+/// A reply to a long-closed ticket goes to its follow-up; one to a
+/// long-closed follow-up to the follow-up's follow-up, and so on: at most
+/// this many steps (each needs a ticket closed past the reopen window).
+const MAX_FOLLOW_UP_HOPS: usize = 4;
 
 /// How the reply reached us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyVia {
-    /// `POST /tickets/{id}/replies` by the client product.
+    /// `POST /tickets/{id}/replies` by the client product. A limit refuses
+    /// it (429): the product still has it and may retry.
     Api,
     /// An inbound email: `message_id` is its Message-ID (or a hash of it when
-    /// missing), `received_at` when it was first stored. Together they derive
-    /// the ids this reply creates, so a redelivered email is applied once.
-    Email { message_id: String, received_at: Timestamp },
+    /// missing), `received_at` when its claim was first stored. Together they
+    /// derive the ids this reply creates, so a redelivered email is applied
+    /// once. A limit holds it (kept on the ticket without its effect): the
+    /// sender cannot be asked to retry. `sender_auth`: how the sender was
+    /// authenticated, recorded with the reply.
+    Email {
+        message_id: String,
+        received_at: Timestamp,
+        sender_auth: String,
+        /// A limit of inbound mail that refused it: the reply is held.
+        held: Option<Limit>,
+    },
 }
 
 /// A customer's reply, parsed and validated at the edge.
@@ -44,9 +54,17 @@ pub struct CustomerReply {
 pub enum ReplyOutcome {
     /// Stored on its ticket (reopened if it was RESPONDED or recently CLOSED).
     Added { ticket: Ticket, reply: Message },
-    /// The ticket was closed too long ago: a new ticket follows up on it,
-    /// with the reply as its description and first message.
+    /// The ticket was closed too long ago: the reply went to the ticket that
+    /// follows up on it (opened for it, with the reply as its description, or
+    /// the one an earlier reply opened).
     FollowUp { ticket: Ticket, reply: Message },
+    /// An emailed reply a limit refused to let reopen its ticket (or open a
+    /// follow-up): stored on the ticket as it is, with a `replyHeld` event.
+    Held {
+        ticket: Ticket,
+        reply: Message,
+        limit: Limit,
+    },
     /// This email was applied before (a redelivery): nothing changed.
     Duplicate { ticket: Ticket },
 }
@@ -57,119 +75,179 @@ impl Service {
     /// signed address). Another org's ticket is a 404; a sender other than the
     /// ticket's customer a 403.
     pub async fn customer_reply(&self, org: Option<OrgId>, reply: CustomerReply) -> Result<ReplyOutcome> {
-        let now = self.now();
-        let (reply_id, follow_up_id) = match &reply.via {
-            ReplyVia::Api => (ResponseId::new(), TicketId::new()),
-            ReplyVia::Email {
-                message_id,
-                received_at,
-            } => (
-                ResponseId::derived(*received_at, message_id),
-                TicketId::derived(*received_at, message_id),
-            ),
-        };
-        let (before, messages) = match self.ports.store.ticket_with_messages(reply.ticket).await? {
-            Some((t, m)) if org.is_none_or(|o| o == t.org_id) => (t, m),
-            _ => return Err(Error::NotFound("ticket")),
-        };
-        if reply.from != before.added_by {
-            return Err(Error::Forbidden(
-                "from: only the ticket's customer (addedBy) can reply to it".into(),
-            ));
-        }
-        if messages.iter().any(|m| m.id == reply_id) {
-            return Ok(ReplyOutcome::Duplicate { ticket: before });
-        }
-        let effect = rules::reply_effect(&before, now, self.config.reopen_window);
-        if effect != ReplyEffect::Joins {
-            let since = Timestamp::from_millis(now.millis() - REOPEN_LIMIT_WINDOW.as_millis() as i64);
-            let recent = messages
-                .iter()
-                .filter(|m| m.kind == MessageKind::Reply && m.created_at > since)
-                .count();
-            if recent >= MAX_REOPENS_PER_HOUR {
-                return Err(Error::TooManyRequests(
-                    format!("this ticket was reopened by {MAX_REOPENS_PER_HOUR} replies in the last hour; try later"),
-                    REOPEN_LIMIT_WINDOW,
+        self.reply_to(org, reply, 0).await
+    }
+
+    fn reply_to(&self, org: Option<OrgId>, reply: CustomerReply, hops: usize) -> BoxFuture<'_, Result<ReplyOutcome>> {
+        Box::pin(async move {
+            let now = self.now();
+            let reply_id = match &reply.via {
+                ReplyVia::Api => ResponseId::new(),
+                ReplyVia::Email {
+                    message_id,
+                    received_at,
+                    ..
+                } => ResponseId::derived(*received_at, message_id),
+            };
+            let (before, messages) = match self.ports.store.ticket_with_messages(reply.ticket).await? {
+                Some((t, m)) if org.is_none_or(|o| o == t.org_id) => (t, m),
+                _ => return Err(Error::NotFound("ticket")),
+            };
+            if reply.from != before.added_by {
+                return Err(Error::Forbidden(
+                    "from: only the ticket's customer (addedBy) can reply to it".into(),
                 ));
             }
-        }
-        if effect == ReplyEffect::FollowsUp {
-            return self.follow_up(&before, reply, reply_id, follow_up_id, now).await;
-        }
-        let mut after = before.clone();
-        let auto_close = match effect {
-            ReplyEffect::Reopens => rules::set_status(&mut after, Status::Open, now, self.config.auto_close_after),
-            _ => AutoClose::Unchanged,
-        };
-        after.updated_at = now;
-        after.version = before.version + 1;
-        let message = self.store_reply(&before, &after, reply_id, &reply, now).await?;
-        self.apply_auto_close(auto_close).await;
-        tracing::info!(ticket = %after.id, reply = %message.id, status = %after.status, "customer replied");
-        Ok(ReplyOutcome::Added {
-            ticket: after,
-            reply: message,
+            if messages.iter().any(|m| m.id == reply_id) {
+                return Ok(ReplyOutcome::Duplicate { ticket: before });
+            }
+            let unanswered = unanswered_replies(&messages) + 1;
+            let inbound_limit = match &reply.via {
+                ReplyVia::Email { held, .. } => *held,
+                ReplyVia::Api => None,
+            };
+            let effect = rules::reply_effect(&before, now, self.config.reopen_window);
+            if effect == ReplyEffect::FollowsUp && hops < MAX_FOLLOW_UP_HOPS && inbound_limit.is_none() {
+                return self.follow_up(org, &before, reply, hops).await;
+            }
+            // Only a reply that reopens counts against the reopen limit:
+            // details added while the ticket is OPEN are the conversation.
+            let held = match (inbound_limit, effect) {
+                (Some(limit), _) => Some(limit),
+                (None, ReplyEffect::Reopens) => {
+                    self.refused(Limit::ReopensPerTicket, &before.id.to_string(), &reply)
+                        .await?
+                }
+                (None, ReplyEffect::FollowsUp) => Some(Limit::FollowUpsPerOrg),
+                (None, ReplyEffect::Joins) => None,
+            };
+            let mut after = before.clone();
+            let auto_close = match (effect, held) {
+                (ReplyEffect::Reopens, None) => {
+                    rules::set_status(&mut after, Status::Open, now, self.config.auto_close_after)
+                }
+                _ => AutoClose::Unchanged,
+            };
+            after.updated_at = now;
+            after.version = before.version + 1;
+            let message = self
+                .store_reply(&before, &after, reply_id, &reply, now, held, unanswered)
+                .await?;
+            self.apply_auto_close(auto_close).await;
+            tracing::info!(
+                ticket = %after.id,
+                reply = %message.id,
+                status = %after.status,
+                held = held.map(Limit::as_str),
+                "customer replied"
+            );
+            Ok(match held {
+                Some(limit) => ReplyOutcome::Held {
+                    ticket: after,
+                    reply: message,
+                    limit,
+                },
+                None => ReplyOutcome::Added {
+                    ticket: after,
+                    reply: message,
+                },
+            })
         })
     }
 
-    /// Opens the ticket a reply to a long-closed one becomes (assigned as any
-    /// new ticket is), then stores the reply on it. An email redelivered
-    /// after the first step finds the ticket by its derived id and finishes.
+    /// Whether `limit` refuses the reply's effect for `key`: for an API
+    /// reply a 429; for an email `Some(limit)`, so the reply is held.
+    async fn refused(&self, limit: Limit, key: &str, reply: &CustomerReply) -> Result<Option<Limit>> {
+        match (self.take_slot(limit, key).await, &reply.via) {
+            (Ok(()), _) => Ok(None),
+            (Err(Error::RateLimited { .. }), ReplyVia::Email { .. }) => Ok(Some(limit)),
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// A reply to a ticket closed past the reopen window goes to its
+    /// follow-up: one per close of the ticket (its id is derived from the
+    /// ticket and its close time), opened by the first such reply (within
+    /// the org's follow-up limit) and joined, reopened or followed up on by
+    /// the next ones as any ticket is.
     async fn follow_up(
         &self,
+        org: Option<OrgId>,
         old: &Ticket,
         reply: CustomerReply,
-        reply_id: ResponseId,
-        id: TicketId,
-        now: Timestamp,
+        hops: usize,
     ) -> Result<ReplyOutcome> {
-        let existing = match reply.via {
-            ReplyVia::Email { .. } => self.ports.store.ticket_with_messages(id).await?,
-            ReplyVia::Api => None,
+        let closed = old.closed_at.unwrap_or(old.updated_at);
+        let id = TicketId::derived(closed, &format!("follow-up:{}", old.id));
+        let next = CustomerReply {
+            ticket: id,
+            ..reply.clone()
         };
-        let ticket = match existing {
-            Some((t, messages)) if messages.iter().any(|m| m.id == reply_id) => {
-                return Ok(ReplyOutcome::Duplicate { ticket: t });
+        if self.ports.store.ticket(id).await?.is_none() {
+            if let Some(limit) = self
+                .refused(Limit::FollowUpsPerOrg, &old.org_id.to_string(), &reply)
+                .await?
+            {
+                return self.hold_on(old, reply, limit).await;
             }
-            Some((t, _)) => t,
-            None => {
-                let draft = Ticket {
-                    id,
-                    org_id: old.org_id,
-                    title: follow_up_title(&old.title),
-                    description: reply.message.clone(),
-                    added_by: old.added_by.clone(),
-                    admin_id: None,
-                    status: Status::Open,
-                    created_at: now,
-                    updated_at: now,
-                    responded_at: None,
-                    closed_at: None,
-                    auto_close_at: None,
-                    version: 1,
-                    follow_up_of: Some(old.id),
-                };
-                let cause = Cause::new(customer(&reply.from), now).with(Change::FollowUpOf { ticket_id: old.id });
-                let created = self.ports.store.create_ticket(&draft, &cause).await?;
-                // The old ticket's history points at its follow-up.
-                let pointer = cause.event(old.id, Change::FollowUpCreated { ticket_id: created.id });
-                self.ports.store.add_events(&[pointer]).await?;
-                created
+            let now = self.now();
+            let draft = Ticket {
+                id,
+                org_id: old.org_id,
+                title: follow_up_title(&old.title),
+                description: reply.message.clone(),
+                added_by: old.added_by.clone(),
+                admin_id: None,
+                status: Status::Open,
+                created_at: now,
+                updated_at: now,
+                responded_at: None,
+                closed_at: None,
+                auto_close_at: None,
+                version: 1,
+                follow_up_of: Some(old.id),
+            };
+            let cause = Cause::new(customer(&reply.from), now).with(Change::FollowUpOf { ticket_id: old.id });
+            match self.ports.store.create_ticket(&draft, &cause).await {
+                Ok(created) => {
+                    // The old ticket's history points at its follow-up.
+                    let pointer = cause.event(old.id, Change::FollowUpCreated { ticket_id: created.id });
+                    self.ports.store.add_events(&[pointer]).await?;
+                    tracing::info!(ticket = %created.id, follows = %old.id, "customer reply opened a follow-up ticket");
+                }
+                // Another reply opened it first: join that one.
+                Err(e) if self.ports.store.ticket(id).await?.is_some() => {
+                    tracing::info!(ticket = %id, error = %e, "follow-up opened concurrently");
+                }
+                Err(e) => return Err(e.into()),
             }
+        }
+        Ok(match self.reply_to(org, next, hops + 1).await? {
+            ReplyOutcome::Added { ticket, reply } => ReplyOutcome::FollowUp { ticket, reply },
+            other => other,
+        })
+    }
+
+    /// Keeps `reply` on `ticket` as it is (no reopen, no follow-up).
+    async fn hold_on(&self, ticket: &Ticket, reply: CustomerReply, limit: Limit) -> Result<ReplyOutcome> {
+        let held = CustomerReply {
+            ticket: ticket.id,
+            ..reply
         };
-        let mut after = ticket.clone();
-        after.version = ticket.version + 1;
-        let message = self.store_reply(&ticket, &after, reply_id, &reply, now).await?;
-        tracing::info!(ticket = %after.id, follows = %old.id, reply = %message.id, "customer reply opened a follow-up ticket");
-        Ok(ReplyOutcome::FollowUp {
-            ticket: after,
-            reply: message,
+        // `reply_to` finds the ticket past its window with no hops left: held.
+        self.reply_to(None, held, MAX_FOLLOW_UP_HOPS).await.map(|o| match o {
+            ReplyOutcome::Held { ticket, reply, .. } => ReplyOutcome::Held { ticket, reply, limit },
+            other => other,
         })
     }
 
     /// Commits the reply with the email telling its assignee (none when the
-    /// ticket is unassigned), then tries the send once, briefly.
+    /// ticket is unassigned, when one was sent about this ticket within the
+    /// notice interval, or when a mail limit is reached), then tries the
+    /// send once, briefly. `held`: the limit that kept it from reopening
+    /// the ticket (or opening a follow-up). `unanswered`: the customer's
+    /// replies since the last response, this one included.
+    #[allow(clippy::too_many_arguments)]
     async fn store_reply(
         &self,
         before: &Ticket,
@@ -177,10 +255,18 @@ impl Service {
         id: ResponseId,
         reply: &CustomerReply,
         now: Timestamp,
+        held: Option<Limit>,
+        unanswered: usize,
     ) -> Result<Message> {
         let assignee = match after.admin_id {
             Some(a) => self.ports.store.admin(after.org_id, a).await?,
             None => None,
+        };
+        // A held reply is not news to mail about (it is on the ticket, with
+        // its `replyHeld` event); others are told coalesced, within limits.
+        let assignee = match assignee {
+            Some(a) if held.is_none() && self.may_notify(after, &a.email).await? => Some(a),
+            _ => None,
         };
         let mut message = Message {
             id,
@@ -193,17 +279,20 @@ impl Service {
             created_at: now,
             delivery: assignee.as_ref().map(|_| Delivery::new_pending(now)),
         };
+        let every = crate::domain::duration::format_duration(self.config.limits.reply_notice_every);
         let mail = assignee.map(|a| Mail {
             to: a.email,
             from: self.config.mail_from.clone(),
             subject: header_line(&format!("Customer replied: {} [ticket {}]", after.title, after.id)),
             text: format!(
-                "{} replied to ticket {} (\"{}\"), now {}:\n\n{}\n",
+                "{} replied to ticket {} (\"{}\"), now {}:\n\n{}\n\n--\n{unanswered} {} from the customer since \
+                 the last response. Further replies within {every} are not mailed one by one: see the ticket.\n",
                 after.added_by.as_str(),
                 after.id,
                 after.title,
                 after.status,
                 reply.message,
+                if unanswered == 1 { "reply" } else { "replies" },
             ),
             ticket_id: after.id,
             response_id: id,
@@ -211,7 +300,20 @@ impl Service {
             reply_to: None,
             message_id: None,
         });
-        let cause = Cause::new(customer(&reply.from), now).with(Change::Replied { message_id: id });
+        let sender_auth = match &reply.via {
+            ReplyVia::Email { sender_auth, .. } => Some(sender_auth.clone()),
+            ReplyVia::Api => None,
+        };
+        let mut cause = Cause::new(customer(&reply.from), now).with(Change::Replied {
+            message_id: id,
+            sender_auth,
+        });
+        if let Some(limit) = held {
+            cause = cause.with(Change::ReplyHeld {
+                message_id: id,
+                reason: limit.as_str().to_owned(),
+            });
+        }
         self.ports
             .store
             .add_message(before, after, &message, mail.as_ref(), &cause)
@@ -222,6 +324,35 @@ impl Service {
         }
         Ok(message)
     }
+
+    /// Whether the assignee may be mailed about a reply to `ticket` now: the
+    /// first reply of each notice interval, within the org's mail limit and
+    /// the recipient's.
+    async fn may_notify(&self, ticket: &Ticket, to: &Email) -> Result<bool> {
+        let every = Rate::new(1, self.config.limits.reply_notice_every);
+        if self.take_rate(&format!("reply_notice:{}", ticket.id), every).await? != Slot::Taken {
+            return Ok(false);
+        }
+        for (limit, key) in [
+            (Limit::MailPerOrg, ticket.org_id.to_string()),
+            (Limit::MailPerRecipient, to.as_str().to_owned()),
+        ] {
+            if self.try_slot(limit, &key).await? != Slot::Taken {
+                tracing::warn!(ticket = %ticket.id, limit = limit.as_str(), "reply notice not mailed: mail limit reached");
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The customer's replies after the last response (or note) of an admin.
+fn unanswered_replies(messages: &[Message]) -> usize {
+    messages
+        .iter()
+        .rev()
+        .take_while(|m| m.kind == MessageKind::Reply)
+        .count()
 }
 
 fn customer(email: &Email) -> Actor {

@@ -34,6 +34,35 @@ pub struct InboundSettings {
     /// The domain reply addresses are at (`--inbound-domain`, `TICKETING_INBOUND_DOMAIN`).
     pub domain: Option<String>,
     pub reply_key: ReplyKeyConfig,
+    /// Apply mail whose `From` domain is not authenticated (no SPF or DKIM
+    /// pass, or a DMARC fail): for local use only, off by default
+    /// (`--inbound-allow-unauthenticated`, `TICKETING_INBOUND_ALLOW_UNAUTHENTICATED`).
+    pub allow_unauthenticated: bool,
+    /// ticketd: the authserv-id of the `Authentication-Results` header its
+    /// MTA adds (`--inbound-authserv-id`); other such headers are ignored.
+    /// On SES the receipt's verdicts are used instead.
+    pub trusted_authserv_id: Option<String>,
+}
+
+/// How inbound mail's sender is authenticated (from [`InboundSettings`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboundAuth {
+    pub allow_unauthenticated: bool,
+    pub trusted_authserv_id: Option<String>,
+}
+
+impl InboundAuth {
+    pub fn new(settings: &InboundSettings) -> Self {
+        Self {
+            allow_unauthenticated: settings.allow_unauthenticated,
+            trusted_authserv_id: settings
+                .trusted_authserv_id
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        }
+    }
 }
 
 /// The reply key, cached for the life of the process.

@@ -6,6 +6,7 @@
 use super::{CONCURRENT_CHANGE, Service, conflict_as};
 use crate::auth::{Claims, ReplyKey};
 use crate::domain::duration::format_duration;
+use crate::domain::limits::Limit;
 use crate::domain::{
     Actor, Author, Cause, Change, Delivery, Mail, Message, MessageKind, Response, ResponseId, Status, Ticket, TicketId,
     header_line, rules,
@@ -15,7 +16,8 @@ use crate::error::{Error, Result};
 impl Service {
     /// Stores the response and its email and moves the ticket to RESPONDED,
     /// then tries the send once, briefly: the delivery is `sent`, or `pending`
-    /// for the retries to finish. Nothing is lost to a failed send.
+    /// for the retries to finish. Nothing is lost to a failed send. Past the
+    /// org's or the recipient's mail limit, 429 and nothing is stored.
     /// `message` is validated text.
     pub async fn respond(&self, claims: &Claims, id: TicketId, message: String) -> Result<(Response, Ticket)> {
         let before = self.own_ticket(claims, id).await?;
@@ -24,6 +26,14 @@ impl Service {
                 "the ticket is CLOSED; reopen it before responding".into(),
             ));
         }
+        // The platform's sender mails what an org writes: bounded per org
+        // and per recipient (whatever org writes to it). Refused before
+        // anything is stored: the admin gets 429 and may send it later. The
+        // recipient first: mail refused for one address uses none of the
+        // org's budget.
+        self.take_slot(Limit::MailPerRecipient, before.added_by.as_str())
+            .await?;
+        self.take_slot(Limit::MailPerOrg, &claims.org.to_string()).await?;
         let now = self.now();
         let mut after = before.clone();
         let effect = rules::record_response(&mut after, now, self.config.auto_close_after);

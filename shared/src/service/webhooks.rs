@@ -6,6 +6,7 @@
 
 use super::Service;
 use crate::auth::Claims;
+use crate::domain::limits::Limit;
 use crate::domain::webhooks::{
     self, Attempt, DELIVERY_LEASE, DeliveryState, Health, MAX_WEBHOOKS, StoredWebhook, Webhook, WebhookDelivery,
     WebhookEventType, WebhookMessage, WebhookUrl, generate_webhook_secret,
@@ -116,6 +117,8 @@ impl Service {
                 "the webhook is disabled; create a new one for the endpoint".into(),
             ));
         }
+        self.take_slot(Limit::RedeliveriesPerOrg, &claims.org.to_string())
+            .await?;
         let found = self
             .ports
             .webhooks

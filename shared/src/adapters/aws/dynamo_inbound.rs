@@ -2,7 +2,10 @@
 //! `INBOUND`), put only if new, then given its outcome. The raw message is
 //! in S3 (SES's receipt rule wrote it; the item names the object); when it
 //! arrived another way (ticketd on AWS) the item keeps it, up to
-//! [`MAX_RAW_IN_ITEM`].
+//! [`MAX_RAW_IN_ITEM`]. Each item expires (TTL `expiresAt`) at its
+//! receipt's `expires_at`: the raw retention for a message, longer than any
+//! MTA's retries for a reply's claim. The raw message in S3 is purged by the
+//! bucket's lifecycle rule.
 
 use super::dynamo::DynamoStore;
 use super::errors::Classify;
@@ -13,15 +16,9 @@ use crate::error::StoreError;
 use crate::ports::StoreResult;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
-use std::time::Duration;
 
 /// The most raw bytes kept on the item: DynamoDB caps an item at 400 KB.
 pub const MAX_RAW_IN_ITEM: usize = 300 * 1024;
-
-/// How long the dedupe record lives (TTL `expiresAt`): MTAs give up retrying
-/// after about 5 days, SES after hours; 30 days is far past either. The raw
-/// message stays in S3 under the bucket's own lifecycle.
-pub const INBOUND_RECORD_TTL: Duration = Duration::from_secs(30 * 86_400);
 
 fn inbound_key(key: &str) -> Item {
     items::key(format!("INBOUND#{key}"), "INBOUND")
@@ -32,7 +29,7 @@ impl DynamoStore {
         let mut item = inbound_key(&receipt.key);
         item.insert("receivedAt".into(), n(receipt.received_at.millis()));
         item.insert("size".into(), n(i64::try_from(raw.len()).unwrap_or(i64::MAX)));
-        let expires = receipt.received_at.plus(INBOUND_RECORD_TTL).millis() / 1000;
+        let expires = receipt.expires_at.millis() / 1000;
         item.insert("expiresAt".into(), n(expires));
         match &receipt.source {
             Some(source) => {

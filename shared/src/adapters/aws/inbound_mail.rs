@@ -1,9 +1,10 @@
 //! The `inbound-email` function's work: SES's receipt rule stored the message
 //! in S3 (bucket and key prefix from the environment) and invoked the
 //! function with the receipt; each message is read from S3 and handed to
-//! [`Service::receive_inbound`] with SES's verdicts and envelope recipients.
+//! [`Service::receive_inbound`] with SES's verdicts (spam, virus, and SPF,
+//! DKIM and DMARC for the sender check) and envelope recipients.
 
-use crate::domain::inbound::{MAX_RAW_MESSAGE, SesVerdicts};
+use crate::domain::inbound::{MAX_RAW_MESSAGE, SenderAuth, SesVerdicts};
 use crate::service::{InboundOutcome, InboundSource, Service};
 use anyhow::Context;
 use serde::Deserialize;
@@ -45,6 +46,12 @@ pub struct SesReceipt {
     pub recipients: Vec<String>,
     pub spam_verdict: Option<SesVerdict>,
     pub virus_verdict: Option<SesVerdict>,
+    /// SPF of the envelope sender's domain.
+    pub spf_verdict: Option<SesVerdict>,
+    /// DKIM: PASS if a signature verified.
+    pub dkim_verdict: Option<SesVerdict>,
+    /// DMARC for the `From` domain: GRAY where it publishes no policy.
+    pub dmarc_verdict: Option<SesVerdict>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -109,8 +116,14 @@ pub async fn handle_ses_event(
             .context("reading the inbound message")?
             .into_bytes();
         let receipt = record.ses.receipt;
+        let status = |v: Option<SesVerdict>| v.map(|v| v.status.trim().to_ascii_lowercase());
         let source = InboundSource {
             stored_at: Some(format!("s3://{}/{key}", bucket.bucket)),
+            auth: Some(SenderAuth {
+                spf: status(receipt.spf_verdict),
+                dkim: status(receipt.dkim_verdict),
+                dmarc: status(receipt.dmarc_verdict),
+            }),
             verdicts: SesVerdicts {
                 spam: receipt.spam_verdict.map(|v| v.status),
                 virus: receipt.virus_verdict.map(|v| v.status),

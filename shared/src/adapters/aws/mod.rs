@@ -14,6 +14,7 @@ mod dynamo_history;
 mod dynamo_idem;
 mod dynamo_inbound;
 mod dynamo_keys;
+mod dynamo_limits;
 mod dynamo_lists;
 mod dynamo_mail;
 mod dynamo_signin;
@@ -39,6 +40,7 @@ pub use aws_sdk_s3::Client as S3Client;
 pub use aws_sdk_secretsmanager::Client as SecretsClient;
 pub use calls::DynamoCalls;
 pub use dynamo::DynamoStore;
+pub use dynamo_limits::DynamoLimits;
 pub use dynamo_lists::QueryStats;
 pub use dynamo_webhooks::DynamoWebhooks;
 pub use jwt_keys::{KEYS_MAX_AGE, NO_VERIFY_KEYS, SecretsManagerKeys, SecretsManagerVerifyKeys};
@@ -67,6 +69,7 @@ use std::sync::Arc;
 pub struct AwsAdapters {
     pub store: Arc<DynamoStore>,
     pub webhooks: Arc<DynamoWebhooks>,
+    pub limits: Arc<DynamoLimits>,
     /// Reaches public addresses only, unless tests allow private ones.
     pub webhook_client: Arc<dyn crate::ports::WebhookClient>,
     pub mailer: Arc<SesMailer>,
@@ -116,6 +119,7 @@ impl AwsAdapters {
         let store = Arc::new(DynamoStore::new(dynamo.clone(), &settings.table));
         Self {
             webhooks: Arc::new(DynamoWebhooks(store.clone())),
+            limits: Arc::new(DynamoLimits::new(dynamo.clone(), &settings.table)),
             webhook_client: HttpWebhookClient::new(false),
             store,
             mailer: Arc::new(SesMailer::new(ses.clone(), settings.configuration_set.clone())),
@@ -197,6 +201,7 @@ impl AwsAdapters {
             clock: Arc::new(SystemClock),
             webhooks: self.webhooks.clone(),
             webhook_client: self.webhook_client.clone(),
+            limits: self.limits.clone(),
         }
     }
 

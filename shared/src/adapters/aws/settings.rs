@@ -3,6 +3,7 @@
 //! defaults only for local runs.
 
 use crate::domain::duration::parse_duration;
+use crate::domain::limits::Limits;
 use crate::service;
 
 /// Where the AWS resources are.
@@ -84,6 +85,14 @@ pub const ENV_SIGNIN_MAX_FAILURES: &str = "TICKETING_SIGNIN_MAX_FAILURES";
 pub const ENV_SIGNIN_MAX_CLIENT_FAILURES: &str = "TICKETING_SIGNIN_MAX_CLIENT_FAILURES";
 pub const ENV_SIGNIN_WINDOW: &str = "TICKETING_SIGNIN_WINDOW";
 pub const ENV_PASSWORD_HASH_CONCURRENCY: &str = "TICKETING_PASSWORD_HASH_CONCURRENCY";
+/// Optional: `true` applies inbound mail whose `From` domain is not
+/// authenticated by SES's SPF/DKIM/DMARC verdicts (local use only; default false).
+pub const ENV_INBOUND_ALLOW_UNAUTHENTICATED: &str = "TICKETING_INBOUND_ALLOW_UNAUTHENTICATED";
+/// Optional: how often an assignee is mailed about one ticket's customer replies (default 10m).
+pub const ENV_REPLY_NOTICE_EVERY: &str = "TICKETING_REPLY_NOTICE_EVERY";
+/// Optional: how long raw inbound mail a DynamoDB item keeps is kept (default 30d).
+pub const ENV_INBOUND_RETENTION: &str = "TICKETING_INBOUND_RETENTION";
+// Rate limits: `TICKETING_LIMIT_<NAME>=N/DURATION`, one per `domain::limits::Limit`.
 /// Optional: one endpoint for every AWS client, e.g. a local moto under
 /// `sam local`. Declared empty in template.yaml (AWS's own endpoints) so that
 /// `sam local --env-vars` can set it.
@@ -199,6 +208,11 @@ impl AwsSettings {
     }
 }
 
+/// A limit's variable name for [`ConfigError`] (made once per bad setting, at start).
+fn leak(name: String) -> &'static str {
+    Box::leak(name.into_boxed_str())
+}
+
 fn non_empty(get: &impl Fn(&str) -> Option<String>, k: &str) -> Option<String> {
     get(k).filter(|v| !v.trim().is_empty())
 }
@@ -238,8 +252,31 @@ impl AwsConfig {
                 )
             })?;
         }
+        let mut limits = Limits::from_lookup(&get).map_err(|(var, e)| ConfigError::Invalid(leak(var), e))?;
+        if let Some(v) = non_empty(&get, ENV_REPLY_NOTICE_EVERY) {
+            limits.reply_notice_every =
+                parse_duration(&v).map_err(|e| ConfigError::Invalid(ENV_REPLY_NOTICE_EVERY, e))?;
+        }
+        if let Some(v) = non_empty(&get, ENV_INBOUND_RETENTION) {
+            limits.inbound_retention =
+                parse_duration(&v).map_err(|e| ConfigError::Invalid(ENV_INBOUND_RETENTION, e))?;
+        }
+        let allow_unauthenticated = match non_empty(&get, ENV_INBOUND_ALLOW_UNAUTHENTICATED)
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(ConfigError::Invalid(
+                    ENV_INBOUND_ALLOW_UNAUTHENTICATED,
+                    "must be true or false".into(),
+                ));
+            }
+        };
         Ok(Self {
             service: service::Settings {
+                limits,
                 // The keys come from the secret, through the adapters (`AwsAdapters::jwt_keys`).
                 jwt_keys: service::KeyConfig::None,
                 auto_close_after,
@@ -250,6 +287,9 @@ impl AwsConfig {
                 inbound: service::InboundSettings {
                     domain: settings.inbound_domain.clone(),
                     reply_key: service::ReplyKeyConfig::None,
+                    allow_unauthenticated,
+                    // SES's receipt verdicts are used, not a header.
+                    trusted_authserv_id: None,
                 },
             },
             settings,
@@ -294,6 +334,24 @@ mod tests {
             let err = AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).expect_err("fails");
             assert!(err.to_string().contains(missing), "{err}");
         }
+    }
+
+    #[test]
+    fn limits_and_inbound_auth_are_read_with_defaults() {
+        let mut env = env();
+        let c = AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.service.limits, Limits::default());
+        assert!(!c.service.inbound.allow_unauthenticated);
+        env.insert("TICKETING_LIMIT_FOLLOW_UPS_PER_ORG", "3/1m");
+        env.insert(ENV_INBOUND_ALLOW_UNAUTHENTICATED, "true");
+        env.insert(ENV_INBOUND_RETENTION, "2d");
+        let c = AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.service.limits.follow_ups_per_org.limit, 3);
+        assert_eq!(c.service.limits.inbound_retention, Duration::from_secs(2 * 86_400));
+        assert!(c.service.inbound.allow_unauthenticated);
+        env.insert("TICKETING_LIMIT_MAIL_PER_ORG", "lots");
+        let err = AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap_err();
+        assert!(err.to_string().contains("TICKETING_LIMIT_MAIL_PER_ORG"), "{err}");
     }
 
     #[test]

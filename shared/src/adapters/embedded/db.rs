@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_11_inbound_email.sql"),
     include_str!("schema_12_webhooks.sql"),
     include_str!("schema_13_admin_roles.sql"),
+    include_str!("schema_14_rate_limits.sql"),
 ];
 const MAX_IDLE_READERS: usize = 16;
 

@@ -73,7 +73,9 @@ pub async fn inbound_counts(db: &Arc<Db>) -> anyhow::Result<Vec<InboundCount>> {
     Ok(db
         .read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT coalesce(outcome, 'handling'), count(*) FROM inbound_mail GROUP BY 1 ORDER BY 1",
+                // Messages only: a reply's claim (`reply:` key) is not one.
+                "SELECT coalesce(outcome, 'handling'), count(*) FROM inbound_mail
+                 WHERE key NOT LIKE 'reply:%' GROUP BY 1 ORDER BY 1",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(InboundCount {

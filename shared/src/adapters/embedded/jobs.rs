@@ -19,6 +19,8 @@ const MAX_ATTEMPTS: i64 = 5;
 /// The runner wakes at least this often, so a clock change cannot strand a job.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 const BATCH: usize = 100;
+/// How often raw inbound mail past its retention and ended rate-limit windows are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 pub struct LocalScheduler {
     db: Arc<Db>,
@@ -123,7 +125,13 @@ pub struct JobRunner {
 impl JobRunner {
     pub async fn run(self, service: Service, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut swept: Option<Timestamp> = None;
         loop {
+            let now = self.clock.now();
+            if swept.is_none_or(|at| now.millis() - at.millis() >= SWEEP_EVERY.as_millis() as i64) {
+                self.sweep(&service, now).await;
+                swept = Some(now);
+            }
             let wait = match self.run_due(&service).await {
                 Ok(wait) => wait,
                 Err(e) => {
@@ -138,6 +146,29 @@ impl JobRunner {
             }
         }
         tracing::info!("close-job runner stopped");
+    }
+
+    /// Purges raw inbound mail past its retention (the outcome row and the
+    /// reply it became stay) and rate-limit counters of ended windows.
+    async fn sweep(&self, service: &Service, now: Timestamp) {
+        let before = Timestamp::from_millis(
+            now.millis() - i64::try_from(service.config().limits.inbound_retention.as_millis()).unwrap_or(i64::MAX),
+        );
+        loop {
+            match super::sweep_expired(&self.db, now, before, BATCH).await {
+                Ok(n) if n == BATCH => continue,
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::info!(purged = n, "raw inbound mail past its retention purged");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = ?e, "inbound mail retention sweep failed; retrying later");
+                    break;
+                }
+            }
+        }
     }
 
     /// Runs every due job and sends every due mail; returns how long until

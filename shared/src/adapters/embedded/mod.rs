@@ -11,6 +11,7 @@ mod key_store;
 mod lists;
 mod mail_store;
 mod outbox;
+mod rate_limits;
 mod rows;
 mod store;
 mod webhook_store;
@@ -20,11 +21,12 @@ pub use db::Db;
 pub use inbound_store::{InboundCount, inbound_counts};
 pub use jobs::{JobRunner, JobView, LocalScheduler, recent_jobs};
 pub use outbox::{MailView, OutboxMailer, recent_mail};
+pub use rate_limits::{SqliteLimits, sweep_expired};
 pub use store::SqliteStore;
 pub use webhook_store::{DISPATCH_EVERY, SqliteWebhooks, WebhookDispatcher};
 
 use crate::adapters::webhook_http::HttpWebhookClient;
-use crate::ports::{Clock, Ports, WebhookClient};
+use crate::ports::{Clock, Ports, RateLimiter, WebhookClient};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -39,6 +41,7 @@ pub struct Embedded {
     wake: Arc<Notify>,
     webhooks: Arc<SqliteWebhooks>,
     webhook_client: Arc<dyn WebhookClient>,
+    limits: Arc<dyn RateLimiter>,
 }
 
 impl Embedded {
@@ -48,6 +51,7 @@ impl Embedded {
             store: Arc::new(CachedStore::new(SqliteStore::new(db.clone()))),
             webhooks: Arc::new(SqliteWebhooks::new(db.clone())),
             webhook_client: HttpWebhookClient::new(false),
+            limits: Arc::new(SqliteLimits::new(db.clone())),
             db,
             clock,
             wake: Arc::new(Notify::new()),
@@ -73,6 +77,7 @@ impl Embedded {
             clock: self.clock.clone(),
             webhooks: self.webhooks.clone(),
             webhook_client: self.webhook_client.clone(),
+            limits: self.limits.clone(),
         }
     }
 

@@ -3,9 +3,11 @@
 //! without quoted history or signature) and classified (a reply, or mail to
 //! drop: auto-replies, bounces, spam). No I/O here.
 
+mod auth;
 mod classify;
 mod quotes;
 
+pub use auth::{AuthVerdict, SenderAuth};
 pub use classify::{Drop, SesVerdicts, classify};
 pub use quotes::{html_to_text, strip_quoted};
 
@@ -22,15 +24,30 @@ pub const MAX_RAW_MESSAGE: usize = 10 * 1024 * 1024;
 /// DynamoDB key (2 KB) and an SQLite index comfortably; real ones are < 100.
 const MAX_KEY_ID: usize = 250;
 
-/// An inbound message as first stored, before it is read.
+/// An inbound message as first stored, before it is read (its key:
+/// [`hash_key`] of the raw bytes, so only the same bytes are the same
+/// message), or the claim a reply makes once its sender is checked (its key:
+/// [`reply_claim_key`], with no raw bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundReceipt {
-    /// [`dedupe_key`]: a redelivery has the same key.
     pub key: String,
     pub received_at: Timestamp,
     /// Where the raw message is kept when not in the store itself (the S3
     /// object SES wrote), e.g. `s3://bucket/key`.
     pub source: Option<String>,
+    /// When the store may forget the record, raw bytes and all (DynamoDB's
+    /// TTL; ticketd's sweep empties raw bytes past the retention instead).
+    pub expires_at: Timestamp,
+}
+
+/// The key a reply from a checked sender claims: one per (ticket, sender,
+/// Message-ID). Claimed only after the sender check, so a stranger who sends
+/// a customer's Message-ID first claims nothing of the customer's; a
+/// redelivery of the customer's message (even with other bytes: a relay's
+/// extra header) finds the claim and is applied once.
+pub fn reply_claim_key(ticket: &str, from: &str, message_key: &str) -> String {
+    let named = format!("{ticket}\n{}\n{message_key}", from.to_ascii_lowercase());
+    format!("reply:{}", &hash_key(named.as_bytes())["sha256:".len()..])
 }
 
 /// What the store holds under a receipt's key after storing it.
@@ -65,6 +82,9 @@ pub struct InboundMail {
     pub text: String,
     /// Why the message must not be applied, if it must not (loop protection).
     pub drop: Option<Drop>,
+    /// Each `Authentication-Results` header's value, topmost first (see
+    /// [`SenderAuth::from_headers`]).
+    pub auth_results: Vec<String>,
 }
 
 /// The dedupe key of a raw message that cannot be parsed, or has no Message-ID.
@@ -120,6 +140,10 @@ pub fn parse(raw: &[u8], verdicts: &SesVerdicts) -> Option<InboundMail> {
     let mut references = ids(message.in_reply_to());
     references.extend(ids(message.references()));
     let drop = classify(&message, verdicts);
+    let auth_results = message
+        .header_values("Authentication-Results")
+        .filter_map(|v| v.as_text().map(str::to_owned))
+        .collect();
     Some(InboundMail {
         key,
         message_id,
@@ -129,6 +153,7 @@ pub fn parse(raw: &[u8], verdicts: &SesVerdicts) -> Option<InboundMail> {
         subject: message.subject().unwrap_or_default().to_owned(),
         text: strip_quoted(&body_text(&message)),
         drop,
+        auth_results,
     })
 }
 

@@ -198,3 +198,23 @@ fn garbage_is_not_a_message_and_does_not_panic() {
         }
     }
 }
+
+#[test]
+fn authentication_results_are_read_for_the_sender_check() {
+    // The fixtures' `{{authserv}}` is left as it is here: the trusted id.
+    let trusted = "{{authserv}}";
+    let verdict =
+        |name| SenderAuth::from_headers(read(name).auth_results.iter().map(String::as_str), trusted).verdict();
+    assert_eq!(verdict("spf-fail.eml"), AuthVerdict::Fail);
+    assert_eq!(
+        verdict("dmarc-fail.eml"),
+        AuthVerdict::Fail,
+        "SPF and DKIM pass for another domain"
+    );
+    assert_eq!(
+        verdict("forged-auth-results.eml"),
+        AuthVerdict::Missing,
+        "another MTA's header"
+    );
+    assert_eq!(verdict("gmail-reply.eml"), AuthVerdict::Missing, "no header at all");
+}

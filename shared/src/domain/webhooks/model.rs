@@ -228,7 +228,7 @@ pub fn messages(after: &Ticket, events: &[TicketEvent]) -> Vec<(EventId, Webhook
             let kind = event_type(&e.change)?;
             let id = message_id(e.id);
             let mut data = serde_json::json!({ "ticket": after });
-            if let Change::Responded { message_id } | Change::Replied { message_id } = &e.change {
+            if let Change::Responded { message_id } | Change::Replied { message_id, .. } = &e.change {
                 data["messageId"] = serde_json::json!(message_id);
             }
             let body = serde_json::json!({
