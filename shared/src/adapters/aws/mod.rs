@@ -56,7 +56,7 @@ pub use webhook_queue::{Job as WebhookJob, MAX_DELAY as WEBHOOK_MAX_DELAY, Webho
 use crate::adapters::webhook_http::HttpWebhookClient;
 use crate::domain::CloseJob;
 use crate::ports::{Ports, SystemClock};
-use crate::service::{CloseOutcome, KeyConfig, ReplyKeyConfig, Service};
+use crate::service::{CloseOutcome, InlineSend, KeyConfig, ReplyKeyConfig, Service};
 use aws_config::SdkConfig;
 use std::sync::Arc;
 
@@ -224,8 +224,25 @@ pub async fn wiring_from_env() -> anyhow::Result<(Service, AwsAdapters, AwsSetti
     let adapters = AwsAdapters::new(&sdk_config().await, &config.settings);
     config.service.jwt_keys = adapters.jwt_keys(&config.settings);
     config.service.inbound.reply_key = adapters.reply_keys(&config.settings);
-    let service = Service::new(adapters.ports(), &config.service)?;
+    // On Lambda the instance freezes once the answer is returned: respond's
+    // inline mail attempt must end with the request (budgets.rs, INLINE_SEND).
+    let service = Service::new(adapters.ports(), &config.service)?.with_inline_send(InlineSend::Cut);
+    read_keys_at_init(&service).await?;
     Ok((service, adapters, config.settings))
+}
+
+/// Reads the reply key, when the function has one (respond, inbound-email,
+/// the sweeper), before the first invocation: at init, outside the
+/// function's timeout, so no request waits on Secrets Manager for it (it
+/// never rotates). A failure fails the init, which Lambda retries.
+pub async fn read_keys_at_init(service: &Service) -> anyhow::Result<()> {
+    service
+        .config()
+        .reply_keys
+        .get()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the reply key at init: {e}"))?;
+    Ok(())
 }
 
 /// What the close function does with a schedule's input: close the ticket if
