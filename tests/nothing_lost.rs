@@ -200,6 +200,7 @@ async fn the_sweeper_retries_each_kind_of_failure_message() {
     let drained = failures::drain(
         &h.service,
         &h.adapters,
+        failures::Redrive::default(),
         &url,
         tokio::time::Instant::now() + Duration::from_secs(30),
     )
@@ -548,4 +549,125 @@ async fn a_webhook_message_the_stream_missed_is_fanned_out_by_the_sweeper() {
     assert_eq!((again.missed_messages, again.webhooks_attempted), (0, 0), "{again:?}");
     assert_eq!(receiver.received().len(), 1);
     drop_table(&adapters, &settings).await;
+}
+
+/// SES's invocation of inbound-email failing for longer than Lambda's
+/// retries (the store down throughout): Lambda's on-failure record, the SES
+/// receipt event, lands in the failure queue; once the store is back the
+/// sweeper's drain reads the raw mail again from S3 and the customer's reply
+/// lands on its ticket, once (a late redelivery is a duplicate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_reply_failing_past_its_retries_lands_once_the_store_is_back() {
+    use ticketing::adapters::aws::inbound_mail::{InboundBucket, SesReceiptEvent, handle_ses_event};
+    use ticketing_tests::inbound::{Vars, fixture};
+    let proxy = FaultyAws::start().await;
+    let domain = format!("in.{}.example", ticketing_tests::unique("d"));
+    let config = TestConfig {
+        aws_endpoint: Some(proxy.url.clone()),
+        inbound: Some((domain.clone(), "inbound-token-for-tests-0123456789".into())),
+        ..TestConfig::default()
+    };
+    let (deployment, h) = AwsSet.start_with_handle(config).await.expect("starts on moto");
+    let app = TestApp::on(deployment);
+    let org = app.new_org().await;
+    let admin = app.new_admin(&org).await;
+    let who = customer();
+    let id = app.new_ticket_id(&org, &who).await;
+    let (response, _) = app.respond_and_send(&admin.jwt, &id, "Try the other tray.").await;
+    let key = app.deployment.reply_key().await.expect("the reply key");
+    let ticket_id = id.parse().expect("a ticket id");
+    let address = key.address(ticket_id, &domain);
+    let message_id = key.message_id(ticket_id, response["id"].as_str().unwrap().parse().unwrap(), &domain);
+    let raw = fixture(
+        "gmail-reply.eml",
+        &Vars {
+            to: &address,
+            from: &who,
+            ticket: &id,
+            in_reply_to: &message_id,
+        },
+    );
+
+    // Where SES's S3 action leaves the message, and the receipt event naming it.
+    let bucket = InboundBucket {
+        bucket: ticketing_tests::unique("inbound-"),
+        prefix: "inbound/".into(),
+    };
+    let s3 = h.adapters.s3();
+    s3.create_bucket()
+        .bucket(&bucket.bucket)
+        .send()
+        .await
+        .expect("a bucket");
+    let ses_id = ticketing_tests::unique("ses");
+    s3.put_object()
+        .bucket(&bucket.bucket)
+        .key(format!("{}{ses_id}", bucket.prefix))
+        .body(raw.into())
+        .send()
+        .await
+        .expect("stored");
+    let event_json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/inbound-email.json"))
+            .unwrap()
+            .replace("<SES_MESSAGE_ID>", &ses_id)
+            .replace("<RECIPIENT>", &address)
+            .replace("<SPAM_VERDICT>", "PASS"),
+    )
+    .unwrap();
+    let event = || serde_json::from_value::<SesReceiptEvent>(event_json.clone()).unwrap();
+
+    // The first invocation and Lambda's two retries, all with the store down.
+    proxy.fail(DYNAMODB);
+    for attempt in 0..3 {
+        let out = handle_ses_event(&h.service, s3, &bucket, event()).await;
+        assert!(out.is_err(), "attempt {attempt} cannot apply the mail: {out:?}");
+    }
+    // Lambda gives up and writes its on-failure record (a queue of the
+    // test's own, so the deployment's sweeper, which has no bucket, stays out).
+    let url = h
+        .adapters
+        .sqs()
+        .create_queue()
+        .queue_name(ticketing_tests::unique("inbound-failures-"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    h.adapters
+        .sqs()
+        .send_message()
+        .queue_url(&url)
+        .message_body(Failure::async_invoke_record(&event_json, "store unavailable"))
+        .send()
+        .await
+        .unwrap();
+    let replies = |t: &serde_json::Value| {
+        t["messages"]
+            .as_array()
+            .map(|ms| ms.iter().filter(|m| m["kind"] == "reply").count())
+            .unwrap_or(0)
+    };
+    proxy.heal(DYNAMODB);
+    assert_eq!(replies(&app.ticket(&admin.jwt, &id).await), 0, "nothing applied yet");
+
+    let redrive = failures::Redrive { inbound: Some(&bucket) };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let drained = failures::drain(&h.service, &h.adapters, redrive, &url, deadline)
+        .await
+        .unwrap();
+    assert_eq!((drained.retried, drained.kept), (1, 0));
+    let t = app.ticket(&admin.jwt, &id).await;
+    assert_eq!(replies(&t), 1, "the reply landed: {t}");
+    assert_eq!(t["status"], "OPEN", "and reopened the RESPONDED ticket");
+    // A late redelivery (SES, or a second copy of the record) changes nothing.
+    let again = handle_ses_event(&h.service, s3, &bucket, event()).await.unwrap();
+    assert_eq!(again[0].name(), "duplicate");
+    assert_eq!(replies(&app.ticket(&admin.jwt, &id).await), 1);
+    let empty = failures::drain(&h.service, &h.adapters, redrive, &url, deadline)
+        .await
+        .unwrap();
+    assert_eq!((empty.retried, empty.kept), (0, 0), "the record went once handled");
+    app.stop().await;
 }

@@ -2,6 +2,8 @@
 //! environment (clients outside the handler, reused across invocations), then
 //! serve one endpoint, the close function, or the mail-events function.
 
+pub mod emf;
+
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
@@ -42,18 +44,21 @@ pub fn log_filter(get: impl Fn(&str) -> Option<String>) -> tracing_subscriber::E
 }
 
 /// The functions' subscriber, writing to `writer`: what `init_tracing`
-/// installs over stdout, and what tests capture.
+/// installs over stdout, and what tests capture. In JSON (on Lambda), an
+/// Embedded Metric Format object follows each line that counts a business
+/// metric (`emf`), its `Function` dimension Lambda's function name.
 pub fn log_subscriber<W>(
     format: LogFormat,
     filter: tracing_subscriber::EnvFilter,
     writer: W,
 ) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
-    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Clone + Send + Sync + 'static,
 {
+    use tracing_subscriber::layer::SubscriberExt;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
+        .with_writer(writer.clone())
         .with_ansi(false);
     match format {
         // The Lambda runtime's span adds requestId and xrayTraceId; the
@@ -64,7 +69,11 @@ where
                 .flatten_event(true)
                 .with_current_span(false)
                 .with_span_list(true)
-                .finish(),
+                .finish()
+                .with(emf::EmfLayer::new(
+                    writer,
+                    std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into()),
+                )),
         ),
         // CloudWatch stamps the time; no colours in log files.
         LogFormat::Text => Box::new(builder.without_time().finish()),

@@ -145,6 +145,23 @@ async fn each_request_logs_one_json_line_with_route_status_latency_and_org_and_n
         .and_then(|spans| spans.iter().find(|s| s["name"] == "request"))
         .unwrap_or_else(|| panic!("in the request span: {created}"));
     assert_eq!(span["request_id"], requests[3]["request_id"], "{created}");
+    // Business metrics: an Embedded Metric Format object after each line
+    // that counts one (the ticket created, the response; its mail may still
+    // be sending).
+    let metrics: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| {
+            let directive = &l["_aws"]["CloudWatchMetrics"][0];
+            assert!(
+                directive.is_null() || directive["Namespace"] == ticketing_functions::emf::NAMESPACE,
+                "{l}"
+            );
+            directive["Metrics"][0]["Name"].as_str()
+        })
+        .collect();
+    for metric in ["TicketsCreated", "Responses"] {
+        assert_eq!(metrics.iter().filter(|m| **m == metric).count(), 1, "{metric}: {text}");
+    }
 
     let hash = SecretHash::of(&secret).0;
     let signature = jwt.rsplit('.').next().unwrap().to_owned();

@@ -1,6 +1,7 @@
 //! template.yaml keeps every function operable: its worst case over its AWS
 //! calls fits its Timeout (budgets.rs), it logs JSON to a log group with
-//! retention, and its errors and throttles, every queue, and API 5xx alarm to
+//! retention, and its error rate and throttles, every queue, the API, the
+//! stream, the table, SES and Scheduler are in a few grouped alarms to
 //! AlarmTopic. Read from the template, so a function or queue added later
 //! without these fails here, with what to add.
 
@@ -142,43 +143,142 @@ fn functions_get_the_call_timeout_their_budgets_assume() {
     assert!(limits.operation < aws::DEFAULT_CALL_TIMEOUT);
 }
 
-/// `alarm` watches `metric` in `namespace` with the dimension `dimension`
-/// satisfying `value`, and notifies AlarmTopic on any datapoint above zero.
-fn alarm_on(alarm: &Value, namespace: &str, metric: &str, dimension: &str, value: impl Fn(&Value) -> bool) -> bool {
-    let p = &alarm["Properties"];
-    p["Namespace"] == namespace
-        && p["MetricName"] == metric
-        && p["Dimensions"]
-            .as_sequence()
-            .is_some_and(|ds| ds.iter().any(|d| d["Name"] == dimension && value(&d["Value"])))
+/// One metric an alarm reads: its own (`MetricName`) or one of its metric
+/// math `Metrics`, with the math's id.
+struct Watched<'a> {
+    id: Option<&'a str>,
+    namespace: &'a Value,
+    metric: &'a Value,
+    dimensions: &'a Value,
+    period: Option<u64>,
 }
 
-fn notifies_alarm_topic(name: &str, alarm: &Value) {
+fn watched(alarm: &Value) -> Vec<Watched<'_>> {
     let p = &alarm["Properties"];
-    let actions = p["AlarmActions"]
-        .as_sequence()
-        .unwrap_or_else(|| panic!("{name}: no AlarmActions"));
-    assert!(
-        actions.iter().any(|a| is_ref(a, "AlarmTopic")),
-        "{name} does not notify AlarmTopic"
-    );
-    assert_eq!(p["ComparisonOperator"], "GreaterThanThreshold", "{name}");
-    // Any datapoint above zero, except a work queue's age of its oldest message.
-    if p["MetricName"] != "ApproximateAgeOfOldestMessage" {
-        assert_eq!(p["Threshold"].as_f64(), Some(0.0), "{name}: any datapoint above zero");
+    match p["Metrics"].as_sequence() {
+        Some(queries) => queries
+            .iter()
+            .filter(|q| !q["MetricStat"].is_null())
+            .map(|q| Watched {
+                id: q["Id"].as_str(),
+                namespace: &q["MetricStat"]["Metric"]["Namespace"],
+                metric: &q["MetricStat"]["Metric"]["MetricName"],
+                dimensions: &q["MetricStat"]["Metric"]["Dimensions"],
+                period: q["MetricStat"]["Period"].as_u64(),
+            })
+            .collect(),
+        None => vec![Watched {
+            id: None,
+            namespace: &p["Namespace"],
+            metric: &p["MetricName"],
+            dimensions: &p["Dimensions"],
+            period: p["Period"].as_u64(),
+        }],
     }
-    assert_eq!(p["TreatMissingData"], "notBreaching", "{name}: no data is no trouble");
+}
+
+/// The metric math expressions of an alarm, joined.
+fn expressions(alarm: &Value) -> String {
+    alarm["Properties"]["Metrics"]
+        .as_sequence()
+        .map(|qs| {
+            qs.iter()
+                .filter_map(|q| q["Expression"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+/// `id` is used by one of the alarm's expressions (or the alarm watches one metric).
+fn counted(alarm: &Value, w: &Watched<'_>) -> bool {
+    let Some(id) = w.id else { return true };
+    expressions(alarm)
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|word| word == id)
+}
+
+/// Some alarm counts `metric` in `namespace` whose dimension `dimension` satisfies `value`.
+fn alarmed<'a>(
+    alarms: &'a [(String, &'a Value)],
+    namespace: &str,
+    metric: &str,
+    dimension: &str,
+    value: impl Fn(&Value) -> bool,
+) -> Option<&'a str> {
+    alarms.iter().find_map(|(name, a)| {
+        watched(a)
+            .iter()
+            .any(|w| {
+                w.namespace == namespace
+                    && w.metric == metric
+                    && w.dimensions
+                        .as_sequence()
+                        .is_some_and(|ds| ds.iter().any(|d| d["Name"] == dimension && value(&d["Value"])))
+                    && counted(a, w)
+            })
+            .then_some(name.as_str())
+    })
+}
+
+/// The alarm count the noisy scheme had: an error and a throttle alarm per
+/// function, one per queue and API 5xx, each on any datapoint over a minute.
+const ALARMS_BEFORE: usize = 67;
+
+/// Every alarm reads a rate or level over periods of at least 5 minutes (no
+/// single one-minute datapoint pages anyone), tells AlarmTopic when it fires
+/// and when it clears, counts every metric it reads, and there are about a
+/// third as many as the one-alarm-per-metric scheme had.
+#[test]
+fn alarms_are_few_and_each_fires_and_clears_on_periods_of_minutes() {
+    let t = template();
+    let alarms = resources(&t, "AWS::CloudWatch::Alarm");
+    assert!(
+        alarms.len() * 3 <= ALARMS_BEFORE,
+        "{} alarms: group them (metric math, at most 10 metrics each)",
+        alarms.len()
+    );
+    for (name, alarm) in &alarms {
+        let p = &alarm["Properties"];
+        for key in ["AlarmActions", "OKActions"] {
+            assert!(
+                p[key]
+                    .as_sequence()
+                    .is_some_and(|a| a.iter().any(|a| is_ref(a, "AlarmTopic"))),
+                "{name}: {key} must include !Ref AlarmTopic (whoever is paged also hears it clear)"
+            );
+        }
+        assert_eq!(p["TreatMissingData"], "notBreaching", "{name}: no data is no trouble");
+        assert!(p["EvaluationPeriods"].as_u64().is_some(), "{name}: EvaluationPeriods");
+        assert!(
+            p["AlarmDescription"]
+                .as_str()
+                .is_some_and(|d| d.contains("docs/RUNBOOK.md")),
+            "{name}: its description names its runbook entry"
+        );
+        let metrics = watched(alarm);
+        assert!(metrics.len() <= 10, "{name}: CloudWatch allows 10 metrics per alarm");
+        for w in &metrics {
+            assert!(
+                w.period.is_some_and(|s| s >= 300),
+                "{name}: {:?} over a period under 5 minutes",
+                w.metric
+            );
+            assert!(counted(alarm, w), "{name}: metric {:?} is read but never counted", w.id);
+        }
+        if let Some(queries) = p["Metrics"].as_sequence() {
+            let returned = queries.iter().filter(|q| q["ReturnData"] == true).count();
+            assert_eq!(returned, 1, "{name}: one expression is what the alarm watches");
+        }
+    }
 }
 
 #[test]
-fn every_function_has_a_log_group_with_retention_and_error_and_throttle_alarms() {
+fn every_function_has_a_log_group_and_its_error_rate_and_throttles_alarmed() {
     let t = template();
     let groups = resources(&t, "AWS::Logs::LogGroup");
     let alarms = resources(&t, "AWS::CloudWatch::Alarm");
-    for (_, alarm) in &alarms {
-        notifies_alarm_topic("alarm", alarm);
-    }
-    for (name, _) in resources(&t, "AWS::Serverless::Function") {
+    for (name, f) in resources(&t, "AWS::Serverless::Function") {
         let want = format!("/aws/lambda/${{{name}}}");
         let group = groups
             .iter()
@@ -194,14 +294,34 @@ fn every_function_has_a_log_group_with_retention_and_error_and_throttle_alarms()
             "{}: RetentionInDays must be !Ref LogRetentionDays",
             group.0
         );
-        for metric in ["Errors", "Throttles"] {
+        // The error rate: errors and invocations in the same alarm.
+        let errors = alarms.iter().find(|(_, a)| {
+            let one = [(String::new(), *a)];
+            alarmed(&one, "AWS/Lambda", "Errors", "FunctionName", |v| is_ref(v, &name)).is_some()
+                && alarmed(&one, "AWS/Lambda", "Invocations", "FunctionName", |v| is_ref(v, &name)).is_some()
+        });
+        assert!(
+            errors.is_some(),
+            "{name}: no alarm on its error rate. Add its AWS/Lambda Errors and Invocations (Dimensions \
+             [{{Name: FunctionName, Value: !Ref {name}}}]) to an error-rate alarm with room (at most 10 metrics: \
+             5 functions), ids used in its expressions"
+        );
+        assert!(
+            alarmed(&alarms, "AWS/Lambda", "Throttles", "FunctionName", |v| is_ref(v, &name)).is_some(),
+            "{name}: no alarm counts its Throttles. Add its AWS/Lambda Throttles to a Throttles alarm with room"
+        );
+        // Invoked asynchronously (Scheduler, SES): an event Lambda drops is an alarm too.
+        let invoked_async = !f["Properties"]["EventInvokeConfig"].is_null()
+            || f["Properties"]["Events"]
+                .as_mapping()
+                .is_some_and(|events| events.values().any(|e| e["Type"] == "ScheduleV2"));
+        if invoked_async {
             assert!(
-                alarms
-                    .iter()
-                    .any(|(_, a)| alarm_on(a, "AWS/Lambda", metric, "FunctionName", |v| is_ref(v, &name))),
-                "{name} has no {metric} alarm: add an AWS::CloudWatch::Alarm on AWS/Lambda {metric} with \
-                 Dimensions [{{Name: FunctionName, Value: !Ref {name}}}], Threshold 0, GreaterThanThreshold, \
-                 AlarmActions [!Ref AlarmTopic] (copy another function's)"
+                alarmed(&alarms, "AWS/Lambda", "AsyncEventsDropped", "FunctionName", |v| is_ref(
+                    v, &name
+                ))
+                .is_some(),
+                "{name} is invoked asynchronously: alarm on its AsyncEventsDropped"
             );
         }
     }
@@ -209,14 +329,16 @@ fn every_function_has_a_log_group_with_retention_and_error_and_throttle_alarms()
     assert_eq!(retention["Default"].as_u64(), Some(30));
 }
 
-/// Any message in any queue (a dead-letter or failure queue) is an alarm, and
-/// so is any 5xx from the API. A work queue a function consumes (an SQS event
-/// source) holds messages normally: its alarm is on a message left waiting.
+/// A message in a dead-letter queue is an alarm; a work queue (an SQS event
+/// source, or the failure queue the sweeper drains) alarms on a message left
+/// waiting. The API alarms on its 5xx rate and p99 latency; the stream on
+/// reconcile's iterator age; the table on throttles and system errors; SES on
+/// the reputation rates AWS reviews; Scheduler on what it drops.
 #[test]
-fn every_queue_and_api_5xx_alarm_to_the_topic_whose_email_is_optional() {
+fn every_queue_the_api_the_stream_the_table_ses_and_scheduler_are_alarmed() {
     let t = template();
     let alarms = resources(&t, "AWS::CloudWatch::Alarm");
-    let consumed: Vec<String> = resources(&t, "AWS::Serverless::Function")
+    let mut work: Vec<String> = resources(&t, "AWS::Serverless::Function")
         .iter()
         .filter_map(|(_, f)| f["Properties"]["Events"].as_mapping())
         .flat_map(|events| events.iter().map(|(_, e)| e))
@@ -226,37 +348,79 @@ fn every_queue_and_api_5xx_alarm_to_the_topic_whose_email_is_optional() {
             _ => None,
         })
         .collect();
+    work.push("FailureQueue".into());
     for (name, _) in resources(&t, "AWS::SQS::Queue") {
-        if consumed.contains(&name) {
-            assert!(
-                alarms.iter().any(
-                    |(_, a)| alarm_on(a, "AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", |v| {
-                        is_get_att(v, &name, "QueueName")
-                    })
-                ),
-                "work queue {name} has no alarm on ApproximateAgeOfOldestMessage (a message left waiting)"
-            );
-            continue;
-        }
+        let (metric, what) = if work.contains(&name) {
+            ("ApproximateAgeOfOldestMessage", "a message left waiting")
+        } else {
+            ("ApproximateNumberOfMessagesVisible", "any message (a dead letter)")
+        };
         assert!(
-            alarms.iter().any(|(_, a)| alarm_on(
-                a,
-                "AWS/SQS",
-                "ApproximateNumberOfMessagesVisible",
-                "QueueName",
-                |v| is_get_att(v, &name, "QueueName")
-            )),
-            "queue {name} has no alarm: add an AWS::CloudWatch::Alarm on AWS/SQS ApproximateNumberOfMessagesVisible \
-             with Dimensions [{{Name: QueueName, Value: !GetAtt {name}.QueueName}}], Statistic Maximum, Threshold 0, \
-             GreaterThanThreshold, AlarmActions [!Ref AlarmTopic] (copy CloseDeadLetterQueueAlarm)"
+            alarmed(&alarms, "AWS/SQS", metric, "QueueName", |v| is_get_att(
+                v,
+                &name,
+                "QueueName"
+            ))
+            .is_some(),
+            "queue {name} has no alarm on {what}: add AWS/SQS {metric} with Dimensions \
+             [{{Name: QueueName, Value: !GetAtt {name}.QueueName}}] to DeadLettersAlarm or QueueBacklogAlarm"
         );
     }
     for (name, _) in resources(&t, "AWS::Serverless::HttpApi") {
+        let rate = alarms.iter().any(|(_, a)| {
+            let one = [(String::new(), *a)];
+            alarmed(&one, "AWS/ApiGateway", "5xx", "ApiId", |v| is_ref(v, &name)).is_some()
+                && alarmed(&one, "AWS/ApiGateway", "Count", "ApiId", |v| is_ref(v, &name)).is_some()
+        });
+        assert!(rate, "HTTP API {name} has no 5xx rate alarm (5xx over Count)");
+        let latency = alarms.iter().any(|(_, a)| {
+            a["Properties"]["ExtendedStatistic"] == "p99"
+                && alarmed(&[(String::new(), *a)], "AWS/ApiGateway", "Latency", "ApiId", |v| {
+                    is_ref(v, &name)
+                })
+                .is_some()
+        });
+        assert!(latency, "HTTP API {name} has no p99 latency alarm");
+    }
+    assert!(
+        alarmed(&alarms, "AWS/Lambda", "IteratorAge", "FunctionName", |v| is_ref(
+            v,
+            "ReconcileFunction"
+        ))
+        .is_some(),
+        "nothing watches how far reconcile is behind the stream"
+    );
+    for metric in ["ReadThrottleEvents", "WriteThrottleEvents", "SystemErrors"] {
         assert!(
-            alarms
-                .iter()
-                .any(|(_, a)| alarm_on(a, "AWS/ApiGateway", "5xx", "ApiId", |v| is_ref(v, &name))),
-            "HTTP API {name} has no 5xx alarm"
+            alarmed(&alarms, "AWS/DynamoDB", metric, "TableName", |v| is_ref(
+                v,
+                "TicketsTable"
+            ))
+            .is_some(),
+            "the table's {metric} are not alarmed"
+        );
+    }
+    for (metric, threshold) in [("Reputation.BounceRate", 0.05), ("Reputation.ComplaintRate", 0.001)] {
+        let found = alarms.iter().any(|(_, a)| {
+            let p = &a["Properties"];
+            p["Namespace"] == "AWS/SES"
+                && p["MetricName"] == metric
+                && p["Threshold"].as_f64() == Some(threshold)
+                && p["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        });
+        assert!(
+            found,
+            "no alarm on SES {metric} >= {threshold} (where AWS reviews the account)"
+        );
+    }
+    for metric in ["InvocationDroppedCount", "TargetErrorCount"] {
+        assert!(
+            alarmed(&alarms, "AWS/Scheduler", metric, "ScheduleGroup", |v| is_ref(
+                v,
+                "AutoCloseScheduleGroup"
+            ))
+            .is_some(),
+            "Scheduler's {metric} for the auto-close group is not alarmed"
         );
     }
     assert_eq!(
@@ -274,6 +438,56 @@ fn every_queue_and_api_5xx_alarm_to_the_topic_whose_email_is_optional() {
     assert!(is_ref(&sub["Properties"]["Endpoint"], "AlarmEmail"));
     assert_eq!(sub["Properties"]["Protocol"], "email");
     assert_eq!(t["Parameters"]["AlarmEmail"]["Default"], "", "optional");
+}
+
+/// The HTTP API writes one JSON access-log line per request (request id,
+/// route, status, latency, source IP, integration error) to a log group
+/// with retention; Lambda's REPORT lines (duration, memory, init) are kept.
+#[test]
+fn the_api_logs_each_request_and_functions_keep_their_report_lines() {
+    let t = template();
+    for (name, api) in resources(&t, "AWS::Serverless::HttpApi") {
+        let settings = &api["Properties"]["AccessLogSettings"];
+        let group = match intrinsic(&settings["DestinationArn"], "GetAtt") {
+            Some(Value::String(s)) => s
+                .strip_suffix(".Arn")
+                .unwrap_or_else(|| panic!("{name}: {s}"))
+                .to_owned(),
+            other => panic!("{name}: AccessLogSettings.DestinationArn must be !GetAtt <LogGroup>.Arn, not {other:?}"),
+        };
+        let g = &t["Resources"][group.as_str()];
+        assert_eq!(g["Type"], "AWS::Logs::LogGroup", "{name}: {group}");
+        assert!(
+            is_ref(&g["Properties"]["RetentionInDays"], "LogRetentionDays"),
+            "{group}"
+        );
+        let format: serde_json::Value = serde_json::from_str(settings["Format"].as_str().expect("a Format"))
+            .unwrap_or_else(|e| panic!("{name}: the access log format is not JSON: {e}"));
+        for (key, variable) in [
+            ("requestId", "$context.requestId"),
+            ("routeKey", "$context.routeKey"),
+            ("status", "$context.status"),
+            ("responseLatency", "$context.responseLatency"),
+            ("sourceIp", "$context.identity.sourceIp"),
+            ("integrationError", "$context.integrationErrorMessage"),
+        ] {
+            assert_eq!(format[key], variable, "{name}: access log field {key}");
+        }
+        assert!(
+            !settings["Format"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("$context.path"),
+            "{name}: raw paths may hold customer emails; log the route"
+        );
+    }
+    for (name, f) in resources(&t, "AWS::Serverless::Function") {
+        let level = &setting(&t, f, "LoggingConfig")["SystemLogLevel"];
+        assert!(
+            level.is_null() || level == "INFO" || level == "DEBUG",
+            "{name}: SystemLogLevel {level:?} drops Lambda's REPORT lines"
+        );
+    }
 }
 
 /// JSON logs and active tracing for every function, none opting out.

@@ -358,8 +358,9 @@ fn only_the_jwt_functions_can_read_the_jwt_keys_and_only_admin_signin_the_signin
     );
 }
 
-/// Only respond (renders reply addresses) and inbound-email (checks them)
-/// get the reply key secret's ARN and may read it; it is its own secret,
+/// Only respond (renders reply addresses), inbound-email (checks them) and
+/// the sweeper (re-applies inbound mail inbound-email failed on) get the
+/// reply key secret's ARN and may read it; it is its own secret,
 /// generated long, and the inbound resources exist only with InboundDomain.
 #[test]
 fn only_respond_and_inbound_email_can_read_the_reply_key() {
@@ -388,7 +389,10 @@ fn only_respond_and_inbound_email_can_read_the_reply_key() {
             assert_eq!(reads, 0, "{name} must not read the reply key");
         }
     }
-    assert_eq!(readers, BTreeSet::from(["respond", "inbound-email"].map(String::from)));
+    assert_eq!(
+        readers,
+        BTreeSet::from(["respond", "inbound-email", "sweeper"].map(String::from))
+    );
     for resource in ["InboundBucket", "InboundRuleSet", "InboundRule", "InboundEmailFunction"] {
         assert_eq!(t["Resources"][resource]["Condition"], "HasInboundDomain", "{resource}");
     }

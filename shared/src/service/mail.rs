@@ -79,26 +79,40 @@ impl Service {
     }
 
     /// Respond's inline attempt, bounded by [`INLINE_SEND_BUDGET`]: the
-    /// delivery to show, `committed` unless the attempt finished in time. The
-    /// attempt runs in a task of its own, so a slow send still completes and
-    /// records its outcome after respond has answered.
+    /// delivery to show, `committed` unless the attempt finished in time.
+    /// Detached (ticketd), the attempt runs in a task of its own, so a slow
+    /// send still completes and records its outcome after respond has
+    /// answered. Cut (Lambda, whose instance freezes once the answer is
+    /// returned), an attempt still running at the budget is dropped: its
+    /// claim keeps other senders off for [`MAIL_LEASE`], then the sweeper
+    /// sends the mail (at least once: a send SES accepted just before the
+    /// cut may go again).
     pub(super) async fn deliver_inline(&self, ticket: TicketId, response: ResponseId, committed: Delivery) -> Delivery {
-        let service = self.clone();
-        let attempt = tokio::spawn(async move { service.deliver(ticket, response).await });
-        match tokio::time::timeout(INLINE_SEND_BUDGET, attempt).await {
-            Ok(Ok(Ok(Some(delivery)))) => delivery,
+        let outcome = match self.config.inline_send {
+            super::InlineSend::Detached => {
+                let service = self.clone();
+                let attempt = tokio::spawn(async move { service.deliver(ticket, response).await });
+                match tokio::time::timeout(INLINE_SEND_BUDGET, attempt).await {
+                    Ok(Ok(outcome)) => Ok(outcome),
+                    Ok(Err(e)) => {
+                        tracing::error!(ticket = %ticket, response = %response, error = ?e, "inline send task failed");
+                        return committed;
+                    }
+                    Err(elapsed) => Err(elapsed),
+                }
+            }
+            super::InlineSend::Cut => tokio::time::timeout(INLINE_SEND_BUDGET, self.deliver(ticket, response)).await,
+        };
+        match outcome {
+            Ok(Ok(Some(delivery))) => delivery,
             // Claimed by another sender first: it is theirs to record.
-            Ok(Ok(Ok(None))) => committed,
-            Ok(Ok(Err(e))) => {
+            Ok(Ok(None)) => committed,
+            Ok(Err(e)) => {
                 tracing::warn!(ticket = %ticket, response = %response, error = ?e, "inline send not attempted; the sweeper retries");
                 committed
             }
-            Ok(Err(e)) => {
-                tracing::error!(ticket = %ticket, response = %response, error = ?e, "inline send task failed");
-                committed
-            }
             Err(_) => {
-                tracing::info!(ticket = %ticket, response = %response, "inline send still running; answering pending");
+                tracing::info!(ticket = %ticket, response = %response, inline = ?self.config.inline_send, "inline send out of time; answering pending");
                 committed
             }
         }

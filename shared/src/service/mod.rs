@@ -68,6 +68,22 @@ pub struct Config {
     pub limits: Limits,
     /// How inbound mail's sender is authenticated.
     pub inbound_auth: InboundAuth,
+    /// What happens to respond's inline mail attempt at its budget.
+    pub inline_send: InlineSend,
+}
+
+/// What respond (and a reply) does with its inline mail attempt when
+/// [`INLINE_SEND_BUDGET`] runs out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InlineSend {
+    /// The attempt goes on in a task of its own and records its outcome
+    /// after the answer (ticketd: the process keeps running).
+    #[default]
+    Detached,
+    /// The attempt is dropped at the budget (Lambda, where the instance
+    /// freezes once the answer is returned): its claim expires after
+    /// [`MAIL_LEASE`] and the sweeper sends the mail.
+    Cut,
 }
 
 /// How many failed sign-ins a client may have per window, for one email and
@@ -134,6 +150,7 @@ impl Config {
             reply_keys: ReplyKeys::new(&settings.inbound),
             limits: settings.limits.clone(),
             inbound_auth: InboundAuth::new(&settings.inbound),
+            inline_send: InlineSend::default(),
         })
     }
 }
@@ -161,6 +178,12 @@ impl Service {
     /// This service with another mail retry schedule (tests use short ones).
     pub fn with_mail_retry(mut self, retry: MailRetry) -> Self {
         self.config.mail_retry = retry;
+        self
+    }
+
+    /// This service with respond's inline mail attempt handled as `inline`.
+    pub fn with_inline_send(mut self, inline: InlineSend) -> Self {
+        self.config.inline_send = inline;
         self
     }
 

@@ -178,6 +178,13 @@ impl Service {
             // The lease ran out and another sender took over: its record stands.
             return Ok(None);
         }
+        tracing::info!(
+            webhook = %webhook,
+            delivery = %id,
+            status_code = attempt.status_code,
+            state = after.state.as_str(),
+            "webhook attempt"
+        );
         // A disabled endpoint's admins are told by the next notice sweep
         // (`send_webhook_notices`), which the mark set here makes find it.
         if let Some(hook) = hook.filter(|h| h.webhook.enabled)

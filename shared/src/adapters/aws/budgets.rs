@@ -82,6 +82,13 @@ pub enum Step {
     /// A loop that starts no new unit after `window`: the window, then the
     /// `calls` of the unit under way when it closes.
     TimeBoxed(&'static str, Duration, u32),
+    /// Up to `calls` AWS calls cut off after a fixed time (respond's inline
+    /// mail attempt: what is left goes to the sweeper, never past the answer).
+    Capped(&'static str, Duration, u32),
+    /// A stretch of steps with a name of its own (a unit two functions share).
+    Unit(&'static str, &'static [Step]),
+    /// One of several stretches, whichever is longest.
+    Longest(&'static str, &'static [&'static [Step]]),
 }
 
 impl Step {
@@ -94,9 +101,56 @@ impl Step {
             }
             Step::Cpu(_, d) => d,
             Step::TimeBoxed(_, window, calls) => window + limits.worst_call() * calls,
+            Step::Capped(_, cap, calls) => cap.min(limits.worst_call() * calls),
+            Step::Unit(_, steps) => steps.iter().map(|s| s.worst_case(limits)).sum(),
+            Step::Longest(_, options) => options
+                .iter()
+                .map(|steps| steps.iter().map(|s| s.worst_case(limits)).sum())
+                .max()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// What the step says it does, nested steps included: the AWS operations
+    /// it names (`GetItem`, `GetSecretValue`, ...) are the ones it may make.
+    pub fn descriptions(&self) -> Vec<&'static str> {
+        match *self {
+            Step::Calls(d, _) | Step::Repeat(d, _, _) | Step::Cpu(d, _) | Step::TimeBoxed(d, _, _) => vec![d],
+            Step::Capped(d, _, _) => vec![d],
+            Step::AssignRetries => vec![ASSIGN_ATTEMPT],
+            Step::Unit(d, steps) => std::iter::once(d)
+                .chain(steps.iter().flat_map(Step::descriptions))
+                .collect(),
+            Step::Longest(d, options) => std::iter::once(d)
+                .chain(
+                    options
+                        .iter()
+                        .flat_map(|steps| steps.iter().flat_map(Step::descriptions)),
+                )
+                .collect(),
+        }
+    }
+
+    /// The most AWS calls the step makes, when bounded by a count (a loop
+    /// bounded by time only is not).
+    pub fn max_calls(&self) -> Option<u32> {
+        match *self {
+            Step::Calls(_, n) | Step::Capped(_, _, n) => Some(n),
+            Step::Repeat(_, rounds, calls) => Some(rounds * calls),
+            Step::Cpu(..) => Some(0),
+            Step::AssignRetries | Step::TimeBoxed(..) => None,
+            Step::Unit(_, steps) => steps.iter().map(Step::max_calls).sum(),
+            Step::Longest(_, options) => options
+                .iter()
+                .map(|steps| steps.iter().map(Step::max_calls).sum::<Option<u32>>())
+                .collect::<Option<Vec<u32>>>()
+                .and_then(|v| v.into_iter().max()),
         }
     }
 }
+
+/// The calls one assignment attempt makes (see [`ASSIGN_ATTEMPT_CALLS`]).
+const ASSIGN_ATTEMPT: &str = "assignment attempt: Query admins' counters, TransactWriteItems ticket and counter";
 
 /// A function's worst path, by its binary name (template.yaml's
 /// `Metadata.BuildProperties.Binary`).
@@ -110,17 +164,62 @@ impl FunctionBudget {
     pub fn worst_case(&self, limits: &CallLimits) -> Duration {
         self.steps.iter().map(|s| s.worst_case(limits)).sum()
     }
+
+    /// The budget names AWS operation `operation` (as the SDK calls it:
+    /// `GetItem`, `SendEmail`, `GetSecretValue`) in one of its steps.
+    pub fn names(&self, operation: &str) -> bool {
+        self.steps.iter().flat_map(Step::descriptions).any(|d| {
+            d.split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|word| word == operation)
+        })
+    }
+
+    /// The most AWS calls one invocation makes, when every loop is bounded by a count.
+    pub fn max_calls(&self) -> Option<u32> {
+        self.steps.iter().map(Step::max_calls).sum()
+    }
 }
 
 /// The first request with a token checks its admin once per instance.
 const ADMIN_AUTH: Step = Step::Calls("authenticate: GetItem admin (once per instance and admin)", 1);
 /// What only a full admin may do: the admin's role is read every time.
 const FULL_ADMIN_AUTH: Step = Step::Calls("authenticate a full admin: GetItem admin, with its role", 1);
+/// The JWT key ring, read on a function's first token and again every
+/// `KEYS_MAX_AGE` (5 minutes): in the request path, so in every JWT
+/// function's budget (verifying and signing alike).
+const JWT_KEYS: Step = Step::Calls("GetSecretValue JWT key ring (first use, then every 5 minutes)", 1);
+/// Respond's (and a reply's) one attempt at its mail right after the commit,
+/// cut off at `INLINE_SEND_BUDGET`: the claim, the send, the record. The
+/// attempt is never left running after the answer (on Lambda the instance
+/// freezes then); a cut attempt's claim expires and the sweeper sends it.
+const INLINE_SEND: Step = Step::Capped(
+    "inline mail attempt: UpdateItem claim, SES SendEmail, TransactWriteItems record (cut at INLINE_SEND_BUDGET)",
+    crate::service::INLINE_SEND_BUDGET,
+    3,
+);
+/// Applying one inbound mail from S3 (inbound-email, and the sweeper's
+/// redrive of what inbound-email failed on). The reply key is read at init.
+const INBOUND_APPLY: &[Step] = &[
+    Step::Calls("S3 GetObject", 1),
+    Step::Calls("PutItem inbound record (conditional), GetItem if seen", 2),
+    Step::Calls("GetItem ticket", 1),
+    // customer_reply, as add-reply does it.
+    Step::Repeat("Query ticket and messages, by 1 MB page", 3, 1),
+    Step::AssignRetries,
+    Step::Calls("GetItem assignee", 1),
+    Step::Calls("TransactWriteItems ticket, reply, counters", 1),
+    SCHEDULE,
+    INLINE_SEND,
+    Step::Calls("UpdateItem inbound outcome", 1),
+];
 const ORG_AUTH: Step = Step::Calls("authenticate: GetItem org by secret hash", 1);
 /// One Argon2id run (19 MiB, t=2): ~50 ms on a full core (bench part c);
 /// 1024 MB is ~0.6 vCPU, so ~85 ms; doubled for a noisy neighbour.
 const ARGON2: Duration = Duration::from_millis(170);
-const SCHEDULE: Step = Step::Calls("auto-close: CreateSchedule, then UpdateSchedule if one exists", 2);
+const SCHEDULE: Step = Step::Calls(
+    "auto-close: CreateSchedule, then UpdateSchedule if one exists (DeleteSchedule when leaving RESPONDED)",
+    2,
+);
 /// One webhook POST at its longest.
 const WEBHOOK_POST: Duration = crate::domain::webhooks::DELIVERY_TIMEOUT;
 
@@ -143,6 +242,10 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "admin-signin",
         steps: &[
+            Step::Calls(
+                "JWT signing ring and verify keys: GetSecretValue both, PutSecretValue verify keys when missing (first use, then every 5 minutes)",
+                3,
+            ),
             // Beside the account lookup (GetItem domain marker, then GetItem
             // or Query credentials: 2 calls), which is shorter.
             Step::Calls(
@@ -164,6 +267,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "get-ticket",
         steps: &[
+            JWT_KEYS,
             ADMIN_AUTH,
             // The customer's view authenticates with the org secret instead
             // (one GetItem, no key read): never longer than ADMIN_AUTH.
@@ -175,6 +279,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "list-tickets",
         steps: &[
+            JWT_KEYS,
             ADMIN_AUTH,
             Step::Calls("GetItem admin by email (admin filter)", 1),
             Step::Calls("Query one index page", 1),
@@ -183,6 +288,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "update-ticket",
         steps: &[
+            JWT_KEYS,
             ADMIN_AUTH,
             Step::Calls("GetItem new assignee", 1),
             Step::Calls("GetItem ticket", 1),
@@ -193,6 +299,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "change-status",
         steps: &[
+            JWT_KEYS,
             ADMIN_AUTH,
             Step::Calls("GetItem ticket", 1),
             Step::Calls("conditional PutItem or TransactWriteItems with counters", 1),
@@ -202,12 +309,13 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "respond",
         steps: &[
+            JWT_KEYS,
             ADMIN_AUTH,
             Step::Calls("GetItem ticket", 1),
+            // The reply key (for the mail's reply address) is read at init.
             Step::Calls("TransactWriteItems ticket, response, counters", 1),
+            INLINE_SEND,
             SCHEDULE,
-            Step::Calls("SES SendEmail", 1),
-            Step::Calls("UpdateItem delivery", 1),
         ],
     },
     // ---- issue 9: the conversation ----
@@ -221,13 +329,13 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
             Step::Calls("GetItem assignee", 1),
             Step::Calls("TransactWriteItems ticket, reply, counters", 1),
             SCHEDULE,
-            Step::Calls("SES SendEmail", 1),
-            Step::Calls("UpdateItem delivery", 1),
+            INLINE_SEND,
         ],
     },
     FunctionBudget {
         binary: "add-note",
         steps: &[
+            JWT_KEYS,
             ADMIN_AUTH,
             Step::Calls("GetItem ticket", 1),
             Step::Calls("TransactWriteItems ticket, note", 1),
@@ -238,6 +346,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "create-api-key",
         steps: &[
+            JWT_KEYS,
             FULL_ADMIN_AUTH,
             Step::Calls("Query the org's keys (at most 50: one page)", 1),
             Step::Calls("GetItem org", 1),
@@ -247,6 +356,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "list-api-keys",
         steps: &[
+            JWT_KEYS,
             FULL_ADMIN_AUTH,
             Step::Calls("Query the org's keys (at most 50: one page)", 1),
         ],
@@ -254,6 +364,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "revoke-api-key",
         steps: &[
+            JWT_KEYS,
             FULL_ADMIN_AUTH,
             Step::Calls("GetItem listing", 1),
             Step::Calls("TransactWriteItems delete both", 1),
@@ -262,6 +373,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "rotate-org-secret",
         steps: &[
+            JWT_KEYS,
             FULL_ADMIN_AUTH,
             Step::Calls("GetItem org", 1),
             Step::Calls("TransactWriteItems swap the secret item", 1),
@@ -272,6 +384,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "create-webhook",
         steps: &[
+            JWT_KEYS,
             FULL_ADMIN_AUTH,
             Step::Cpu(
                 "resolve the URL's host (RESOLVE_TIMEOUT)",
@@ -283,19 +396,23 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     },
     FunctionBudget {
         binary: "list-webhooks",
-        steps: &[FULL_ADMIN_AUTH, Step::Calls("Query the org's webhooks (one page)", 1)],
+        steps: &[JWT_KEYS,
+            FULL_ADMIN_AUTH, Step::Calls("Query the org's webhooks (one page)", 1)],
     },
     FunctionBudget {
         binary: "delete-webhook",
-        steps: &[FULL_ADMIN_AUTH, Step::Calls("conditional DeleteItem", 1)],
+        steps: &[JWT_KEYS,
+            FULL_ADMIN_AUTH, Step::Calls("conditional DeleteItem", 1)],
     },
     FunctionBudget {
         binary: "rotate-webhook-secret",
-        steps: &[FULL_ADMIN_AUTH, Step::Calls("conditional UpdateItem secret", 1)],
+        steps: &[JWT_KEYS,
+            FULL_ADMIN_AUTH, Step::Calls("conditional UpdateItem secret", 1)],
     },
     FunctionBudget {
         binary: "webhook-deliveries",
         steps: &[
+            JWT_KEYS,
             FULL_ADMIN_AUTH,
             Step::Calls("GetItem webhook (tenancy)", 1),
             // 100 deliveries with their bodies (a ticket each, up to ~12 KB).
@@ -305,6 +422,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "redeliver-webhook",
         steps: &[
+            JWT_KEYS,
             FULL_ADMIN_AUTH,
             Step::Calls("GetItem webhook, GetItem delivery", 2),
             Step::Calls("conditional UpdateItem delivery", 1),
@@ -347,54 +465,57 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     // Issue 9, part I: inbound email.
     FunctionBudget {
         binary: "inbound-email",
-        steps: &[
-            Step::Calls("GetSecretValue reply key (once per instance)", 1),
-            Step::Calls("S3 GetObject", 1),
-            Step::Calls("PutItem inbound record (conditional), GetItem if seen", 2),
-            Step::Calls("GetItem ticket", 1),
-            // customer_reply, as add-reply does it.
-            Step::Repeat("Query ticket and messages, by 1 MB page", 3, 1),
-            Step::AssignRetries,
-            Step::Calls("GetItem assignee", 1),
-            Step::Calls("TransactWriteItems ticket, reply, counters", 1),
-            SCHEDULE,
-            Step::Calls("SES SendEmail", 1),
-            Step::Calls("UpdateItem delivery", 1),
-            Step::Calls("UpdateItem inbound outcome", 1),
-        ],
+        steps: &[Step::Unit("apply one inbound mail", INBOUND_APPLY)],
     },
     FunctionBudget {
         binary: "sweeper",
         steps: &[
+            // The reply key (re-applying inbound mail) is read at init.
             Step::Calls(
-                "Query by_due (closes, missed messages, webhooks, notices); Query mail_due; Query assignment backlog; GetQueueUrl x2 (first run)",
+                "Query by_due (closes, missed messages, webhooks, notices); Query mail_due; Query assignment backlog; GetQueueUrl x2 (first run); ReceiveMessage",
                 8,
             ),
-            // The unit under way: a chunk of webhook attempts made at once
-            // (claim, GetItem webhook, the POST, record, health) is the
-            // longest; a close job is 6 calls, a stream record replayed 4
-            // plus its read, a notice 3 (Query admins, the mails at once,
-            // clear), a missed message 3 (Query webhooks, the PutItems at
-            // once, clear its mark).
             Step::TimeBoxed(
                 "closes, mail and webhook retries, notices, failure retries",
                 SWEEP_WINDOW,
-                6,
+                0,
             ),
-            Step::Cpu("the webhook POST of the unit under way", WEBHOOK_POST),
-            // deliver_due_webhooks always runs its first chunk, even when
-            // the closes and mail used the window up (so they cannot starve it).
-            Step::Calls(
-                "a first chunk of webhook attempts past the window: claim, GetItem, record, health",
-                4,
+            Step::Longest(
+                "what runs past the window",
+                &[
+                    // The unit under way in the sweeps: a chunk of webhook
+                    // attempts made at once (claim, GetItem webhook, the
+                    // POST, record, health) is the longest (a close job is 6
+                    // calls, a stream record replayed 4 plus its read, a
+                    // notice 3, a missed message 3); then deliver_due_webhooks
+                    // always runs its first chunk, even when the closes and
+                    // mail used the window up (so they cannot starve it).
+                    &[
+                        Step::Calls("the unit under way: claim, GetItem webhook, record, health", 6),
+                        Step::Cpu("the webhook POST of the unit under way", WEBHOOK_POST),
+                        Step::Calls(
+                            "a first chunk of webhook attempts past the window: UpdateItem claim, GetItem, UpdateItem record, UpdateItem health",
+                            4,
+                        ),
+                        Step::Cpu("its POSTs, made at once", WEBHOOK_POST),
+                    ],
+                    // The failure queue is drained last: a failure retried
+                    // across the window's end is the last unit, and the
+                    // longest is an inbound mail read again from S3 and
+                    // applied (ReceiveMessage, then DeleteMessage once done).
+                    &[
+                        Step::Unit("an inbound mail re-applied from the failure queue", INBOUND_APPLY),
+                        Step::Calls("DeleteMessage its failure record", 1),
+                    ],
+                ],
             ),
-            Step::Cpu("its POSTs, made at once", WEBHOOK_POST),
         ],
     },
     // Issue 9, history and people (H).
     FunctionBudget {
         binary: "ticket-events",
         steps: &[
+            JWT_KEYS,
             ADMIN_AUTH,
             Step::Calls("GetItem ticket (tenancy)", 1),
             Step::Calls("Query the ticket's events, one page", 1),
@@ -402,11 +523,16 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     },
     FunctionBudget {
         binary: "list-admins",
-        steps: &[ADMIN_AUTH, Step::Calls("Query the org's admin items, one page", 1)],
+        steps: &[
+            JWT_KEYS,
+            ADMIN_AUTH,
+            Step::Calls("Query the org's admin items, one page", 1),
+        ],
     },
     FunctionBudget {
         binary: "set-availability",
         steps: &[
+            JWT_KEYS,
             ADMIN_AUTH,
             Step::Calls("GetItem admin, TransactWriteItems admin and credentials", 2),
             Step::Calls("PutItem backlog mark, Query unassigned", 2),

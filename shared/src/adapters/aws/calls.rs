@@ -46,3 +46,39 @@ impl Intercept for DynamoCalls {
         Ok(())
     }
 }
+
+/// Counts every AWS call of every client by `service:Operation`
+/// (`DynamoDB:GetItem`, `Secrets Manager:GetSecretValue`, `SES:SendEmail`,
+/// ...): what the budget test compares with each function's time budget.
+#[derive(Debug, Clone, Default)]
+pub struct AwsCalls(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl AwsCalls {
+    /// Returns the calls so far and starts counting from zero.
+    pub fn take(&self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Intercept for AwsCalls {
+    fn name(&self) -> &'static str {
+        "AwsCalls"
+    }
+
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(meta) = cfg.load::<Metadata>() {
+            *self
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(format!("{}:{}", meta.service(), meta.name()))
+                .or_default() += 1;
+        }
+        Ok(())
+    }
+}

@@ -1,10 +1,13 @@
 //! What failed after Lambda's and Scheduler's own retries, taken back up by
 //! the sweeper: close invocations (close-ticket's async on-failure
-//! destination, or Scheduler's dead-letter queue) and stream batches the
-//! reconciler gave up on (its on-failure destination holds only the batch's
-//! position, so the records are read again from the stream).
+//! destination, or Scheduler's dead-letter queue), SES receipts inbound-email
+//! could not apply (its async on-failure destination: the raw mail is read
+//! again from S3) and stream batches the reconciler gave up on (its
+//! on-failure destination holds only the batch's position, so the records
+//! are read again from the stream).
 
 use super::AwsAdapters;
+use super::inbound_mail::{InboundBucket, SesReceiptEvent};
 use super::scheduler::CloseEvent;
 use super::stream::{self, Record};
 use crate::service::Service;
@@ -18,6 +21,9 @@ use tokio::time::Instant;
 pub enum Failure {
     /// Run the close job again.
     Close(CloseEvent),
+    /// Apply the mail of an SES receipt event again (inbound-email's
+    /// original event, as Lambda's on-failure record carries it).
+    Inbound(serde_json::Value),
     /// Re-apply the stream records from `start` to `end` of `shard`.
     StreamBatch {
         stream_arn: String,
@@ -62,14 +68,18 @@ impl Failure {
                 end: b.end_sequence_number,
             });
         }
-        serde_json::from_value(envelope.request_payload?)
-            .ok()
-            .map(Failure::Close)
+        let payload = envelope.request_payload?;
+        if let Ok(event) = serde_json::from_value::<CloseEvent>(payload.clone()) {
+            return Some(Failure::Close(event));
+        }
+        let receipt = serde_json::from_value::<SesReceiptEvent>(payload.clone()).ok()?;
+        (!receipt.records.is_empty()).then_some(Failure::Inbound(payload))
     }
 
-    /// The on-failure record Lambda writes when an async invocation of the
-    /// close function kept failing (the test harness plays Lambda with it).
-    pub fn async_invoke_record(event: &CloseEvent, error: &str) -> String {
+    /// The on-failure record Lambda writes when an async invocation (of the
+    /// close function, or of inbound-email) kept failing: the test harness
+    /// plays Lambda with it.
+    pub fn async_invoke_record(event: &impl serde::Serialize, error: &str) -> String {
         serde_json::json!({
             "version": "1.0",
             "requestContext": { "condition": "RetriesExhausted", "approximateInvokeCount": 3 },
@@ -86,14 +96,49 @@ fn seq_le(a: &str, b: &str) -> bool {
     (a.len(), a) <= (b.len(), b)
 }
 
+/// What a retry needs besides the service and the clients.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Redrive<'a> {
+    /// Where SES stored inbound mail; `None` where inbound email is off (an
+    /// inbound failure is then kept, for an operator: its alarm fires).
+    pub inbound: Option<&'a InboundBucket>,
+}
+
 /// Takes one failure up again. Ok means it is done with (or can never be
 /// done: logged), so its message may go.
-pub async fn retry(service: &Service, aws: &AwsAdapters, failure: &Failure, deadline: Instant) -> anyhow::Result<()> {
+pub async fn retry(
+    service: &Service,
+    aws: &AwsAdapters,
+    redrive: Redrive<'_>,
+    failure: &Failure,
+    deadline: Instant,
+) -> anyhow::Result<()> {
     match failure {
         Failure::Close(event) => {
             let outcome = super::handle_close_event(service, *event).await?;
             tracing::info!(ticket = %event.ticket_id, %outcome, "failed close retried");
             Ok(())
+        }
+        Failure::Inbound(payload) => {
+            let bucket = redrive.inbound.context(
+                "an inbound mail to re-apply, but no inbound bucket is configured (TICKETING_INBOUND_BUCKET)",
+            )?;
+            let event: SesReceiptEvent = serde_json::from_value(payload.clone()).context("the SES receipt event")?;
+            // Each message is keyed by its Message-ID: one applied before the
+            // failure is a duplicate now, not a second reply.
+            match super::inbound_mail::handle_ses_event(service, aws.s3(), bucket, event).await {
+                Ok(outcomes) => {
+                    let names: Vec<String> = outcomes.iter().map(|o| o.name()).collect();
+                    tracing::info!(outcomes = ?names, "failed inbound mail re-applied");
+                    Ok(())
+                }
+                Err(e) if format!("{e:#}").contains("NoSuchKey") => {
+                    // Past the bucket's lifecycle: nothing left to apply.
+                    tracing::error!(error = %format!("{e:#}"), "failed inbound mail no longer stored; dropped");
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
         }
         Failure::StreamBatch {
             stream_arn,
@@ -174,7 +219,13 @@ pub struct Drained {
 /// Receives messages from the queue `url` until it is empty or `deadline`
 /// passes, and retries each; a message goes only once its failure is taken
 /// care of. Nothing new starts after the deadline.
-pub async fn drain(service: &Service, aws: &AwsAdapters, url: &str, deadline: Instant) -> anyhow::Result<Drained> {
+pub async fn drain(
+    service: &Service,
+    aws: &AwsAdapters,
+    redrive: Redrive<'_>,
+    url: &str,
+    deadline: Instant,
+) -> anyhow::Result<Drained> {
     let mut drained = Drained::default();
     while Instant::now() < deadline {
         let out = aws
@@ -196,7 +247,7 @@ pub async fn drain(service: &Service, aws: &AwsAdapters, url: &str, deadline: In
             let done = match Failure::parse(body) {
                 // Past the deadline the message is left for the next sweep.
                 Some(_) if Instant::now() >= deadline => false,
-                Some(failure) => match retry(service, aws, &failure, deadline).await {
+                Some(failure) => match retry(service, aws, redrive, &failure, deadline).await {
                     Ok(()) => true,
                     Err(e) => {
                         tracing::warn!(failure = ?failure, error = %format!("{e:#}"), "failure retry failed; kept");
@@ -276,6 +327,19 @@ mod tests {
                 start: "100".into(),
                 end: "1000".into(),
             })
+        );
+        let receipt = serde_json::json!({"Records": [{"ses": {
+            "mail": {"messageId": "m1"},
+            "receipt": {"recipients": ["reply+x@in.example"]}
+        }}]});
+        assert_eq!(
+            Failure::parse(&Failure::async_invoke_record(&receipt, "store unavailable")),
+            Some(Failure::Inbound(receipt))
+        );
+        assert_eq!(
+            Failure::parse(&Failure::async_invoke_record(&serde_json::json!({"Records": []}), "x")),
+            None,
+            "a receipt with no mail is not ours"
         );
         assert_eq!(Failure::parse("{\"something\": \"else\"}"), None);
         assert_eq!(Failure::parse("not json"), None);

@@ -68,9 +68,16 @@ pub struct InboundBucket {
 
 impl InboundBucket {
     pub fn from_env() -> anyhow::Result<Self> {
-        Ok(Self {
-            bucket: std::env::var(ENV_INBOUND_BUCKET).with_context(|| format!("{ENV_INBOUND_BUCKET} is not set"))?,
-            prefix: std::env::var(ENV_INBOUND_PREFIX).unwrap_or_default(),
+        Self::from_lookup(|k| std::env::var(k).ok()).with_context(|| format!("{ENV_INBOUND_BUCKET} is not set"))
+    }
+
+    /// The bucket when its variable is set (inbound-email, and the sweeper
+    /// that re-applies what inbound-email failed on); `None` otherwise.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Option<Self> {
+        let bucket = get(ENV_INBOUND_BUCKET).filter(|b| !b.trim().is_empty())?;
+        Some(Self {
+            bucket,
+            prefix: get(ENV_INBOUND_PREFIX).unwrap_or_default(),
         })
     }
 }

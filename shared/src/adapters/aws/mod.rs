@@ -38,7 +38,7 @@ mod webhook_queue;
 
 pub use aws_sdk_s3::Client as S3Client;
 pub use aws_sdk_secretsmanager::Client as SecretsClient;
-pub use calls::DynamoCalls;
+pub use calls::{AwsCalls, DynamoCalls};
 pub use dynamo::DynamoStore;
 pub use dynamo_limits::DynamoLimits;
 pub use dynamo_lists::QueryStats;
@@ -59,7 +59,7 @@ pub use webhook_queue::{Job as WebhookJob, MAX_DELAY as WEBHOOK_MAX_DELAY, Webho
 use crate::adapters::webhook_http::HttpWebhookClient;
 use crate::domain::CloseJob;
 use crate::ports::{Ports, SystemClock};
-use crate::service::{CloseOutcome, KeyConfig, ReplyKeyConfig, Service};
+use crate::service::{CloseOutcome, InlineSend, KeyConfig, ReplyKeyConfig, Service};
 use aws_config::SdkConfig;
 use std::sync::Arc;
 
@@ -76,6 +76,8 @@ pub struct AwsAdapters {
     pub scheduler: Arc<EventBridgeScheduler>,
     /// DynamoDB calls made so far, by operation.
     pub dynamo_calls: DynamoCalls,
+    /// Every client's calls so far, by `service:Operation`.
+    pub calls: AwsCalls,
     /// Built at init: every function reads or writes the table.
     pub dynamo: aws_sdk_dynamodb::Client,
     /// The others are built on first use: most functions never send mail,
@@ -90,32 +92,43 @@ pub struct AwsAdapters {
     s3: LazyClient<aws_sdk_s3::Client>,
 }
 
-/// A client of `sdk`'s configuration, built on first use.
-fn lazy<C: Send + 'static>(sdk: &SdkConfig, build: fn(&SdkConfig) -> C) -> LazyClient<C> {
-    let sdk = sdk.clone();
-    LazyClient::new(move || build(&sdk))
+/// A client of `sdk`'s configuration counting its calls in `calls`, built on first use.
+macro_rules! lazy {
+    ($sdk:expr, $calls:expr, $krate:ident) => {{
+        let (sdk, calls) = ($sdk.clone(), $calls.clone());
+        LazyClient::new(move || {
+            $krate::Client::from_conf($krate::config::Builder::from(&sdk).interceptor(calls).build())
+        })
+    }};
 }
 
 /// S3, for the inbound-email function (path-style addressing against a
 /// local endpoint such as moto, where bucket host names do not resolve).
-fn lazy_s3(sdk: &SdkConfig) -> LazyClient<aws_sdk_s3::Client> {
-    let sdk = sdk.clone();
+fn lazy_s3(sdk: &SdkConfig, calls: &AwsCalls) -> LazyClient<aws_sdk_s3::Client> {
+    let (sdk, calls) = (sdk.clone(), calls.clone());
     LazyClient::new(move || {
         let local = sdk.endpoint_url().is_some();
-        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(local).build())
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(local)
+                .interceptor(calls)
+                .build(),
+        )
     })
 }
 
 impl AwsAdapters {
     pub fn new(sdk: &SdkConfig, settings: &AwsSettings) -> Self {
         let dynamo_calls = DynamoCalls::default();
+        let calls = AwsCalls::default();
         let dynamo = aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(sdk)
                 .interceptor(dynamo_calls.clone())
+                .interceptor(calls.clone())
                 .build(),
         );
-        let ses = lazy(sdk, aws_sdk_ses::Client::new);
-        let schedules = lazy(sdk, aws_sdk_scheduler::Client::new);
+        let ses = lazy!(sdk, calls, aws_sdk_ses);
+        let schedules = lazy!(sdk, calls, aws_sdk_scheduler);
         let store = Arc::new(DynamoStore::new(dynamo.clone(), &settings.table));
         Self {
             webhooks: Arc::new(DynamoWebhooks(store.clone())),
@@ -130,14 +143,15 @@ impl AwsAdapters {
                 settings.scheduler_role_arn.clone(),
                 settings.dead_letter_arn.clone(),
             )),
+            sqs: lazy!(sdk, calls, aws_sdk_sqs),
+            streams: lazy!(sdk, calls, aws_sdk_dynamodbstreams),
+            secrets: lazy!(sdk, calls, aws_sdk_secretsmanager),
+            s3: lazy_s3(sdk, &calls),
             dynamo_calls,
+            calls,
             dynamo,
             ses,
             schedules,
-            sqs: lazy(sdk, aws_sdk_sqs::Client::new),
-            streams: lazy(sdk, aws_sdk_dynamodbstreams::Client::new),
-            secrets: lazy(sdk, aws_sdk_secretsmanager::Client::new),
-            s3: lazy_s3(sdk),
         }
     }
 
@@ -225,8 +239,25 @@ pub async fn wiring_from_env() -> anyhow::Result<(Service, AwsAdapters, AwsSetti
     let adapters = AwsAdapters::new(&sdk_config().await, &config.settings);
     config.service.jwt_keys = adapters.jwt_keys(&config.settings);
     config.service.inbound.reply_key = adapters.reply_keys(&config.settings);
-    let service = Service::new(adapters.ports(), &config.service)?;
+    // On Lambda the instance freezes once the answer is returned: respond's
+    // inline mail attempt must end with the request (budgets.rs, INLINE_SEND).
+    let service = Service::new(adapters.ports(), &config.service)?.with_inline_send(InlineSend::Cut);
+    read_keys_at_init(&service).await?;
     Ok((service, adapters, config.settings))
+}
+
+/// Reads the reply key, when the function has one (respond, inbound-email,
+/// the sweeper), before the first invocation: at init, outside the
+/// function's timeout, so no request waits on Secrets Manager for it (it
+/// never rotates). A failure fails the init, which Lambda retries.
+pub async fn read_keys_at_init(service: &Service) -> anyhow::Result<()> {
+    service
+        .config()
+        .reply_keys
+        .get()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the reply key at init: {e}"))?;
+    Ok(())
 }
 
 /// What the close function does with a schedule's input: close the ticket if

@@ -29,11 +29,14 @@ pub struct Tick {
 /// The `sweeper` function's work: sweep due auto-closes, send the response
 /// mail that is due (retries), fan out the webhook messages the stream
 /// missed, send the webhook deliveries that are due (retries), tell admins
-/// of disabled webhooks, then retry what the failure queues hold.
+/// of disabled webhooks, then retry what the failure queues hold (closes,
+/// stream batches, inbound mail).
 pub struct Sweeper {
     service: Service,
     aws: AwsAdapters,
     queue_arns: [String; 2],
+    /// Where inbound mail is stored, to re-apply what inbound-email failed on.
+    inbound: Option<super::inbound_mail::InboundBucket>,
     /// Resolved from the ARNs on first use (one GetQueueUrl each per cold start).
     queue_urls: tokio::sync::OnceCell<Vec<String>>,
 }
@@ -44,6 +47,7 @@ impl Sweeper {
             service,
             aws,
             queue_arns: [settings.failure_queue_arn.clone(), settings.dead_letter_arn.clone()],
+            inbound: settings.inbound_bucket.clone(),
             queue_urls: tokio::sync::OnceCell::new(),
         }
     }
@@ -126,7 +130,10 @@ impl Sweeper {
             .await?;
         let mut total = Drained::default();
         for url in urls {
-            let d = failures::drain(&self.service, &self.aws, url, deadline).await?;
+            let redrive = failures::Redrive {
+                inbound: self.inbound.as_ref(),
+            };
+            let d = failures::drain(&self.service, &self.aws, redrive, url, deadline).await?;
             total.retried += d.retried;
             total.kept += d.kept;
         }

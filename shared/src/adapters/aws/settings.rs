@@ -47,6 +47,10 @@ pub struct AwsSettings {
     /// attempts: reconcile, webhook-sender). Without it new deliveries wait
     /// in the table for the sweep (ticketd sweeps every tick).
     pub webhook_queue_url: Option<String>,
+    /// Where SES stores inbound mail (`TICKETING_INBOUND_BUCKET` and
+    /// `TICKETING_INBOUND_PREFIX`): set for inbound-email, which reads it, and
+    /// the sweeper, which re-applies what inbound-email failed on.
+    pub inbound_bucket: Option<super::inbound_mail::InboundBucket>,
 }
 
 /// Everything a Lambda function needs, read once from the environment.
@@ -158,6 +162,7 @@ impl AwsSettings {
             inbound_domain: None,
             reply_key_secret_arn: Some(LOCAL_REPLY_KEY_SECRET.into()),
             webhook_queue_url: None,
+            inbound_bucket: None,
         }
     }
 
@@ -183,6 +188,7 @@ impl AwsSettings {
             inbound_domain: non_empty(&get, ENV_INBOUND_DOMAIN),
             reply_key_secret_arn: non_empty(&get, ENV_REPLY_KEY_ARN),
             webhook_queue_url: non_empty(&get, ENV_WEBHOOK_QUEUE_URL),
+            inbound_bucket: super::inbound_mail::InboundBucket::from_lookup(&get),
         })
     }
 
@@ -204,6 +210,7 @@ impl AwsSettings {
             inbound_domain: non_empty(&get, ENV_INBOUND_DOMAIN).or(self.inbound_domain),
             reply_key_secret_arn: non_empty(&get, ENV_REPLY_KEY_ARN).or(self.reply_key_secret_arn),
             webhook_queue_url: non_empty(&get, ENV_WEBHOOK_QUEUE_URL).or(self.webhook_queue_url),
+            inbound_bucket: super::inbound_mail::InboundBucket::from_lookup(&get).or(self.inbound_bucket),
         }
     }
 }
