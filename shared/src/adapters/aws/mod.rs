@@ -36,7 +36,7 @@ mod webhook_queue;
 
 pub use aws_sdk_s3::Client as S3Client;
 pub use aws_sdk_secretsmanager::Client as SecretsClient;
-pub use calls::DynamoCalls;
+pub use calls::{Call, DynamoCalls};
 pub use dynamo::DynamoStore;
 pub use dynamo_lists::QueryStats;
 pub use dynamo_webhooks::DynamoWebhooks;
@@ -70,7 +70,8 @@ pub struct AwsAdapters {
     pub webhook_client: Arc<dyn crate::ports::WebhookClient>,
     pub mailer: Arc<SesMailer>,
     pub scheduler: Arc<EventBridgeScheduler>,
-    /// DynamoDB calls made so far, by operation.
+    /// DynamoDB calls made so far, by operation, and every AWS call of
+    /// every client here (service, action, what it names).
     pub dynamo_calls: DynamoCalls,
     /// Built at init: every function reads or writes the table.
     pub dynamo: aws_sdk_dynamodb::Client,
@@ -86,19 +87,29 @@ pub struct AwsAdapters {
     s3: LazyClient<aws_sdk_s3::Client>,
 }
 
-/// A client of `sdk`'s configuration, built on first use.
-fn lazy<C: Send + 'static>(sdk: &SdkConfig, build: fn(&SdkConfig) -> C) -> LazyClient<C> {
-    let sdk = sdk.clone();
-    LazyClient::new(move || build(&sdk))
+/// A client of `sdk`'s configuration with the call recorder attached, built
+/// on first use.
+macro_rules! lazy {
+    ($sdk:expr, $calls:expr, $krate:ident) => {{
+        let (sdk, calls) = ($sdk.clone(), $calls.clone());
+        LazyClient::new(move || {
+            $krate::Client::from_conf($krate::config::Builder::from(&sdk).interceptor(calls).build())
+        })
+    }};
 }
 
 /// S3, for the inbound-email function (path-style addressing against a
 /// local endpoint such as moto, where bucket host names do not resolve).
-fn lazy_s3(sdk: &SdkConfig) -> LazyClient<aws_sdk_s3::Client> {
-    let sdk = sdk.clone();
+fn lazy_s3(sdk: &SdkConfig, calls: &DynamoCalls) -> LazyClient<aws_sdk_s3::Client> {
+    let (sdk, calls) = (sdk.clone(), calls.clone());
     LazyClient::new(move || {
         let local = sdk.endpoint_url().is_some();
-        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(local).build())
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(local)
+                .interceptor(calls)
+                .build(),
+        )
     })
 }
 
@@ -110,8 +121,8 @@ impl AwsAdapters {
                 .interceptor(dynamo_calls.clone())
                 .build(),
         );
-        let ses = lazy(sdk, aws_sdk_ses::Client::new);
-        let schedules = lazy(sdk, aws_sdk_scheduler::Client::new);
+        let ses = lazy!(sdk, dynamo_calls, aws_sdk_ses);
+        let schedules = lazy!(sdk, dynamo_calls, aws_sdk_scheduler);
         let store = Arc::new(DynamoStore::new(dynamo.clone(), &settings.table));
         Self {
             webhooks: Arc::new(DynamoWebhooks(store.clone())),
@@ -125,14 +136,14 @@ impl AwsAdapters {
                 settings.scheduler_role_arn.clone(),
                 settings.dead_letter_arn.clone(),
             )),
+            sqs: lazy!(sdk, dynamo_calls, aws_sdk_sqs),
+            streams: lazy!(sdk, dynamo_calls, aws_sdk_dynamodbstreams),
+            secrets: lazy!(sdk, dynamo_calls, aws_sdk_secretsmanager),
+            s3: lazy_s3(sdk, &dynamo_calls),
             dynamo_calls,
             dynamo,
             ses,
             schedules,
-            sqs: lazy(sdk, aws_sdk_sqs::Client::new),
-            streams: lazy(sdk, aws_sdk_dynamodbstreams::Client::new),
-            secrets: lazy(sdk, aws_sdk_secretsmanager::Client::new),
-            s3: lazy_s3(sdk),
         }
     }
 
