@@ -1,7 +1,7 @@
 //! Every AWS call a handler makes is in its function's time budget
 //! (shared/src/adapters/aws/budgets.rs): each endpoint's sample event runs on
 //! a cold instance (built as the Lambda wiring builds it, keys read at init
-//! as there), every call of every client is counted (`AwsCalls`), and each
+//! as there), every call of every client is counted (`DynamoCalls::take_operations`), and each
 //! operation must be named by a step of the function's budget, their number
 //! within the budget's count. A call added to a handler (a Secrets Manager
 //! read included) without its place in the budget fails here, by name.
@@ -55,13 +55,16 @@ async fn cold(settings: &AwsSettings, domain: &str) -> (Service, AwsAdapters) {
         inbound: service::InboundSettings {
             domain: Some(domain.to_owned()),
             reply_key: adapters.reply_keys(settings),
+            allow_unauthenticated: false,
+            trusted_authserv_id: None,
         },
+        limits: Default::default(),
     };
     let service = Service::new(adapters.ports(), &service_settings)
         .expect("valid settings")
         .with_inline_send(InlineSend::Cut);
     aws::read_keys_at_init(&service).await.expect("init reads its keys");
-    adapters.calls.take();
+    adapters.dynamo_calls.take_operations();
     (service, adapters)
 }
 
@@ -113,7 +116,7 @@ async fn each_handler_makes_only_the_calls_its_budget_counts() {
         let (service, adapters) = cold(&settings, &domain).await;
         let (status, body) = invoke(&service, endpoint, &event(name, fill)).await;
         assert_eq!(status, expected, "{name}: {body}");
-        let calls = adapters.calls.take();
+        let calls = adapters.dynamo_calls.take_operations();
         println!("{}: {calls:?}", endpoint.function_name());
         if let Err(e) = within_budget(endpoint.function_name(), &calls) {
             panic!("{e}");

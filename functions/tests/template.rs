@@ -12,6 +12,14 @@ fn template() -> Value {
     serde_yaml::from_str(&text).expect("template.yaml is YAML")
 }
 
+/// The argument of a short-form intrinsic (`!Ref X`, `!Sub "..."`).
+fn tag_arg(v: &Value) -> Option<&str> {
+    match v {
+        Value::Tagged(t) => t.value.as_str(),
+        _ => None,
+    }
+}
+
 /// `!Ref name`, as the YAML parser reads it.
 fn reference(name: &str) -> Value {
     serde_yaml::from_str(&format!("!Ref {name}")).unwrap()
@@ -599,4 +607,293 @@ fn ses_reports_flow_from_the_configuration_set_to_mail_events_with_a_dead_letter
         queue["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout,
         "visibility timeout below six function timeouts"
     );
+}
+
+/// A Python script run with the project's .venv (aws-sam-cli and its
+/// translator), offline: its standard output.
+fn venv_python(script: &str, args: &[&str]) -> String {
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("SAM_CLI_TELEMETRY", "0")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect(".venv/bin/python (./scripts/test creates .venv)");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// template.yaml as CloudFormation receives it: SAM's own translator, run
+/// offline (the functions' code pointed at a placeholder S3 object).
+fn transformed() -> serde_json::Value {
+    const SCRIPT: &str = r#"
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+class NoManagedPolicies:
+    def load(self): return {}
+t = yaml_parse(open(sys.argv[1]).read())
+t["Globals"]["Function"]["CodeUri"] = "s3://bucket/code.zip"
+for r in t["Resources"].values():
+    if r.get("Type") == "AWS::Serverless::Function":
+        r.get("Properties", {}).pop("CodeUri", None)
+json.dump(transform(t, {}, NoManagedPolicies()), sys.stdout)
+"#;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    serde_json::from_str(&venv_python(SCRIPT, &[path])).expect("the translator's JSON")
+}
+
+/// A physical name as one stack renders it: the stack's name substituted;
+/// a resource's generated name carries the stack's name (CloudFormation
+/// prefixes it); a parameter is what the user gives, the same for both.
+fn render(v: &serde_json::Value, stack: &str, t: &serde_json::Value) -> String {
+    let name_of = |logical: &str| {
+        if logical == "AWS::StackName" {
+            stack.to_owned()
+        } else if logical.starts_with("AWS::") {
+            format!("<{logical}>")
+        } else if t["Resources"].get(logical).is_some() {
+            format!("{stack}-{logical}-GENERATED")
+        } else {
+            format!("<parameter {logical}>")
+        }
+    };
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(o) if o.contains_key("Ref") => name_of(o["Ref"].as_str().unwrap()),
+        serde_json::Value::Object(o) if o.contains_key("Fn::GetAtt") => name_of(o["Fn::GetAtt"][0].as_str().unwrap()),
+        serde_json::Value::Object(o) if o.contains_key("Fn::Sub") => {
+            let mut s = o["Fn::Sub"].as_str().expect("a plain !Sub").to_owned();
+            while let Some(i) = s.find("${") {
+                let end = s[i..].find('}').unwrap() + i;
+                let logical = s[i + 2..end].split('.').next().unwrap().to_owned();
+                s.replace_range(i..=end, &name_of(&logical));
+            }
+            s
+        }
+        other => panic!("a name the test cannot render: {other}"),
+    }
+}
+
+/// Where a resource type carries a name that must be unique in an account
+/// and region (or in its schedule group / rule set, which are per stack).
+const NAMED: [(&str, &str); 16] = [
+    ("AWS::Lambda::Function", "FunctionName"),
+    ("AWS::Scheduler::Schedule", "Name"),
+    ("AWS::Scheduler::ScheduleGroup", "Name"),
+    ("AWS::Events::Rule", "Name"),
+    ("AWS::SES::ConfigurationSet", "Name"),
+    ("AWS::SES::ReceiptRuleSet", "RuleSetName"),
+    ("AWS::Logs::LogGroup", "LogGroupName"),
+    ("AWS::SQS::Queue", "QueueName"),
+    ("AWS::SNS::Topic", "TopicName"),
+    ("AWS::S3::Bucket", "BucketName"),
+    ("AWS::DynamoDB::Table", "TableName"),
+    ("AWS::IAM::Role", "RoleName"),
+    ("AWS::CloudWatch::Alarm", "AlarmName"),
+    ("AWS::SecretsManager::Secret", "Name"),
+    ("AWS::KMS::Alias", "AliasName"),
+    ("AWS::ApiGatewayV2::Api", "Name"),
+];
+
+/// Two stacks of the template (dev and prod) in one account and region
+/// share no physical name: every named resource of the transformed template
+/// (SAM's generated ones included, such as the sweeper's schedule) derives
+/// its name from the stack name, or is left for CloudFormation to name.
+#[test]
+fn two_stacks_side_by_side_share_no_physical_name() {
+    let t = transformed();
+    let mut named = 0;
+    let mut shared = Vec::new();
+    for (logical, r) in t["Resources"].as_object().unwrap() {
+        let kind = r["Type"].as_str().unwrap();
+        for (_, property) in NAMED.iter().filter(|(k, _)| *k == kind) {
+            let Some(v) = r["Properties"].get(*property) else {
+                continue; // CloudFormation names it after the stack
+            };
+            named += 1;
+            let (dev, prod) = (render(v, "ticketing-dev", &t), render(v, "ticketing-prod", &t));
+            if dev == prod {
+                shared.push(format!("{logical} ({kind}) {property} = {dev}"));
+            }
+        }
+    }
+    assert!(
+        named >= 30,
+        "the schedule group, the close function, the log groups...: {named}"
+    );
+    assert!(
+        shared.is_empty(),
+        "names the same in every stack:\n{}",
+        shared.join("\n")
+    );
+    let samconfig = repo_file("samconfig.toml");
+    for env in ["dev", "prod"] {
+        let global = samconfig
+            .split(&format!("[{env}.global.parameters]"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("samconfig.toml has no {env} environment"));
+        let global = global.split("\n[").next().unwrap();
+        assert!(
+            global.contains(&format!("stack_name = \"ticketing-{env}\"")),
+            "{global}"
+        );
+        assert!(global.contains("Architecture=arm64"), "{global}");
+        let deploy = samconfig
+            .split(&format!("[{env}.deploy.parameters]"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("samconfig.toml has no {env} deploy section"));
+        let deploy = deploy.split("\n[").next().unwrap();
+        for want in ["capabilities = \"CAPABILITY_IAM\"", "resolve_s3 = true"] {
+            assert!(deploy.contains(want), "{env}: {deploy}");
+        }
+    }
+}
+
+/// `sam deploy --guided` asks "X has no authentication. Is this okay?
+/// [y/N]" for every API function whose auth SAM cannot see, and Enter
+/// aborts: SAM CLI's own check (auth_per_resource) finds none.
+#[test]
+fn sam_deploy_asks_no_question_whose_default_aborts() {
+    const SCRIPT: &str = r#"
+import json, sys
+from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+from samcli.commands.deploy.auth_utils import auth_per_resource
+stacks, _ = SamLocalStackProvider.get_stacks(sys.argv[1], parameter_overrides={"SenderEmail": "a@example.com"})
+json.dump([r for r, ok in auth_per_resource(stacks)], sys.stdout)
+print()
+json.dump([r for r, ok in auth_per_resource(stacks) if not ok], sys.stdout)
+"#;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let out = venv_python(SCRIPT, &[path]);
+    let mut lines = out.lines();
+    let checked: Vec<String> = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let unauthenticated: Vec<String> = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(checked.len(), Endpoint::ALL.len(), "every API function is checked");
+    assert!(
+        unauthenticated.is_empty(),
+        "guided deploy would ask: {unauthenticated:?}"
+    );
+}
+
+/// No SNS topic that a service publishes to (SES's event destinations,
+/// CloudWatch's alarm actions) is encrypted with an AWS-managed key, whose
+/// policy no service can be granted: its key is this stack's, granting that
+/// service GenerateDataKey*/Decrypt, and a topic policy lets it publish;
+/// both limited to this account and the publishing resource.
+#[test]
+fn no_topic_a_service_publishes_to_uses_an_aws_managed_key() {
+    let t = template();
+    let r = &t["Resources"];
+    let cfn = |s: &str| serde_yaml::from_str::<Value>(s).unwrap();
+    let mut publishers: Vec<(String, &str)> = Vec::new();
+    for res in r.as_mapping().unwrap().values() {
+        match res["Type"].as_str().unwrap() {
+            "AWS::SES::ConfigurationSetEventDestination" => {
+                if let Some(topic) = tag_arg(&res["Properties"]["EventDestination"]["SnsDestination"]["TopicARN"]) {
+                    publishers.push((topic.to_owned(), "ses.amazonaws.com"));
+                }
+            }
+            "AWS::CloudWatch::Alarm" => {
+                for key in ["AlarmActions", "OKActions", "InsufficientDataActions"] {
+                    for action in res["Properties"][key].as_sequence().into_iter().flatten() {
+                        if let Some(topic) = tag_arg(action) {
+                            let topic = topic.to_owned();
+                            if r[topic.as_str()]["Type"] == "AWS::SNS::Topic" {
+                                publishers.push((topic, "cloudwatch.amazonaws.com"));
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    publishers.sort();
+    publishers.dedup();
+    assert!(publishers.contains(&("MailEventsTopic".to_owned(), "ses.amazonaws.com")));
+    assert!(publishers.contains(&("AlarmTopic".to_owned(), "cloudwatch.amazonaws.com")));
+    let limited = |st: &Value| {
+        st["Condition"]["StringEquals"]["aws:SourceAccount"] == cfn("!Ref AWS::AccountId")
+            && tag_arg(&st["Condition"]["ArnLike"]["aws:SourceArn"]).is_some()
+    };
+    for (topic, service) in &publishers {
+        let key = &r[topic.as_str()]["Properties"]["KmsMasterKeyId"];
+        if key.is_null() {
+            continue; // unencrypted: any publisher may use it
+        }
+        let key_name =
+            tag_arg(key).unwrap_or_else(|| panic!("{topic}: an AWS-managed key ({key:?}) cannot grant {service}"));
+        let key = &r[key_name];
+        assert_eq!(key["Type"], "AWS::KMS::Key", "{topic}");
+        let grants = key["Properties"]["KeyPolicy"]["Statement"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|st| {
+                st["Principal"]["Service"] == *service
+                    && st["Action"] == cfn("[kms:GenerateDataKey*, kms:Decrypt]")
+                    && limited(st)
+            });
+        assert!(grants, "{key_name} does not let {service} publish to {topic}");
+        let allowed = r
+            .as_mapping()
+            .unwrap()
+            .values()
+            .filter(|p| p["Type"] == "AWS::SNS::TopicPolicy")
+            .filter(|p| p["Properties"]["Topics"] == cfn(&format!("[!Ref {topic}]")))
+            .flat_map(|p| p["Properties"]["PolicyDocument"]["Statement"].as_sequence().unwrap())
+            .any(|st| st["Principal"]["Service"] == *service && st["Action"] == "sns:Publish" && limited(st));
+        assert!(allowed, "no topic policy lets {service} publish to {topic}");
+    }
+}
+
+/// Queue consumers run at most a parameter's number of copies (so a
+/// backlog cannot take the account's concurrency from the API), and the
+/// every-minute sweeper never overlaps itself nor retries a tick.
+#[test]
+fn queue_consumers_and_the_sweeper_have_bounded_concurrency() {
+    let t = template();
+    let mut bounded = BTreeSet::new();
+    for (name, f) in functions(&t) {
+        for (_, e) in f["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            if e["Type"] != "SQS" {
+                continue;
+            }
+            let max = &e["Properties"]["ScalingConfig"]["MaximumConcurrency"];
+            let param = tag_arg(max).unwrap_or_else(|| panic!("{name}: no MaximumConcurrency parameter"));
+            let default = t["Parameters"][param]["Default"].as_u64().unwrap();
+            assert!((2..=10).contains(&default), "{name}: {param} defaults to {default}");
+            assert_eq!(t["Parameters"][param]["MinValue"], 2, "SQS allows no fewer");
+            bounded.insert(name.clone());
+        }
+    }
+    assert_eq!(
+        bounded,
+        BTreeSet::from(["MailEventsFunction".to_owned(), "WebhookSenderFunction".to_owned()])
+    );
+    let sweeper = &t["Resources"]["SweeperFunction"]["Properties"];
+    assert_eq!(sweeper["ReservedConcurrentExecutions"], 1);
+    assert_eq!(sweeper["EventInvokeConfig"]["MaximumRetryAttempts"], 0);
+}
+
+/// The secrets that must outlive a replacement or the stack (tokens and
+/// mailed reply addresses keep verifying) are retained; the JWT secret's
+/// ARN is an output (for rotation and for removing it after teardown).
+#[test]
+fn secrets_are_retained_and_the_jwt_secret_is_an_output() {
+    let t = template();
+    for secret in ["JwtKeysSecret", "ReplyKeySecret"] {
+        let s = &t["Resources"][secret];
+        assert_eq!(s["DeletionPolicy"], "Retain", "{secret}");
+        assert_eq!(s["UpdateReplacePolicy"], "Retain", "{secret}");
+    }
+    assert_eq!(t["Outputs"]["JwtKeysSecretArn"]["Value"], reference("JwtKeysSecret"));
 }

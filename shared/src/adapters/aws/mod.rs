@@ -38,7 +38,7 @@ mod webhook_queue;
 
 pub use aws_sdk_s3::Client as S3Client;
 pub use aws_sdk_secretsmanager::Client as SecretsClient;
-pub use calls::{AwsCalls, DynamoCalls};
+pub use calls::{Call, DynamoCalls};
 pub use dynamo::DynamoStore;
 pub use dynamo_limits::DynamoLimits;
 pub use dynamo_lists::QueryStats;
@@ -74,10 +74,9 @@ pub struct AwsAdapters {
     pub webhook_client: Arc<dyn crate::ports::WebhookClient>,
     pub mailer: Arc<SesMailer>,
     pub scheduler: Arc<EventBridgeScheduler>,
-    /// DynamoDB calls made so far, by operation.
+    /// DynamoDB calls made so far, by operation, and every AWS call of
+    /// every client here (service, action, what it names).
     pub dynamo_calls: DynamoCalls,
-    /// Every client's calls so far, by `service:Operation`.
-    pub calls: AwsCalls,
     /// Built at init: every function reads or writes the table.
     pub dynamo: aws_sdk_dynamodb::Client,
     /// The others are built on first use: most functions never send mail,
@@ -92,7 +91,8 @@ pub struct AwsAdapters {
     s3: LazyClient<aws_sdk_s3::Client>,
 }
 
-/// A client of `sdk`'s configuration counting its calls in `calls`, built on first use.
+/// A client of `sdk`'s configuration with the call recorder attached, built
+/// on first use.
 macro_rules! lazy {
     ($sdk:expr, $calls:expr, $krate:ident) => {{
         let (sdk, calls) = ($sdk.clone(), $calls.clone());
@@ -104,7 +104,7 @@ macro_rules! lazy {
 
 /// S3, for the inbound-email function (path-style addressing against a
 /// local endpoint such as moto, where bucket host names do not resolve).
-fn lazy_s3(sdk: &SdkConfig, calls: &AwsCalls) -> LazyClient<aws_sdk_s3::Client> {
+fn lazy_s3(sdk: &SdkConfig, calls: &DynamoCalls) -> LazyClient<aws_sdk_s3::Client> {
     let (sdk, calls) = (sdk.clone(), calls.clone());
     LazyClient::new(move || {
         let local = sdk.endpoint_url().is_some();
@@ -120,15 +120,13 @@ fn lazy_s3(sdk: &SdkConfig, calls: &AwsCalls) -> LazyClient<aws_sdk_s3::Client> 
 impl AwsAdapters {
     pub fn new(sdk: &SdkConfig, settings: &AwsSettings) -> Self {
         let dynamo_calls = DynamoCalls::default();
-        let calls = AwsCalls::default();
         let dynamo = aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(sdk)
                 .interceptor(dynamo_calls.clone())
-                .interceptor(calls.clone())
                 .build(),
         );
-        let ses = lazy!(sdk, calls, aws_sdk_ses);
-        let schedules = lazy!(sdk, calls, aws_sdk_scheduler);
+        let ses = lazy!(sdk, dynamo_calls, aws_sdk_ses);
+        let schedules = lazy!(sdk, dynamo_calls, aws_sdk_scheduler);
         let store = Arc::new(DynamoStore::new(dynamo.clone(), &settings.table));
         Self {
             webhooks: Arc::new(DynamoWebhooks(store.clone())),
@@ -143,12 +141,11 @@ impl AwsAdapters {
                 settings.scheduler_role_arn.clone(),
                 settings.dead_letter_arn.clone(),
             )),
-            sqs: lazy!(sdk, calls, aws_sdk_sqs),
-            streams: lazy!(sdk, calls, aws_sdk_dynamodbstreams),
-            secrets: lazy!(sdk, calls, aws_sdk_secretsmanager),
-            s3: lazy_s3(sdk, &calls),
+            sqs: lazy!(sdk, dynamo_calls, aws_sdk_sqs),
+            streams: lazy!(sdk, dynamo_calls, aws_sdk_dynamodbstreams),
+            secrets: lazy!(sdk, dynamo_calls, aws_sdk_secretsmanager),
+            s3: lazy_s3(sdk, &dynamo_calls),
             dynamo_calls,
-            calls,
             dynamo,
             ses,
             schedules,
