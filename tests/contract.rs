@@ -76,6 +76,7 @@ macro_rules! contract_suite {
             case!(webhook_requests_are_validated_and_private_targets_refused);
             case!(webhooks_are_tenant_scoped);
             case!(webhooks_keep_flowing_after_a_refused_write);
+            case!(a_slow_endpoint_never_delays_another_orgs_delivery);
         }
     };
 }
