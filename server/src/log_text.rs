@@ -106,8 +106,10 @@ mod tests {
         let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 2, "{out}");
-        for c in out.trim_end_matches('\n').chars() {
-            assert!(!needs_escape(c), "{c:?} reached the log: {out}");
+        for line in &lines {
+            for c in line.chars() {
+                assert!(!needs_escape(c), "{c:?} reached the log: {out}");
+            }
         }
         assert!(lines[0].contains("request{request_id=<a@x>\\r\\n2026"), "{out}");
         assert!(lines[0].contains("key=<a@x>\\r\\n2026"), "{out}");

@@ -147,7 +147,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         && !((first == 0x2001 && second < 0x0200)
             || (first == 0x2001 && second == 0x0db8)
             || first == 0x2002
-            || (first & 0xfff0) == 0x3ff0)
+            || (first == 0x3fff && second < 0x1000))
 }
 
 #[cfg(test)]
@@ -249,7 +249,7 @@ mod tests {
             "2001:200::1",
             "2001:4860:4860::8888",
             "2003::1",
-            "3ffe::1",
+            "3fff:1000::1",
         ] {
             assert!(is_public(good.parse().unwrap()), "{good}");
         }
