@@ -92,6 +92,7 @@ macro_rules! contract_suite {
             case!(a_strangers_message_id_cannot_preempt_the_customers_reply);
             case!(unauthenticated_senders_are_refused_and_recorded_once);
             case!(emailed_replies_past_a_limit_are_held_on_the_ticket);
+            case!(a_slow_endpoint_never_delays_another_orgs_delivery);
         }
     };
 }

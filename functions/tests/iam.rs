@@ -94,6 +94,7 @@ async fn deploy(moto: &moto::Moto) -> Deployment {
         scheduler_role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{STACK}-scheduler"),
         close_function_arn: format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK}-close-ticket"),
         jwt_secret_arn: Some(format!("{table}-jwt")),
+        jwt_signing_secret_arn: Some(format!("{table}-jwt-signing")),
         reply_key_secret_arn: Some(format!("{table}-reply")),
         inbound_domain: Some(domain.clone()),
         ..AwsSettings::local(table.clone(), table.clone(), "support@ticketing.example.com")
@@ -129,6 +130,7 @@ async fn deploy(moto: &moto::Moto) -> Deployment {
         }
     };
     settings.jwt_secret_arn = Some(secret_arn(settings.jwt_secret_arn.clone().unwrap()).await);
+    settings.jwt_signing_secret_arn = Some(secret_arn(settings.jwt_signing_secret_arn.clone().unwrap()).await);
     settings.reply_key_secret_arn = Some(secret_arn(settings.reply_key_secret_arn.clone().unwrap()).await);
     let webhook_queue = admin
         .sqs()
@@ -168,6 +170,7 @@ async fn deploy(moto: &moto::Moto) -> Deployment {
             ("TicketsTable.Arn", table_arn),
             ("TicketsTable.StreamArn", stream_arn.clone()),
             ("JwtKeysSecret", settings.jwt_secret_arn.clone().unwrap()),
+            ("JwtSigningKeysSecret", settings.jwt_signing_secret_arn.clone().unwrap()),
             ("ReplyKeySecret", settings.reply_key_secret_arn.clone().unwrap()),
             ("AutoCloseScheduleGroup", settings.schedule_group.clone()),
             ("SchedulerRole.Arn", settings.scheduler_role_arn.clone()),
@@ -202,6 +205,7 @@ async fn deploy(moto: &moto::Moto) -> Deployment {
         };
         let own = AwsSettings {
             jwt_secret_arn: set(aws::ENV_JWT_SECRET_ARN),
+            jwt_signing_secret_arn: set(aws::ENV_JWT_SIGNING_SECRET_ARN),
             reply_key_secret_arn: set(aws::ENV_REPLY_KEY_ARN),
             webhook_queue_url: set("TICKETING_WEBHOOK_QUEUE_URL"),
             ..settings.clone()
@@ -695,6 +699,17 @@ async fn drive(d: &Deployment) {
         )
         .await;
     }
+    // Roles: a full admin grants (here: keeps) its own role; an unknown admin is 404.
+    post("set-admin-role", format!("/admins/{me}/role"), json!({"role": "full"}))
+        .expect(200)
+        .await;
+    post(
+        "set-admin-role",
+        format!("/admins/{missing}/role"),
+        json!({"role": "full"}),
+    )
+    .expect(404)
+    .await;
 
     // Webhooks: created, listed, rotated, deliveries, redelivered, deleted.
     let endpoint = receiver(200).await;

@@ -5,9 +5,8 @@
 //! status means it was not taken: the MTA should keep it and retry.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{MethodRouter, post};
 use std::sync::Arc;
@@ -19,11 +18,11 @@ use ticketing::service::{InboundSource, Service};
 
 pub const TOKEN_HEADER: &str = "x-inbound-token";
 
-/// The route's handler, bound to the token; its own body limit (mail is
-/// larger than the API's JSON).
+/// The route's handler, bound to the token. The body is taken unread: the
+/// token and the declared size are checked first, so a stranger costs no
+/// body read (its own limit: mail is larger than the API's JSON).
 pub fn route(token: Arc<str>) -> MethodRouter<Service> {
     post(move |state, headers, q, body| receive(token.clone(), state, headers, q, body))
-        .layer(DefaultBodyLimit::max(MAX_RAW_MESSAGE))
 }
 
 async fn receive(
@@ -31,7 +30,7 @@ async fn receive(
     State(service): State<Service>,
     headers: HeaderMap,
     _: NoQuery,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Error> {
     let given = headers.get(TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
     if !bool::from(given.ct_eq(token.as_bytes())) {
@@ -48,9 +47,21 @@ async fn receive(
             "must be message/rfc822 (the raw message)",
         ));
     }
-    let raw = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge(MAX_RAW_MESSAGE),
-        _ => Error::invalid("body", "could not be read"),
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_RAW_MESSAGE as u64) {
+        return Err(Error::PayloadTooLarge(MAX_RAW_MESSAGE));
+    }
+    // Past the body read timeout the read fails and the request is answered 408.
+    let raw = axum::body::to_bytes(body, MAX_RAW_MESSAGE).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            Error::PayloadTooLarge(MAX_RAW_MESSAGE)
+        } else {
+            Error::invalid("body", "could not be read")
+        }
     })?;
     if raw.is_empty() {
         return Err(Error::invalid("body", "must be the raw message"));

@@ -4,7 +4,9 @@
 mod dashboard;
 mod inbound;
 pub mod keys;
+pub mod log_text;
 mod reconcile;
+mod serve;
 
 use anyhow::Context;
 use axum::Json;
@@ -120,7 +122,12 @@ pub struct Config {
     /// on the AWS backend the Secrets Manager secret of the settings.
     pub jwt_secret: Option<String>,
     pub mail_from: String,
+    /// The token every dashboard request carries (at least
+    /// [`MIN_TOKEN_LEN`] characters); without one, one is generated at start.
     pub dashboard_token: Option<String>,
+    /// Host names the dashboard answers to beside `localhost` and IP
+    /// literals (`--dashboard-host`, e.g. a name the operator reaches it by).
+    pub dashboard_hosts: Vec<String>,
     pub signin: service::SigninLimit,
     /// Proxies whose `X-Forwarded-For` names the client (for sign-in
     /// throttling); by default none, and the TCP peer is the client.
@@ -143,7 +150,21 @@ pub struct Config {
     /// Webhooks may reach private addresses over plain http (local
     /// development and tests only).
     pub allow_private_webhooks: bool,
+    /// How long a client may take to send a request's header (the
+    /// connection is closed after it).
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body once its header
+    /// is in (answered 408 after it).
+    pub body_read_timeout: Duration,
 }
+
+/// The shortest `--dashboard-token` or `--inbound-token` taken: guessing
+/// one of 32 random characters is out of reach.
+pub const MIN_TOKEN_LEN: usize = 32;
+/// `--header-read-timeout`'s default.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// `--body-read-timeout`'s default: 10 MiB of inbound mail at ~350 KB/s.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `--reconcile-interval`'s default: a missed auto-close closes at most this late.
 pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(60);
@@ -159,6 +180,7 @@ impl Config {
             jwt_secret: None,
             mail_from: DEFAULT_MAIL_FROM.into(),
             dashboard_token: None,
+            dashboard_hosts: Vec::new(),
             signin: service::SigninLimit::default(),
             trusted_proxies: TrustedProxies::default(),
             reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
@@ -168,7 +190,26 @@ impl Config {
             inbound_authserv_id: None,
             limits: Default::default(),
             allow_private_webhooks: false,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
         }
+    }
+
+    /// Refuses settings that would weaken the server: short tokens.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (flag, token) in [
+            ("--dashboard-token", &self.dashboard_token),
+            ("--inbound-token", &self.inbound_token),
+        ] {
+            // Empty: not given (an unset variable in some deployments).
+            if let Some(t) = token
+                && !t.is_empty()
+                && t.chars().count() < MIN_TOKEN_LEN
+            {
+                anyhow::bail!("{flag} must be at least {MIN_TOKEN_LEN} characters (e.g. `openssl rand -hex 32`)");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -176,6 +217,11 @@ impl Config {
 pub struct Server {
     pub addr: SocketAddr,
     pub dashboard_enabled: bool,
+    /// The dashboard's token, when a dashboard is served.
+    pub dashboard_token: Option<String>,
+    /// Whether that token was generated at start (no `--dashboard-token`):
+    /// `ticketd` then prints the dashboard's URL with it, once, on stderr.
+    pub dashboard_token_generated: bool,
     /// The service behind the routes (tests drive close jobs through it).
     pub service: Service,
     /// The embedded database, when serving on it (bulk imports, benchmarks).
@@ -212,6 +258,7 @@ impl Server {
 
 /// Opens the storage, binds, and serves until shut down.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
+    config.validate()?;
     match &config.backend {
         Backend::Embedded => start_embedded(config).await,
         #[cfg(feature = "aws")]
@@ -280,12 +327,15 @@ async fn start_embedded(config: Config) -> anyhow::Result<Server> {
         embedded.ports(),
         &service_settings(&config, jwt_keys, config.mail_from.clone(), reply_key),
     )?;
-    let dashboard_enabled = config.listen.ip().is_loopback() || config.dashboard_token.is_some();
-    let dashboard = dashboard_enabled.then(|| dashboard::Dashboard {
+    let given = config.dashboard_token.clone().filter(|t| !t.is_empty());
+    let generated = given.is_none();
+    let token = given.unwrap_or_else(ticketing::auth::secret::generate_secret);
+    let dashboard = dashboard::Dashboard {
         db: embedded.db.clone(),
-        token: config.dashboard_token.clone(),
-    });
-    let routes = http::routes(&Endpoint::ALL).merge(local_routes(dashboard, inbound_token(&config)));
+        token: token.clone(),
+        hosts: config.dashboard_hosts.clone(),
+    };
+    let routes = http::routes(&Endpoint::ALL).merge(local_routes(Some(dashboard), inbound_token(&config)));
     let runner = embedded.job_runner();
     let dispatcher = embedded.webhook_dispatcher();
     let interval = config.reconcile_interval;
@@ -295,8 +345,10 @@ async fn start_embedded(config: Config) -> anyhow::Result<Server> {
         Box::new(move |service, stop| tokio::spawn(dispatcher.run(service, stop))),
         Box::new(move |service, stop| tokio::spawn(reconcile::embedded(service, interval, stop))),
     ];
-    let mut server = serve(config, service, routes, storage, dashboard_enabled, background).await?;
+    let mut server = serve(config, service, routes, storage, true, background).await?;
     server.db = Some(embedded.db.clone());
+    server.dashboard_token = Some(token);
+    server.dashboard_token_generated = generated;
     Ok(server)
 }
 
@@ -375,15 +427,15 @@ async fn serve(
         .into_iter()
         .map(|start| start(service.clone(), Box::pin(wait_for(shutdown_rx.clone()))))
         .collect();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(wait_for(shutdown_rx))
-            .await
-    });
+    let timeouts = serve::Timeouts {
+        header: config.header_read_timeout,
+        body: config.body_read_timeout,
+    };
+    let http = tokio::spawn(serve::run(listener, app, timeouts, wait_for(shutdown_rx)));
     let dashboard = if dashboard_enabled {
-        format!("dashboard at http://{addr}/dashboard")
+        format!("dashboard at http://{addr}/dashboard (with its token)")
     } else {
-        "dashboard off (listening beyond loopback without --dashboard-token)".to_owned()
+        "no dashboard".to_owned()
     };
     tracing::info!(
         "ticketd listening on http://{addr}; {storage}; {dashboard}; tickets auto-close {} after a response",
@@ -392,6 +444,8 @@ async fn serve(
     Ok(Server {
         addr,
         dashboard_enabled,
+        dashboard_token: None,
+        dashboard_token_generated: false,
         service,
         db: None,
         #[cfg(feature = "aws")]

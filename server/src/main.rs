@@ -42,9 +42,21 @@ struct Cli {
     /// Sender of response emails.
     #[arg(long, env = "TICKETING_MAIL_FROM", default_value = ticketd::DEFAULT_MAIL_FROM)]
     mail_from: String,
-    /// Token required by /dashboard. Without one, the dashboard is served only on loopback addresses.
+    /// Token every /dashboard request carries (?token= or X-Dashboard-Token), at least 32 characters.
+    /// Without one, a token is generated at each start and the dashboard's URL with it printed once on stderr.
     #[arg(long, env = "TICKETD_DASHBOARD_TOKEN", hide_env_values = true)]
     dashboard_token: Option<String>,
+    /// Host names (comma-separated) the dashboard answers to beside `localhost` and IP addresses: a request
+    /// with any other Host header (a DNS name re-pointed at this machine) is refused.
+    #[arg(long, env = "TICKETD_DASHBOARD_HOST", value_delimiter = ',')]
+    dashboard_host: Vec<String>,
+    /// How long a client may take to send a request's header before its connection is closed (e.g. 10s).
+    #[arg(long, env = "TICKETD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    header_read_timeout: Duration,
+    /// How long a client may take to send a request's body, once its header is in, before the request is
+    /// answered 408 and its connection closed (e.g. 30s).
+    #[arg(long, env = "TICKETD_BODY_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    body_read_timeout: Duration,
     /// Failed sign-ins allowed per email from one client within --signin-window before that client is locked out of that email (429).
     #[arg(long, env = "TICKETING_SIGNIN_MAX_FAILURES", default_value_t = 5)]
     signin_max_failures: u32,
@@ -72,8 +84,8 @@ struct Cli {
     /// to it reach the ticket (via POST /inbound/email). Without it, response mail says how else to follow up.
     #[arg(long, env = "TICKETING_INBOUND_DOMAIN")]
     inbound_domain: Option<String>,
-    /// Token an MTA must send in X-Inbound-Token to POST /inbound/email; without it (or without
-    /// --inbound-domain) the route is not served (404).
+    /// Token an MTA must send in X-Inbound-Token to POST /inbound/email (at least 32 characters); without it
+    /// (or without --inbound-domain) the route is not served (404).
     #[arg(long, env = "TICKETING_INBOUND_TOKEN", hide_env_values = true)]
     inbound_token: Option<String>,
     /// Apply inbound mail whose From domain is not authenticated (no SPF or DKIM pass in the trusted
@@ -201,7 +213,8 @@ async fn main() -> ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")));
     match cli.log_format {
-        LogFormat::Text => logs.init(),
+        // Every field escaped: no value can forge a line or reach the terminal raw.
+        LogFormat::Text => logs.fmt_fields(ticketd::log_text::escaped_fields()).init(),
         LogFormat::Json => logs
             .json()
             .flatten_event(true)
@@ -236,6 +249,9 @@ async fn main() -> ExitCode {
         jwt_secret: cli.jwt_secret,
         mail_from: cli.mail_from,
         dashboard_token: cli.dashboard_token,
+        dashboard_hosts: cli.dashboard_host,
+        header_read_timeout: cli.header_read_timeout,
+        body_read_timeout: cli.body_read_timeout,
         signin: ticketing::service::SigninLimit {
             max_failures: cli.signin_max_failures,
             max_client_failures: cli.signin_max_client_failures,
@@ -263,6 +279,16 @@ async fn main() -> ExitCode {
         // `{:#}`: what failed and why, on one line ("cannot open database ...: unable to open ...").
         Err(e) => return fail(format!("{e:#}")),
     };
+    if server.dashboard_token_generated
+        && let Some(token) = &server.dashboard_token
+    {
+        // On stderr, not in the log stream: the operator's link, printed once.
+        eprintln!(
+            "ticketd: dashboard at http://{}/dashboard?token={token} (a token made for this run; \
+             --dashboard-token sets one)",
+            server.addr
+        );
+    }
     let stop = server.shutdown_handle();
     tokio::spawn(async move {
         signalled.await;

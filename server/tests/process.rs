@@ -299,42 +299,329 @@ async fn json_logs_have_one_line_per_request_and_no_secrets() {
     }
 }
 
-/// On a non-loopback address the dashboard needs a token, or is off.
+const DASHBOARD_TOKEN: &str = "dashboard-token-for-the-process-tests-0123456789";
+const INBOUND_TOKEN: &str = "inbound-token-for-the-process-tests-0123456789";
+
+/// The dashboard (every org's mail) is always behind a token: one generated
+/// at start and printed once (the URL line on stderr, never in the log
+/// stream's lines) when none is given. It answers only under localhost, an
+/// IP address or a configured name (a DNS name re-pointed at the machine is
+/// refused), and never through a proxy, trusted or not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_needs_a_token_beyond_loopback() {
+async fn dashboard_needs_its_token_a_local_host_and_no_proxy() {
+    use reqwest::Method;
+    let get = |base: String, path: &'static str, headers: Vec<(&'static str, String)>| async move {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        call(&base, Method::GET, path, &headers, None).await.0
+    };
+    // No token given: one is generated and printed once, as the dashboard's URL.
     let dir = tempfile::tempdir().unwrap();
-    let local = Ticketd::spawn(dir.path(), &[]);
-    let (s, page) = call(&local.base, reqwest::Method::GET, "/dashboard", &[], None).await;
+    let d = Ticketd::spawn(dir.path(), &["--trusted-proxies", "127.0.0.1"]);
+    let mut printed = None;
+    for _ in 0..50 {
+        printed = d
+            .log()
+            .lines()
+            .find_map(|l| l.strip_prefix("ticketd: dashboard at ").map(str::to_owned));
+        if printed.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let printed = printed.unwrap_or_else(|| panic!("no dashboard line:\n{}", d.log()));
+    let token = printed
+        .split("?token=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .expect("the URL carries the token")
+        .to_owned();
+    assert!(token.len() >= 32, "{token}");
+    assert_eq!(d.log().matches(&token).count(), 1, "printed once:\n{}", d.log());
+    let base = d.base.clone();
+    let with = |extra: &[(&'static str, &str)]| {
+        let mut h = vec![("x-dashboard-token", token.clone())];
+        h.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        h
+    };
+    assert_eq!(
+        get(base.clone(), "/dashboard/api/mail", vec![]).await,
+        401,
+        "no token, on loopback"
+    );
+    assert_eq!(
+        get(
+            base.clone(),
+            "/dashboard/api/mail",
+            vec![("x-dashboard-token", "wrong".repeat(10))]
+        )
+        .await,
+        401,
+        "a wrong token"
+    );
+    assert_eq!(get(base.clone(), "/dashboard/api/jobs", with(&[])).await, 200);
+    assert_eq!(get(base.clone(), "/dashboard", with(&[])).await, 200);
+    let (s, page) = call(&base, Method::GET, &format!("/dashboard?token={token}"), &[], None).await;
     assert_eq!(s, 200);
     assert!(page.as_str().unwrap().contains("Auto-close jobs"));
-    drop(local);
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    for host in [format!("localhost:{port}"), format!("[::1]:{port}"), "127.0.0.1".into()] {
+        assert_eq!(
+            get(base.clone(), "/dashboard/api/jobs", with(&[("host", &host)])).await,
+            200,
+            "{host}"
+        );
+    }
+    // DNS rebinding: the browser sends the attacker's name; the token would
+    // not save a page served to it (it could read it from a link).
+    for host in [format!("attacker.example:{port}"), "localhost.attacker.example".into()] {
+        assert_eq!(
+            get(base.clone(), "/dashboard/api/mail", with(&[("host", &host)])).await,
+            403,
+            "{host}"
+        );
+    }
+    // Through a proxy (here a trusted one naming a remote client), never.
+    for (header, value) in [
+        ("x-forwarded-for", "203.0.113.9"),
+        ("x-forwarded-for", "127.0.0.1"),
+        ("forwarded", "for=203.0.113.9"),
+        ("x-real-ip", "203.0.113.9"),
+    ] {
+        assert_eq!(
+            get(base.clone(), "/dashboard/api/mail", with(&[(header, value)])).await,
+            403,
+            "{header}: {value}"
+        );
+    }
+    drop(d);
 
-    for (extra, without, with) in [(vec![], 404, 404), (vec!["--dashboard-token", "let-me-in"], 401, 200)] {
-        let dir = tempfile::tempdir().unwrap();
-        // Bound on all interfaces, but only ever called over loopback.
-        let d = Ticketd::spawn_on("0.0.0.0:0", dir.path(), &extra);
-        let port = d.base.rsplit(':').next().unwrap().to_owned();
-        let base = format!("http://127.0.0.1:{port}");
-        let (s, _) = call(&base, reqwest::Method::GET, "/dashboard/api/jobs", &[], None).await;
-        assert_eq!(s, without);
-        let (s, _) = call(
-            &base,
-            reqwest::Method::GET,
-            "/dashboard/api/jobs?token=let-me-in",
-            &[],
-            None,
+    // A token given: not printed; a configured public name is served.
+    let dir = tempfile::tempdir().unwrap();
+    let d = Ticketd::spawn_on(
+        "0.0.0.0:0",
+        dir.path(),
+        &[
+            "--dashboard-token",
+            DASHBOARD_TOKEN,
+            "--dashboard-host",
+            "desk.example.com",
+        ],
+    );
+    let port = d.base.rsplit(':').next().unwrap().to_owned();
+    let base = format!("http://127.0.0.1:{port}");
+    let token = |t: &str| ("x-dashboard-token", t.to_owned());
+    assert_eq!(get(base.clone(), "/dashboard/api/jobs", vec![]).await, 401);
+    assert_eq!(
+        get(base.clone(), "/dashboard/api/jobs", vec![token("let-me-in")]).await,
+        401
+    );
+    assert_eq!(
+        get(base.clone(), "/dashboard/api/jobs", vec![token(DASHBOARD_TOKEN)]).await,
+        200
+    );
+    assert_eq!(
+        get(
+            base.clone(),
+            "/dashboard/api/jobs",
+            vec![token(DASHBOARD_TOKEN), ("host", format!("desk.example.com:{port}"))]
         )
-        .await;
-        assert_eq!(s, with);
-        let (s, _) = call(
-            &base,
-            reqwest::Method::GET,
-            "/dashboard",
-            &[("x-dashboard-token", "let-me-in")],
-            None,
+        .await,
+        200
+    );
+    assert_eq!(
+        get(
+            base.clone(),
+            "/dashboard/api/jobs",
+            vec![token(DASHBOARD_TOKEN), ("host", "evil.example.com".into())]
         )
+        .await,
+        403
+    );
+    assert!(!d.log().contains(DASHBOARD_TOKEN), "{}", d.log());
+}
+
+/// Sends `request` as raw bytes and reads until the server closes the
+/// connection or `wait` passes: what came back, whether the server closed,
+/// and when that was.
+async fn raw_exchange(base: &str, request: &[u8], wait: Duration) -> (String, bool, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    stream.write_all(request).await.unwrap();
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    (String::from_utf8_lossy(&got).into_owned(), closed, started.elapsed())
+}
+
+/// `/inbound/email` checks its token before reading a byte of the body:
+/// with 10 MiB declared and none sent, a wrong or missing token is answered
+/// 401 at once, an oversized declaration 413. A body withheld past
+/// `--body-read-timeout` is answered 408 and the connection closed; a
+/// header left half-sent (slowloris) has its connection closed after
+/// `--header-read-timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_cannot_hold_requests_open_or_make_ticketd_read_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Ticketd::spawn(
+        dir.path(),
+        &[
+            "--inbound-domain",
+            "in.example.com",
+            "--inbound-token",
+            INBOUND_TOKEN,
+            "--header-read-timeout",
+            "1s",
+            "--body-read-timeout",
+            "2s",
+        ],
+    );
+    let head = |token: &str, length: usize| {
+        format!(
+            "POST /inbound/email HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: message/rfc822\r\n\
+             Content-Length: {length}\r\n{token}\r\n"
+        )
+    };
+    let wait = Duration::from_secs(8);
+    for (token, length, status) in [
+        (format!("X-Inbound-Token: {}\r\n", "w".repeat(40)), 10 << 20, "401"),
+        (String::new(), 10 << 20, "401"),
+        (format!("X-Inbound-Token: {INBOUND_TOKEN}\r\n"), 11 << 20, "413"),
+    ] {
+        let (answer, _, took) = raw_exchange(&d.base, head(&token, length).as_bytes(), wait).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{token:?} {length}: {answer:?} after {took:?}"
+        );
+        assert!(
+            took < Duration::from_secs(2),
+            "answered before the body timeout: {took:?}"
+        );
+    }
+    // The right token, the body withheld: 408 once the body timeout passes.
+    let (answer, closed, took) = raw_exchange(
+        &d.base,
+        head(&format!("X-Inbound-Token: {INBOUND_TOKEN}\r\n"), 1000).as_bytes(),
+        wait,
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?} after {took:?}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert!(closed, "the connection stays open after the 408");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    // A body sent slowly past the bound: the same.
+    let (answer, _, _) = {
+        use tokio::io::AsyncWriteExt;
+        let addr = d.base.trim_start_matches("http://").to_owned();
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let req = "POST /tickets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(2500) {
+            if stream.write_all(b" ").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let mut got = String::new();
+        let _ = tokio::time::timeout(Duration::from_secs(3), async {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; 4096];
+            while let Ok(n) = stream.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                got.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
         .await;
-        assert_eq!(s, with);
+        (got, (), ())
+    };
+    assert!(answer.starts_with("HTTP/1.1 408"), "a trickled body: {answer:?}");
+    // Slowloris: half a header, then nothing; closed after the header timeout.
+    for partial in [
+        "POST /tickets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty",
+        "GET /health HTTP/1.1\r\n",
+        "",
+    ] {
+        let (answer, closed, took) = raw_exchange(&d.base, partial.as_bytes(), wait).await;
+        assert!(closed, "{partial:?}: still open after {took:?} ({answer:?})");
+        assert!(took < Duration::from_secs(4), "{partial:?}: closed after {took:?}");
+    }
+    // Meanwhile, and after, ticketd serves as usual.
+    let (s, _) = call(&d.base, reqwest::Method::GET, "/health", &[], None).await;
+    assert_eq!(s, 200);
+}
+
+/// In the text log format no user-controlled value can forge a line or
+/// reach the terminal raw: a Message-ID folded over lines with a fake log
+/// line, bare CRs, escape sequences and bidi overrides is written escaped,
+/// one line per event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_logs_escape_every_user_controlled_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Ticketd::spawn(
+        dir.path(),
+        &["--inbound-domain", "in.example.com", "--inbound-token", INBOUND_TOKEN],
+    );
+    let forged = "2026-01-01T00:00:00.000000Z ERROR ticketd: level=ERROR forged line";
+    let client = reqwest::Client::new();
+    for (i, id) in [
+        format!("<a\r\n {forged}@x>"),
+        format!("<a\r{forged}@x>"),
+        "<a\u{1b}[2Jb\u{202e}c@x>".to_owned(),
+        format!("<a@x\r\n {forged}>"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let raw = format!(
+            "From: Carla <carla@customer.example>\r\nTo: reply+nothing@in.example.com\r\n\
+             Subject: hello {i}\r\nMessage-ID: {id}\r\n\r\nbody\r\n"
+        );
+        let resp = client
+            .post(format!("{}/inbound/email", d.base))
+            .header("content-type", "message/rfc822")
+            .header("x-inbound-token", INBOUND_TOKEN)
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+    }
+    // A path, a query and headers with what HTTP lets through.
+    let (s, _) = call(
+        &d.base,
+        reqwest::Method::GET,
+        "/tickets/%0d%0aERROR%20forged%1b?x=%0a",
+        &[("x-request-id", "abc%0a")],
+        None,
+    )
+    .await;
+    assert!(s >= 400);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = d.log();
+    assert!(log.contains("inbound mail"), "{log}");
+    for line in log.lines() {
+        assert!(
+            !line.contains("forged line") || line.contains("inbound mail"),
+            "a forged line: {line:?}"
+        );
+        assert!(!line.starts_with(' ') && !line.starts_with("level="), "{line:?}");
+    }
+    for c in ['\r', '\x1b', '\u{202e}'] {
+        assert!(!log.contains(c), "{c:?} reached the log:\n{log}");
     }
 }
 
@@ -349,13 +636,14 @@ async fn readme_walkthrough_runs_as_pasted() {
         .and_then(|s| s.split("```").next())
         .expect("a bash block");
     let dir = tempfile::tempdir().unwrap();
-    let d = Ticketd::spawn(dir.path(), &[]);
+    let d = Ticketd::spawn(dir.path(), &["--dashboard-token", DASHBOARD_TOKEN]);
     let base = d.base.clone();
     let script = script.to_owned();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("bash")
             .args(["-euo", "pipefail", "-c", &script])
             .env("BASE", base)
+            .env("DASHBOARD_TOKEN", DASHBOARD_TOKEN)
             .output()
             .unwrap()
     })
@@ -486,8 +774,16 @@ fn configuration_errors_are_one_line_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let occupied = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = occupied.local_addr().unwrap().to_string();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--jwt-secret", "too-short"], "at least 32 characters"),
+        (
+            &["--dashboard-token", "x"],
+            "--dashboard-token must be at least 32 characters",
+        ),
+        (
+            &["--inbound-domain", "in.example.com", "--inbound-token", &"t".repeat(31)],
+            "--inbound-token must be at least 32 characters",
+        ),
         (
             &["--listen", &busy, "--jwt-secret", &"k".repeat(40)],
             "cannot listen on",

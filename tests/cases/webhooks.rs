@@ -438,3 +438,82 @@ pub async fn webhooks_keep_flowing_after_a_refused_write(set: &dyn AdapterSet) {
     assert_eq!(tickets, [first.as_str(), second.as_str()], "{got:#?}");
     app.stop().await;
 }
+
+/// An endpoint that accepts connections and never answers (a tar pit),
+/// with a backlog of 40 deliveries from one org, holds up only its own
+/// deliveries: another org's delivery arrives within 2 s of its ticket on
+/// ticketd's dispatcher (which looks every second), within one reconcile
+/// tick plus 2 s on the AWS set (where ticketd reads the stream each tick).
+pub async fn a_slow_endpoint_never_delays_another_orgs_delivery(set: &dyn AdapterSet) {
+    let tick = Duration::from_secs(1);
+    let app = TestApp::start(
+        set,
+        TestConfig {
+            reconcile_interval: tick,
+            ..Default::default()
+        },
+    )
+    .await;
+    let tar_pit = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let pit = tar_pit.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let held = {
+        let accepted = accepted.clone();
+        tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((conn, _)) = tar_pit.accept().await {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                open.push(conn);
+            }
+        })
+    };
+    let slow_org = app.new_org().await;
+    let slow_admin = app.new_admin(&slow_org).await;
+    app.create_webhook(&slow_admin.jwt, &format!("http://{pit}/hook"), &["ticket.created"])
+        .await
+        .expect(201);
+    for _ in 0..40 {
+        app.new_ticket_id(&slow_org, &customer()).await;
+    }
+    // The backlog is under way: the pit holds attempts.
+    let deadline = tokio::time::Instant::now() + DELIVERY_WAIT;
+    while accepted.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the tar pit got no attempt");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let org = app.new_org().await;
+    let admin = app.new_admin(&org).await;
+    let receiver = Receiver::start().await;
+    let hook = app
+        .create_webhook(&admin.jwt, &receiver.url(), &["ticket.created"])
+        .await
+        .expect(201);
+    receiver.trust(hook["secret"].as_str().unwrap());
+    let filed = std::time::Instant::now();
+    let ticket = app.new_ticket_id(&org, &customer()).await;
+    // Long enough to see how late it comes when it is held up.
+    let wait = Duration::from_secs(150);
+    let got = receiver.wait_until(wait, |g| !g.is_empty()).await;
+    let waited = filed.elapsed();
+    assert!(
+        got.iter()
+            .any(|r| r.verified && r.body["data"]["ticket"]["id"] == ticket.as_str()),
+        "not delivered within {wait:?}: {got:#?}"
+    );
+    let bound = match set.name() {
+        "aws" => tick + Duration::from_secs(2),
+        _ => Duration::from_secs(2),
+    };
+    eprintln!(
+        "{}: another org's delivery took {waited:?} behind a tar pit's backlog (the pit accepted {})",
+        set.name(),
+        accepted.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert!(
+        waited <= bound,
+        "another org's delivery took {waited:?} (bound {bound:?})"
+    );
+    held.abort();
+    app.stop().await;
+}

@@ -7,6 +7,9 @@ use tempfile::TempDir;
 
 pub struct EmbeddedSet;
 
+/// The dashboard's token in every embedded deployment (the cases read mail there).
+const DASHBOARD_TOKEN: &str = "dashboard-token-for-the-contract-cases-0123";
+
 struct Running {
     _dir: TempDir,
     config: ticketd::Config,
@@ -40,6 +43,7 @@ impl EmbeddedSet {
         config.reconcile_interval = test.reconcile_interval;
         config.allow_private_webhooks = test.allow_private_webhooks;
         config.limits = test.limits.clone();
+        config.dashboard_token = Some(DASHBOARD_TOKEN.into());
         if let Some((domain, token)) = test.inbound {
             config.inbound_domain = Some(domain);
             config.inbound_token = Some(token);
@@ -75,6 +79,7 @@ impl Deployment for Running {
         let body: serde_json::Value = self
             .http
             .get(format!("{}/dashboard/api/mail", self.base_url))
+            .header("x-dashboard-token", DASHBOARD_TOKEN)
             .send()
             .await?
             .error_for_status()?

@@ -32,6 +32,11 @@ impl Email {
         if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
             return Err(bad("misplaced dot in the local part"));
         }
+        // Atoms only: no RFC 5322 special (quoted local parts are not taken),
+        // so an address can never break out of a mail header it lands in.
+        if local.chars().any(is_special) {
+            return Err(bad("the local part holds a character such as ; : \" ( ) [ ] \\"));
+        }
         if !is_hostname(domain) {
             return Err(bad("bad domain"));
         }
@@ -106,6 +111,11 @@ fn is_bidi_control(c: char) -> bool {
 /// practice): bidi marks and controls, zero-width spaces and joiners, the
 /// soft hyphen, the byte-order mark, interlinear annotation and tag characters.
 /// None belongs in an email address, where they make look-alikes.
+/// RFC 5322 `specials` but the dot (and `<`, `>`, `,`, `@`, refused before).
+fn is_special(c: char) -> bool {
+    matches!(c, '(' | ')' | '[' | ']' | ':' | ';' | '"' | '\\')
+}
+
 fn is_format(c: char) -> bool {
     is_bidi_control(c)
         || matches!(
@@ -248,6 +258,14 @@ mod tests {
             "a\u{E0041}b@x.example",
             "a@x.example\u{200F}",
             "a@127.0.0.1",
+            "a;b@x.example",
+            "a:b@x.example",
+            "a(b)@x.example",
+            "a[b]@x.example",
+            "\"a;b\"@x.example",
+            "a\\b@x.example",
+            "to:victim@x.example",
+            "a;victim@y.example@x.example",
         ] {
             assert!(Email::parse("email", bad).is_err(), "{bad:?} was accepted");
         }
@@ -256,6 +274,8 @@ mod tests {
             "a+tag@x.example",
             "jos\u{E9}@x.example",
             "a_b-c@sub.x.example",
+            "o'brien@x.example",
+            "a!#$%&*/=?^`{|}~@x.example",
         ] {
             assert!(Email::parse("email", good).is_ok(), "{good:?} was refused");
         }

@@ -6,6 +6,7 @@ mod api_keys;
 mod auto_close;
 mod commands;
 mod cursor;
+mod delivery_pool;
 mod history;
 mod idempotency;
 mod inbound;
@@ -26,6 +27,7 @@ pub use api_keys::{IssuedKey, MAX_API_KEYS, key_name};
 pub use auto_close::CloseOutcome;
 pub use commands::{ListQuery, ListResult, NewAdmin, NewOrg, NewTicket, OrgSignup, Signin, TicketPatch};
 pub use cursor::CursorCodec;
+pub use delivery_pool::{DeliveryPool, Start};
 pub use history::EventPage;
 pub use idempotency::{IDEMPOTENCY_LEASE, IDEMPOTENCY_TTL, MAX_IDEMPOTENCY_KEY, Presented, idempotency_key};
 pub use inbound::{InboundOutcome, InboundSource, Rejection};
@@ -36,7 +38,10 @@ pub use reconcile::SweepReport;
 pub use replies::{CustomerReply, ReplyOutcome, ReplyVia};
 pub use reply_keys::{InboundAuth, InboundSettings, ReplyKeyConfig, ReplyKeys};
 pub use signin::MAX_ACCOUNTS_PER_SIGNIN;
-pub use webhooks::{DELIVERIES_LISTED, DUE_PER_SWEEP, IssuedWebhook, NOTICE_ADMINS, RESOLVE_TIMEOUT, WEBHOOK_CHUNK};
+pub use webhooks::{
+    DELIVERIES_LISTED, DUE_PER_SWEEP, ENDPOINT_IN_FLIGHT, IssuedWebhook, NOTICE_ADMINS, ORG_IN_FLIGHT, RESOLVE_TIMEOUT,
+    SWEEP_IN_FLIGHT,
+};
 
 use crate::auth::{self, Claims};
 use crate::domain::limits::Limits;

@@ -258,14 +258,18 @@ impl Service {
         held: Option<Limit>,
         unanswered: usize,
     ) -> Result<Message> {
-        let assignee = match after.admin_id {
-            Some(a) => self.ports.store.admin(after.org_id, a).await?,
-            None => None,
-        };
         // A held reply is not news to mail about (it is on the ticket, with
         // its `replyHeld` event); others are told coalesced, within limits.
+        // The assignee is read beside the notice interval's slot.
+        let (assignee, notice_due) = match (after.admin_id, held) {
+            (Some(a), None) => {
+                let (assignee, due) = tokio::join!(self.ports.store.admin(after.org_id, a), self.notice_due(after));
+                (assignee?, due?)
+            }
+            _ => (None, false),
+        };
         let assignee = match assignee {
-            Some(a) if held.is_none() && self.may_notify(after, &a.email).await? => Some(a),
+            Some(a) if notice_due && self.may_mail(after, &a.email).await? => Some(a),
             _ => None,
         };
         let mut message = Message {
@@ -320,24 +324,34 @@ impl Service {
             .await
             .map_err(|e| conflict_as(e, CONCURRENT_CHANGE))?;
         if let Some(committed) = message.delivery.take() {
-            message.delivery = Some(self.deliver_inline(after.id, id, committed).await);
+            message.delivery = Some(match self.config.inline_send {
+                super::InlineSend::Detached => self.deliver_inline(after.id, id, committed).await,
+                // On Lambda the assignee's notice is left to the sweeper's
+                // next run (within a minute): the reply's time budget has no
+                // room for an inline send.
+                super::InlineSend::Cut => committed,
+            });
         }
         Ok(message)
     }
 
-    /// Whether the assignee may be mailed about a reply to `ticket` now: the
-    /// first reply of each notice interval, within the org's mail limit and
-    /// the recipient's.
-    async fn may_notify(&self, ticket: &Ticket, to: &Email) -> Result<bool> {
+    /// Whether this reply is the first of its ticket's notice interval (the
+    /// assignee is told of the first reply of each interval only).
+    async fn notice_due(&self, ticket: &Ticket) -> Result<bool> {
         let every = Rate::new(1, self.config.limits.reply_notice_every);
-        if self.take_rate(&format!("reply_notice:{}", ticket.id), every).await? != Slot::Taken {
-            return Ok(false);
-        }
-        for (limit, key) in [
-            (Limit::MailPerOrg, ticket.org_id.to_string()),
-            (Limit::MailPerRecipient, to.as_str().to_owned()),
-        ] {
-            if self.try_slot(limit, &key).await? != Slot::Taken {
+        Ok(self.take_rate(&format!("reply_notice:{}", ticket.id), every).await? == Slot::Taken)
+    }
+
+    /// Whether a notice to `to` about `ticket` fits the org's mail limit and
+    /// the recipient's (both slots taken at once).
+    async fn may_mail(&self, ticket: &Ticket, to: &Email) -> Result<bool> {
+        let org_key = ticket.org_id.to_string();
+        let (org, recipient) = tokio::join!(
+            self.try_slot(Limit::MailPerOrg, &org_key),
+            self.try_slot(Limit::MailPerRecipient, to.as_str())
+        );
+        for (limit, slot) in [(Limit::MailPerOrg, org?), (Limit::MailPerRecipient, recipient?)] {
+            if slot != Slot::Taken {
                 tracing::warn!(ticket = %ticket.id, limit = limit.as_str(), "reply notice not mailed: mail limit reached");
                 return Ok(false);
             }

@@ -18,7 +18,14 @@ use tokio::time::Instant;
 /// Deliveries one sweep of due ones reads; more wait for the next.
 pub const DUE_PER_SWEEP: usize = 100;
 /// Deliveries attempted at once by a sweep.
-pub const WEBHOOK_CHUNK: usize = 8;
+pub const SWEEP_IN_FLIGHT: usize = 8;
+/// Attempts under way at once to one endpoint: a slow one (an endpoint
+/// that accepts and never answers holds each for the 10 s timeout) ties up
+/// this many, never the others' share.
+pub const ENDPOINT_IN_FLIGHT: usize = 4;
+/// Attempts under way at once for one org's endpoints together (ticketd's
+/// dispatcher; on AWS, the sender function's concurrency bounds them).
+pub const ORG_IN_FLIGHT: usize = 8;
 /// Deliveries a list shows (the newest).
 pub const DELIVERIES_LISTED: usize = 100;
 /// Admins told of a disabled endpoint: one page of the admin list, mailed
@@ -236,29 +243,68 @@ impl Service {
         }
     }
 
-    /// Attempts the deliveries due now, up to [`DUE_PER_SWEEP`], eight at a
-    /// time, starting no chunk but the first after `deadline`: the first
-    /// always runs, so work earlier in a sweep that used up its window (a
-    /// backlog of closes) cannot starve the retries; how many were attempted.
+    /// Attempts the deliveries due now, up to [`DUE_PER_SWEEP`]: each
+    /// endpoint's in order, by up to [`ENDPOINT_IN_FLIGHT`] workers of its
+    /// own, [`SWEEP_IN_FLIGHT`] attempts at once in all. No batch waits for
+    /// its slowest: an endpoint that never answers holds its own workers,
+    /// and every other endpoint's first attempt starts at once. The first
+    /// [`SWEEP_IN_FLIGHT`] attempts always run; no later one starts after
+    /// `deadline` (so work earlier in a sweep that used up its window, a
+    /// backlog of closes, cannot starve the retries); how many were attempted.
     pub async fn deliver_due_webhooks(&self, deadline: Option<Instant>) -> Result<usize> {
+        use std::sync::atomic::AtomicUsize;
         let due = self.ports.webhooks.due_deliveries(self.now(), DUE_PER_SWEEP).await?;
-        let mut attempted = 0;
-        // A few at a time: one slow endpoint (10 s) must not hold up the rest.
-        for (i, chunk) in due.chunks(WEBHOOK_CHUNK).enumerate() {
-            if i > 0 && deadline.is_some_and(|d| Instant::now() >= d) {
-                break;
-            }
-            let results =
-                futures_util::future::join_all(chunk.iter().map(|(hook, id)| self.deliver_webhook(*hook, id))).await;
-            for r in results {
-                match r {
-                    Ok(Some(_)) => attempted += 1,
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "webhook delivery not recorded; retried when due"),
-                }
+        let mut queues: Vec<(WebhookId, std::sync::Mutex<std::collections::VecDeque<String>>)> = Vec::new();
+        for (hook, id) in due {
+            match queues.iter_mut().find(|(h, _)| *h == hook) {
+                Some((_, queue)) => queue.get_mut().unwrap_or_else(|e| e.into_inner()).push_back(id),
+                None => queues.push((hook, std::sync::Mutex::new([id].into()))),
             }
         }
-        Ok(attempted)
+        let permits = tokio::sync::Semaphore::new(SWEEP_IN_FLIGHT);
+        let (started, attempted) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let (permits, started, attempted) = (&permits, &started, &attempted);
+        let workers = queues.iter().flat_map(|(hook, queue)| {
+            let n = queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len()
+                .min(ENDPOINT_IN_FLIGHT);
+            (0..n).map(move |_| self.sweep_worker(*hook, queue, permits, started, attempted, deadline))
+        });
+        futures_util::future::join_all(workers).await;
+        Ok(attempted.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// One of an endpoint's workers in a sweep: attempts its deliveries in
+    /// order while the sweep's caps and deadline allow.
+    async fn sweep_worker(
+        &self,
+        hook: WebhookId,
+        queue: &std::sync::Mutex<std::collections::VecDeque<String>>,
+        permits: &tokio::sync::Semaphore,
+        started: &std::sync::atomic::AtomicUsize,
+        attempted: &std::sync::atomic::AtomicUsize,
+        deadline: Option<Instant>,
+    ) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let Ok(_permit) = permits.acquire().await else { return };
+            if started.load(Ordering::Relaxed) >= SWEEP_IN_FLIGHT && deadline.is_some_and(|d| Instant::now() >= d) {
+                return;
+            }
+            let Some(id) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
+                return;
+            };
+            started.fetch_add(1, Ordering::Relaxed);
+            match self.deliver_webhook(hook, &id).await {
+                Ok(Some(_)) => {
+                    attempted.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "webhook delivery not recorded; retried when due"),
+            }
+        }
     }
 
     /// Emails the admins of each disabled endpoint not told yet, starting

@@ -85,6 +85,9 @@ pub enum Step {
     /// Up to `calls` AWS calls cut off after a fixed time (respond's inline
     /// mail attempt: what is left goes to the sweeper, never past the answer).
     Capped(&'static str, Duration, u32),
+    /// `calls` AWS calls made in parallel branches, `depth` of them one
+    /// after another on the longest branch: the time of `depth` calls.
+    Parallel(&'static str, u32, u32),
     /// A stretch of steps with a name of its own (a unit two functions share).
     Unit(&'static str, &'static [Step]),
     /// One of several stretches, whichever is longest.
@@ -102,6 +105,7 @@ impl Step {
             Step::Cpu(_, d) => d,
             Step::TimeBoxed(_, window, calls) => window + limits.worst_call() * calls,
             Step::Capped(_, cap, calls) => cap.min(limits.worst_call() * calls),
+            Step::Parallel(_, _, depth) => limits.worst_call() * depth,
             Step::Unit(_, steps) => steps.iter().map(|s| s.worst_case(limits)).sum(),
             Step::Longest(_, options) => options
                 .iter()
@@ -116,7 +120,7 @@ impl Step {
     pub fn descriptions(&self) -> Vec<&'static str> {
         match *self {
             Step::Calls(d, _) | Step::Repeat(d, _, _) | Step::Cpu(d, _) | Step::TimeBoxed(d, _, _) => vec![d],
-            Step::Capped(d, _, _) => vec![d],
+            Step::Capped(d, _, _) | Step::Parallel(d, _, _) => vec![d],
             Step::AssignRetries => vec![ASSIGN_ATTEMPT],
             Step::Unit(d, steps) => std::iter::once(d)
                 .chain(steps.iter().flat_map(Step::descriptions))
@@ -135,7 +139,7 @@ impl Step {
     /// bounded by time only is not).
     pub fn max_calls(&self) -> Option<u32> {
         match *self {
-            Step::Calls(_, n) | Step::Capped(_, _, n) => Some(n),
+            Step::Calls(_, n) | Step::Capped(_, _, n) | Step::Parallel(_, n, _) => Some(n),
             Step::Repeat(_, rounds, calls) => Some(rounds * calls),
             Step::Cpu(..) => Some(0),
             Step::AssignRetries | Step::TimeBoxed(..) => None,
@@ -188,6 +192,13 @@ const FULL_ADMIN_AUTH: Step = Step::Calls("authenticate a full admin: GetItem ad
 /// `KEYS_MAX_AGE` (5 minutes): in the request path, so in every JWT
 /// function's budget (verifying and signing alike).
 const JWT_KEYS: Step = Step::Calls("GetSecretValue JWT key ring (first use, then every 5 minutes)", 1);
+/// A paged list's token check and cursor check each load the keys; on a
+/// cold instance both reads run at once.
+const JWT_AND_CURSOR_KEYS: Step = Step::Parallel(
+    "GetSecretValue JWT key ring, for the token and the cursor at once (first use, then every 5 minutes)",
+    2,
+    1,
+);
 /// Respond's (and a reply's) one attempt at its mail right after the commit,
 /// cut off at `INLINE_SEND_BUDGET`: the claim, the send, the record. The
 /// attempt is never left running after the answer (on Lambda the instance
@@ -197,19 +208,31 @@ const INLINE_SEND: Step = Step::Capped(
     crate::service::INLINE_SEND_BUDGET,
     3,
 );
+/// Whether the assignee is told of a customer's reply: its read beside the
+/// ticket's notice-interval slot, then the org's and the recipient's mail
+/// slots at once.
+const REPLY_NOTICE: Step = Step::Parallel(
+    "GetItem assignee beside UpdateItem the notice slot, then UpdateItem the org's and recipient's mail slots at once",
+    4,
+    2,
+);
 /// Applying one inbound mail from S3 (inbound-email, and the sweeper's
 /// redrive of what inbound-email failed on). The reply key is read at init.
 const INBOUND_APPLY: &[Step] = &[
     Step::Calls("S3 GetObject", 1),
     Step::Calls("PutItem inbound record (conditional), GetItem if seen", 2),
     Step::Calls("GetItem ticket", 1),
+    Step::Calls(
+        "rate limits: UpdateItem the sender's and the ticket's inbound slots, the reopen or follow-up slot",
+        3,
+    ),
     // customer_reply, as add-reply does it.
     Step::Repeat("Query ticket and messages, by 1 MB page", 3, 1),
     Step::AssignRetries,
-    Step::Calls("GetItem assignee", 1),
+    REPLY_NOTICE,
     Step::Calls("TransactWriteItems ticket, reply, counters", 1),
     SCHEDULE,
-    INLINE_SEND,
+    // The assignee's notice is sent by the sweeper (no inline send on Lambda).
     Step::Calls("UpdateItem inbound outcome", 1),
 ];
 const ORG_AUTH: Step = Step::Calls("authenticate: GetItem org by secret hash", 1);
@@ -246,10 +269,10 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
                 "JWT signing ring and verify keys: GetSecretValue both, PutSecretValue verify keys when missing (first use, then every 5 minutes)",
                 3,
             ),
-            // Beside the account lookup (GetItem domain marker, then GetItem
-            // or Query credentials: 2 calls), which is shorter.
-            Step::Calls(
-                "throttle: take a slot per key (parallel): UpdateItem, PutItem, UpdateItem, GetItem",
+            Step::Parallel(
+                "throttle: take a slot per key, both at once (UpdateItem, PutItem, UpdateItem, GetItem each), \
+                 beside the account lookup (GetItem domain marker, GetItem or Query credentials)",
+                10,
                 4,
             ),
             // A function serves one request at a time: it never waits for a hashing turn.
@@ -257,7 +280,11 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
                 "Argon2 verify, one per account (MAX_ACCOUNTS_PER_SIGNIN = 5)",
                 ARGON2.saturating_mul(5),
             ),
-            Step::Calls("throttle: give back or clear the slots (parallel per key)", 1),
+            Step::Parallel(
+                "throttle: give back (UpdateItem) or clear (DeleteItem) the slots, both keys at once",
+                2,
+                1,
+            ),
         ],
     },
     FunctionBudget {
@@ -279,7 +306,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "list-tickets",
         steps: &[
-            JWT_KEYS,
+            JWT_AND_CURSOR_KEYS,
             ADMIN_AUTH,
             Step::Calls("GetItem admin by email (admin filter)", 1),
             Step::Calls("Query one index page", 1),
@@ -312,6 +339,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
             JWT_KEYS,
             ADMIN_AUTH,
             Step::Calls("GetItem ticket", 1),
+            Step::Calls("rate limits: UpdateItem the recipient's, then the org's mail slot", 2),
             // The reply key (for the mail's reply address) is read at init.
             Step::Calls("TransactWriteItems ticket, response, counters", 1),
             INLINE_SEND,
@@ -324,12 +352,13 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
         steps: &[
             ORG_AUTH,
             Step::Repeat("Query ticket and messages, by 1 MB page", 3, 1),
+            Step::Calls("rate limit: UpdateItem the reopen or follow-up slot", 1),
             // A reply to a long-closed ticket files a follow-up ticket first.
             Step::AssignRetries,
-            Step::Calls("GetItem assignee", 1),
+            REPLY_NOTICE,
             Step::Calls("TransactWriteItems ticket, reply, counters", 1),
             SCHEDULE,
-            INLINE_SEND,
+            // The assignee's notice is sent by the sweeper (no inline send on Lambda).
         ],
     },
     FunctionBudget {
@@ -396,18 +425,23 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     },
     FunctionBudget {
         binary: "list-webhooks",
-        steps: &[JWT_KEYS,
-            FULL_ADMIN_AUTH, Step::Calls("Query the org's webhooks (one page)", 1)],
+        steps: &[
+            JWT_KEYS,
+            FULL_ADMIN_AUTH,
+            Step::Calls("Query the org's webhooks (one page)", 1),
+        ],
     },
     FunctionBudget {
         binary: "delete-webhook",
-        steps: &[JWT_KEYS,
-            FULL_ADMIN_AUTH, Step::Calls("conditional DeleteItem", 1)],
+        steps: &[JWT_KEYS, FULL_ADMIN_AUTH, Step::Calls("conditional DeleteItem", 1)],
     },
     FunctionBudget {
         binary: "rotate-webhook-secret",
-        steps: &[JWT_KEYS,
-            FULL_ADMIN_AUTH, Step::Calls("conditional UpdateItem secret", 1)],
+        steps: &[
+            JWT_KEYS,
+            FULL_ADMIN_AUTH,
+            Step::Calls("conditional UpdateItem secret", 1),
+        ],
     },
     FunctionBudget {
         binary: "webhook-deliveries",
@@ -424,6 +458,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
         steps: &[
             JWT_KEYS,
             FULL_ADMIN_AUTH,
+            Step::Calls("rate limit: UpdateItem the org's redelivery slot", 1),
             Step::Calls("GetItem webhook, GetItem delivery", 2),
             Step::Calls("conditional UpdateItem delivery", 1),
         ],
@@ -515,7 +550,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "ticket-events",
         steps: &[
-            JWT_KEYS,
+            JWT_AND_CURSOR_KEYS,
             ADMIN_AUTH,
             Step::Calls("GetItem ticket (tenancy)", 1),
             Step::Calls("Query the ticket's events, one page", 1),
@@ -524,7 +559,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "list-admins",
         steps: &[
-            JWT_KEYS,
+            JWT_AND_CURSOR_KEYS,
             ADMIN_AUTH,
             Step::Calls("Query the org's admin items, one page", 1),
         ],
@@ -534,6 +569,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
         steps: &[
             JWT_KEYS,
             ADMIN_AUTH,
+            Step::Calls("rate limit: UpdateItem the admin's availability slot", 1),
             Step::Calls("GetItem admin, TransactWriteItems admin and credentials", 2),
             Step::Calls("PutItem backlog mark, Query unassigned", 2),
             // Per ticket: GetItem ticket, Query admins, TransactWriteItems.
@@ -544,6 +580,7 @@ pub const FUNCTIONS: &[FunctionBudget] = &[
     FunctionBudget {
         binary: "set-admin-role",
         steps: &[
+            JWT_KEYS,
             FULL_ADMIN_AUTH,
             Step::Calls("GetItem admin, TransactWriteItems admin and credentials", 2),
         ],

@@ -306,7 +306,9 @@ impl Intercept for DynamoCalls {
             if meta.service() == "DynamoDB" {
                 *log.dynamo.entry(meta.name().to_owned()).or_default() += 1;
             }
-            *log.operations.entry(format!("{}:{}", meta.service(), meta.name())).or_default() += 1;
+            *log.operations
+                .entry(format!("{}:{}", meta.service(), meta.name()))
+                .or_default() += 1;
             let start = log.calls.len();
             log.calls.extend(calls);
             let recorded = Recorded(start..log.calls.len());

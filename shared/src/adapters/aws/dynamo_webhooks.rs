@@ -15,6 +15,9 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Pages [`DynamoWebhooks::due_deliveries_skipping`] reads at most.
+pub const SKIPPING_PAGES: usize = 5;
+
 /// The webhook half of the table, over the store's client.
 pub struct DynamoWebhooks(pub(super) Arc<DynamoStore>);
 
@@ -93,6 +96,56 @@ impl DynamoWebhooks {
             .await
             .classify()?;
         Ok(out.items().to_vec())
+    }
+
+    /// Up to `limit` due deliveries, earliest first, leaving out those of the
+    /// endpoints in `skip_hooks` and the deliveries in `skip_deliveries`
+    /// (`"{webhook} {id}"`), reading on past them: at most
+    /// [`SKIPPING_PAGES`] pages, so a huge backlog of skipped endpoints
+    /// bounds the cost (what lies past it waits for a later tick).
+    pub async fn due_deliveries_skipping(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        skip_hooks: &[WebhookId],
+        skip_deliveries: &[String],
+    ) -> StoreResult<Vec<(WebhookId, String)>> {
+        let d = &self.0;
+        let upper = items::due_upper_bound(now);
+        let mut kept = Vec::new();
+        let mut start = None;
+        for _ in 0..SKIPPING_PAGES {
+            let out = d
+                .client
+                .query()
+                .table_name(&d.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("#p = :p AND #s <= :upper")
+                .expression_attribute_names("#p", DUE_PK)
+                .expression_attribute_names("#s", DUE_SK)
+                .expression_attribute_values(":p", s(DUE_DELIVERIES))
+                .expression_attribute_values(":upper", s(upper.clone()))
+                .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .classify()?;
+            for item in out.items() {
+                let (hook, id) = w::due_delivery_from(item).map_err(malformed)?;
+                let under_way = skip_deliveries
+                    .iter()
+                    .any(|k| k.strip_prefix(&format!("{hook} ")) == Some(&id));
+                if !skip_hooks.contains(&hook) && !under_way {
+                    kept.push((hook, id));
+                }
+            }
+            start = out.last_evaluated_key;
+            if kept.len() >= limit || start.is_none() {
+                break;
+            }
+        }
+        kept.truncate(limit);
+        Ok(kept)
     }
 
     /// Outbox messages of events at or before `before` whose mark is still

@@ -8,7 +8,7 @@ use super::failures::{self, Drained};
 use super::stream::{self, Change, Record};
 use super::{AwsAdapters, AwsSettings};
 use crate::domain::Timestamp;
-use crate::service::Service;
+use crate::service::{DUE_PER_SWEEP, DeliveryPool, Service, Start};
 use anyhow::Context;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use std::collections::HashMap;
@@ -39,6 +39,11 @@ pub struct Sweeper {
     inbound: Option<super::inbound_mail::InboundBucket>,
     /// Resolved from the ARNs on first use (one GetQueueUrl each per cold start).
     queue_urls: tokio::sync::OnceCell<Vec<String>>,
+    /// In a long-running process (ticketd): due deliveries start as tasks of
+    /// their own and the sweep does not wait for them, so a slow endpoint
+    /// never holds up the next tick. `None` (the sweeper function): the
+    /// sweep attempts them itself before it returns.
+    pool: Option<std::sync::Arc<DeliveryPool>>,
 }
 
 impl Sweeper {
@@ -49,7 +54,35 @@ impl Sweeper {
             queue_arns: [settings.failure_queue_arn.clone(), settings.dead_letter_arn.clone()],
             inbound: settings.inbound_bucket.clone(),
             queue_urls: tokio::sync::OnceCell::new(),
+            pool: None,
         }
+    }
+
+    /// Due deliveries go to `pool` instead of being attempted in the sweep.
+    pub fn with_pool(mut self, pool: std::sync::Arc<DeliveryPool>) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// Starts the due deliveries in the pool, leaving out what is under way
+    /// and the endpoints at their caps; how many it started.
+    async fn start_due_webhooks(&self, pool: &DeliveryPool) -> crate::Result<usize> {
+        let (full, _) = pool.saturated();
+        let under_way = pool.under_way();
+        let due = self
+            .aws
+            .webhooks
+            .due_deliveries_skipping(self.service.now(), DUE_PER_SWEEP, &full, &under_way)
+            .await?;
+        let mut started = 0;
+        for (hook, id) in due {
+            match pool.try_start(&self.service, hook, None, id) {
+                Start::Started => started += 1,
+                Start::PoolFull => break,
+                _ => {}
+            }
+        }
+        Ok(started)
     }
 
     /// One sweep, starting no new work after `window`; the two halves are
@@ -70,7 +103,11 @@ impl Sweeper {
             Err(e) => tracing::warn!(error = %e, "missed webhook messages not fanned out; next sweep retries"),
         }
         // Retries past the queue's 15-minute delay, and deliveries never queued.
-        match self.service.deliver_due_webhooks(Some(deadline)).await {
+        let webhooks = match &self.pool {
+            Some(pool) => self.start_due_webhooks(pool).await,
+            None => self.service.deliver_due_webhooks(Some(deadline)).await,
+        };
+        match webhooks {
             Ok(n) => sweep.webhooks_attempted = n,
             Err(e) => tracing::warn!(error = %e, "due webhooks not sent; next sweep retries"),
         }
@@ -176,8 +213,9 @@ enum Position {
 
 impl Reconciler {
     pub fn new(service: Service, aws: AwsAdapters, settings: &AwsSettings) -> Self {
+        let pool = std::sync::Arc::new(DeliveryPool::new(crate::service::SWEEP_IN_FLIGHT * 8));
         Self {
-            sweeper: Sweeper::new(service.clone(), aws.clone(), settings),
+            sweeper: Sweeper::new(service.clone(), aws.clone(), settings).with_pool(pool),
             service,
             aws,
             stream_arn: None,

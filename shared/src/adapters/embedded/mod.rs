@@ -14,6 +14,7 @@ mod outbox;
 mod rate_limits;
 mod rows;
 mod store;
+mod webhook_dispatch;
 mod webhook_store;
 
 pub use cache::CachedStore;
@@ -23,7 +24,8 @@ pub use jobs::{JobRunner, JobView, LocalScheduler, recent_jobs};
 pub use outbox::{MailView, OutboxMailer, recent_mail};
 pub use rate_limits::{SqliteLimits, sweep_expired};
 pub use store::SqliteStore;
-pub use webhook_store::{DISPATCH_EVERY, SqliteWebhooks, WebhookDispatcher};
+pub use webhook_dispatch::{DISPATCH_EVERY, DISPATCH_IN_FLIGHT, WebhookDispatcher};
+pub use webhook_store::SqliteWebhooks;
 
 use crate::adapters::webhook_http::HttpWebhookClient;
 use crate::ports::{Clock, Ports, RateLimiter, WebhookClient};
@@ -83,9 +85,7 @@ impl Embedded {
 
     /// The task that fans out the webhook outbox and sends due deliveries.
     pub fn webhook_dispatcher(&self) -> WebhookDispatcher {
-        WebhookDispatcher {
-            store: self.webhooks.clone(),
-        }
+        WebhookDispatcher::new(self.webhooks.clone())
     }
 
     /// The task that runs close jobs; spawn it beside the server.

@@ -1,17 +1,16 @@
 //! The [`WebhookStore`] port on SQLite, and the outbox the ticket writes fill
-//! (`insert_messages`, inside their transactions) with the dispatcher that
-//! fans it out (`WebhookDispatcher`, a ticketd background task).
+//! (`insert_messages`, inside their transactions) that the dispatcher
+//! (`webhook_dispatch`) fans out.
 
 use super::db::Db;
 use super::rows::{parse, ts};
 use crate::domain::webhooks::{
-    Attempt, ClaimedDelivery, DELIVERY_RETENTION, DeliveryState, DisabledReason, Health, StoredWebhook, Webhook,
-    WebhookDelivery, WebhookEventType, WebhookMessage, WebhookUrl, messages,
+    Attempt, ClaimedDelivery, DeliveryState, DisabledReason, Health, StoredWebhook, Webhook, WebhookDelivery,
+    WebhookEventType, WebhookMessage, WebhookUrl, messages,
 };
 use crate::domain::{EventId, OrgId, Ticket, TicketEvent, Timestamp, WebhookId};
 use crate::error::StoreError;
 use crate::ports::{StoreResult, WebhookStore};
-use crate::service::Service;
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use std::sync::Arc;
@@ -102,7 +101,7 @@ impl SqliteWebhooks {
     }
 
     /// Up to `limit` outbox messages, oldest first.
-    async fn outbox(&self, limit_: usize) -> StoreResult<Vec<(EventId, WebhookMessage)>> {
+    pub(super) async fn outbox(&self, limit_: usize) -> StoreResult<Vec<(EventId, WebhookMessage)>> {
         self.db
             .read(move |c| {
                 let mut stmt =
@@ -126,7 +125,7 @@ impl SqliteWebhooks {
     }
 
     /// Removes fanned-out messages, all in one transaction.
-    async fn remove_from_outbox(&self, events: Vec<EventId>) -> StoreResult<()> {
+    pub(super) async fn remove_from_outbox(&self, events: Vec<EventId>) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -143,9 +142,45 @@ impl SqliteWebhooks {
 }
 
 impl SqliteWebhooks {
+    /// Up to `limit` due deliveries (endpoint, org, id), earliest due first,
+    /// leaving out those of the endpoints and orgs in `skip_hooks` and
+    /// `skip_orgs` (at their in-flight caps) and the deliveries in
+    /// `skip_deliveries` (`"{webhook} {id}"`: already under way), so the
+    /// backlog of a few cannot fill the page and hide everyone else's.
+    pub(super) async fn due_for_dispatch(
+        &self,
+        now: Timestamp,
+        limit_: usize,
+        skip_hooks: &[WebhookId],
+        skip_orgs: &[OrgId],
+        skip_deliveries: &[String],
+    ) -> StoreResult<Vec<(WebhookId, OrgId, String)>> {
+        let list = |items: Vec<String>| json(&items);
+        let hooks = list(skip_hooks.iter().map(ToString::to_string).collect())?;
+        let orgs = list(skip_orgs.iter().map(ToString::to_string).collect())?;
+        let deliveries = list(skip_deliveries.to_vec())?;
+        self.db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT webhook_id, org_id, id FROM webhook_deliveries INDEXED BY webhook_deliveries_due
+                     WHERE state = 'pending' AND next_attempt_at <= ?1
+                       AND webhook_id NOT IN (SELECT value FROM json_each(?2))
+                       AND org_id NOT IN (SELECT value FROM json_each(?3))
+                       AND webhook_id || ' ' || id NOT IN (SELECT value FROM json_each(?4))
+                     ORDER BY next_attempt_at LIMIT ?5",
+                )?;
+                Ok(stmt
+                    .query_map(params![now.millis(), hooks, orgs, deliveries, limit(limit_)], |r| {
+                        Ok((parse(r.get(0)?, 0)?, parse(r.get(1)?, 1)?, r.get::<_, String>(2)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?)
+            })
+            .await
+    }
+
     /// Removes up to `limit` finished (not pending) deliveries made before
     /// `before`; how many it removed.
-    async fn purge_deliveries(&self, before: Timestamp, limit_: usize) -> StoreResult<usize> {
+    pub(super) async fn purge_deliveries(&self, before: Timestamp, limit_: usize) -> StoreResult<usize> {
         self.db
             .write(move |tx| {
                 Ok(tx.execute(
@@ -155,79 +190,6 @@ impl SqliteWebhooks {
                 )?)
             })
             .await
-    }
-}
-
-/// Fans the outbox out into deliveries and attempts the due ones; ticketd
-/// runs it beside the server every second (what the stream and the sender
-/// function do on AWS).
-pub struct WebhookDispatcher {
-    pub(super) store: Arc<SqliteWebhooks>,
-}
-
-/// How often the dispatcher looks: the first attempt comes within this of the commit.
-pub const DISPATCH_EVERY: Duration = Duration::from_secs(1);
-/// How often it removes deliveries past [`DELIVERY_RETENTION`].
-pub const PURGE_EVERY: Duration = Duration::from_secs(3600);
-/// Deliveries removed per transaction, so a large backlog never holds the
-/// write lock for long.
-const PURGE_BATCH: usize = 1000;
-
-impl WebhookDispatcher {
-    /// One round: fan out what the outbox holds (each message removed only
-    /// once its deliveries exist: at least once), attempt what is due, and
-    /// tell the admins of endpoints disabled since.
-    pub async fn round(&self, service: &Service) -> anyhow::Result<usize> {
-        // One delete for the batch (a write per message would double the
-        // write transactions of every ticket change); on an error, those
-        // fanned out so far are removed and the rest wait for the next round.
-        let mut done = Vec::new();
-        for (event, message) in self.store.outbox(100).await? {
-            if let Err(e) = service.fan_out_webhook(&message).await {
-                self.store.remove_from_outbox(done).await?;
-                return Err(e.into());
-            }
-            done.push(event);
-        }
-        self.store.remove_from_outbox(done).await?;
-        let attempted = service.deliver_due_webhooks(None).await?;
-        service.send_webhook_notices(None).await?;
-        Ok(attempted)
-    }
-
-    /// Removes finished deliveries made more than [`DELIVERY_RETENTION`]
-    /// ago (what DynamoDB's TTL does on AWS); how many.
-    pub async fn purge(&self, service: &Service) -> anyhow::Result<usize> {
-        let retention = i64::try_from(DELIVERY_RETENTION.as_millis()).unwrap_or(i64::MAX);
-        let before = Timestamp::from_millis(service.now().millis().saturating_sub(retention));
-        let mut total = 0;
-        loop {
-            let removed = self.store.purge_deliveries(before, PURGE_BATCH).await?;
-            total += removed;
-            if removed < PURGE_BATCH {
-                return Ok(total);
-            }
-        }
-    }
-
-    pub async fn run(self, service: Service, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut next_purge = tokio::time::Instant::now();
-        loop {
-            if let Err(e) = self.round(&service).await {
-                tracing::warn!(error = %format!("{e:#}"), "webhook dispatch failed; retried next round");
-            }
-            if tokio::time::Instant::now() >= next_purge {
-                next_purge += PURGE_EVERY;
-                if let Err(e) = self.purge(&service).await {
-                    tracing::warn!(error = %format!("{e:#}"), "old webhook deliveries not removed; retried in an hour");
-                }
-            }
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = tokio::time::sleep(DISPATCH_EVERY) => {}
-            }
-        }
     }
 }
 

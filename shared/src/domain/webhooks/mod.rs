@@ -131,18 +131,23 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a >= 240)
 }
 
+/// Only global unicast (2000::/3) is public, less the parts of it that are
+/// not: so every form that embeds IPv4 or reaches a local network is refused
+/// by what it is not (::/8 with IPv4-compatible, IPv4-translated
+/// `::ffff:0:0/96` and NAT64 `64:ff9b::/96`, discard `100::/64`, unique-local
+/// `fc00::/7`, site-local `fec0::/10`, link-local `fe80::/10`, multicast,
+/// unspecified, loopback), and inside it: `2001::/23` (IETF protocol
+/// assignments: Teredo `2001::/32`, benchmarking, ORCHID), documentation
+/// `2001:db8::/32` and `3fff::/20`, 6to4 `2002::/16`. (IPv4-mapped
+/// `::ffff:a.b.c.d` is checked as the IPv4 address it is.)
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    !(ip.is_loopback()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        // fc00::/7 unique-local, fe80::/10 link-local, 2001:db8::/32 documentation.
-        || (first & 0xfe00) == 0xfc00
-        || (first & 0xffc0) == 0xfe80
-        || (first == 0x2001 && ip.segments()[1] == 0x0db8)
-        // 64:ff9b::/96 NAT64 (reaches IPv4 space), ::/96 IPv4-compatible.
-        || (first == 0x0064 && ip.segments()[1] == 0xff9b)
-        || ip.segments()[..6].iter().all(|s| *s == 0))
+    let [first, second, ..] = ip.segments();
+    let global_unicast = (first & 0xe000) == 0x2000;
+    global_unicast
+        && !((first == 0x2001 && second < 0x0200)
+            || (first == 0x2001 && second == 0x0db8)
+            || first == 0x2002
+            || (first == 0x3fff && second < 0x1000))
 }
 
 #[cfg(test)]
@@ -198,6 +203,54 @@ mod tests {
             assert!(!is_public(bad.parse().unwrap()), "{bad}");
         }
         for good in ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public(good.parse().unwrap()), "{good}");
+        }
+    }
+
+    /// Each IPv6 form that embeds an IPv4 address or names a non-global
+    /// network is refused; global unicast around them is not.
+    #[test]
+    fn ipv6_forms_embedding_ipv4_or_local_networks_are_refused() {
+        for (bad, what) in [
+            ("::ffff:0:7f00:1", "IPv4-translated 127.0.0.1"),
+            ("::ffff:0:a9fe:a9fe", "IPv4-translated 169.254.169.254"),
+            ("::ffff:7f00:1", "IPv4-mapped 127.0.0.1"),
+            ("::7f00:1", "IPv4-compatible 127.0.0.1"),
+            ("2002:7f00:1::1", "6to4 of 127.0.0.1"),
+            ("2002:808:808::1", "6to4 of a public address"),
+            ("2001:0:4136:e378:8000:63bf:80ff:fffe", "Teredo"),
+            ("2001::1", "Teredo"),
+            ("2001:2::1", "benchmarking"),
+            ("2001:20::1", "ORCHIDv2"),
+            ("64:ff9b::7f00:1", "NAT64 of 127.0.0.1"),
+            ("64:ff9b:1::a00:1", "local-use NAT64"),
+            ("fec0::1", "site-local"),
+            ("feff::1", "site-local"),
+            ("fc00::1", "unique-local"),
+            ("fdff:ffff::1", "unique-local"),
+            ("fe80::1", "link-local"),
+            ("febf::1", "link-local"),
+            ("ff02::1", "multicast"),
+            ("ff0e::1", "global multicast"),
+            ("::", "unspecified"),
+            ("::1", "loopback"),
+            ("2001:db8::1", "documentation"),
+            ("3fff::1", "documentation"),
+            ("100::1", "discard"),
+            ("100::ffff:ffff:ffff:ffff", "discard"),
+            ("4000::1", "outside global unicast"),
+            ("1::1", "reserved"),
+        ] {
+            assert!(!is_public(bad.parse().unwrap()), "{bad}: {what}");
+        }
+        for good in [
+            "2606:4700:4700::1111",
+            "2a00:1450:4001::1",
+            "2001:200::1",
+            "2001:4860:4860::8888",
+            "2003::1",
+            "3fff:1000::1",
+        ] {
             assert!(is_public(good.parse().unwrap()), "{good}");
         }
     }
