@@ -143,11 +143,13 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 fn is_public_v6(ip: Ipv6Addr) -> bool {
     let [first, second, ..] = ip.segments();
     let global_unicast = (first & 0xe000) == 0x2000;
-    global_unicast
-        && !((first == 0x2001 && second < 0x0200)
-            || (first == 0x2001 && second == 0x0db8)
-            || first == 0x2002
-            || (first == 0x3fff && second < 0x1000))
+    let reserved = match first {
+        0x2001 => second < 0x0200 || second == 0x0db8,
+        0x2002 => true,
+        0x3fff => second < 0x1000,
+        _ => false,
+    };
+    global_unicast && !reserved
 }
 
 #[cfg(test)]
