@@ -206,7 +206,16 @@ async fn no_endpoint_scans_and_create_ticket_takes_at_most_three_calls() {
         assert!(!ops.contains_key("Scan"), "{endpoint} scanned: {ops:?}");
         assert!(
             ops.keys()
-                .all(|op| ["GetItem", "Query", "PutItem", "UpdateItem", "TransactWriteItems"].contains(&op.as_str())),
+                // DeleteItem: a successful sign-in clears its throttle window.
+                .all(|op| [
+                    "GetItem",
+                    "Query",
+                    "PutItem",
+                    "UpdateItem",
+                    "DeleteItem",
+                    "TransactWriteItems"
+                ]
+                .contains(&op.as_str())),
             "{endpoint}: {ops:?}"
         );
     }
@@ -220,10 +229,21 @@ async fn no_endpoint_scans_and_create_ticket_takes_at_most_three_calls() {
         BTreeMap::from([("GetItem".into(), 1), ("Query".into(), 1)])
     );
     assert_eq!(table["GET /tickets"], BTreeMap::from([("Query".into(), 1)]));
-    // Sign-in: both throttle counts (GetItem each) and the email's accounts in one Query.
+    // Sign-in: a slot taken per throttle key before the password is checked
+    // (a conditional UpdateItem; where it finds no window, a PutItem opening
+    // one, a second UpdateItem and a GetItem), beside the accounts' lookup
+    // (GetItem domain marker, Query the email's accounts); on success the
+    // client's slot given back (UpdateItem) and the pair's window cleared
+    // (DeleteItem).
     assert_eq!(
         table["POST /auth/admin/signin"],
-        BTreeMap::from([("GetItem".into(), 2), ("Query".into(), 1)])
+        BTreeMap::from([
+            ("DeleteItem".into(), 1),
+            ("GetItem".into(), 2),
+            ("PutItem".into(), 1),
+            ("Query".into(), 1),
+            ("UpdateItem".into(), 3)
+        ])
     );
     app.stop().await;
 }

@@ -268,7 +268,17 @@ async fn logs_never_contain_secrets_passwords_hashes_or_tokens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_have_one_line_per_request_and_no_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let d = Ticketd::spawn(dir.path(), &["--log-format", "json"]);
+    // A dashboard token of its own: without one, ticketd prints the
+    // dashboard's link (not a log line) once on stderr.
+    let d = Ticketd::spawn(
+        dir.path(),
+        &[
+            "--log-format",
+            "json",
+            "--dashboard-token",
+            "json-logs-test-dashboard-token-0123456789",
+        ],
+    );
     let (secret, jwt, tickets) = walkthrough(&d.base, 1).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let log = d.log();
